@@ -1,0 +1,255 @@
+"""Per-sample decoder-kernel gradients and their cosine to the reference gradients (Eq. 6).
+
+For scoring, every sample's gradient is the gradient of *its own* reconstruction loss
+``L_b = mean((x_hat_b - x_b)^2)`` with respect to the decoder kernels ``phi_i``, and the gradient
+loss is ``L_grad_b = -mean_i cos(dL_b/dphi_i, avg dJ/dphi_i)``.
+
+Two implementations, checked against each other and against a batch-of-one GradientTape loop:
+
+* :func:`decoder_scores` (fast path) runs the decoder forward and *by hand* backward with plain
+  TensorFlow ops (conv2d_transpose, conv2d, strided slices, batched matmuls), so the same function
+  serves Keras scoring, the SavedModel and a builtin-only LiteRT graph. It needs a decoder that is a
+  chain of layers :func:`plan_decoder` understands (the paper's decoder is one).
+* :func:`generic_decoder_scores` vectorizes a per-sample GradientTape over the batch; it works for
+  any differentiable decoder.
+
+Transposed convolution, stride s, 'valid' padding: ``y[s*i + p, s*j + q, o] += x[i, j, c] W[p, q, o, c]``,
+so ``dL/dW[p, q, o, c] = sum_ij x[i, j, c] dL/dy[s*i + p, s*j + q, o]``: a (c x HW) @ (HW x o) product
+per kernel tap, done for all taps and samples as one batched matmul.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+#: Guards cosines against a zero vector (the empty reference average before the first step).
+COSINE_EPSILON = 1e-8
+
+
+def cosine_similarity(a, b, axis=None):
+    """``<a, b> / max(|a| |b|, eps)``, reduced over ``axis`` (all axes if None)."""
+    dot = tf.reduce_sum(a * b, axis=axis)
+    squared_norms = tf.reduce_sum(tf.square(a), axis=axis) * tf.reduce_sum(tf.square(b), axis=axis)
+    # rsqrt of the clamped product: no sqrt(0) whose gradient (inf * 0) would give NaN.
+    return dot * tf.math.rsqrt(tf.maximum(squared_norms, COSINE_EPSILON**2))
+
+
+def constrained_kernels(decoder):
+    """The decoder kernels the gradient constraint acts on, in layer order (latent side first)."""
+    return [w for w in decoder.trainable_weights if w.name == "kernel"]
+
+
+def per_sample_reconstruction_error(images, reconstructions):
+    """``L_b``: mean squared error of each sample over its pixels and channels, shape (N,)."""
+    return tf.reduce_mean(tf.square(reconstructions - images), axis=[1, 2, 3])
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast path: a decoder described as a chain of simple steps, differentiated by hand.
+
+
+@dataclasses.dataclass(frozen=True)
+class TransposedConv:
+    kernel: object  # (kh, kw, out, in) variable or tensor, as Keras and tf.nn store it
+    bias: object  # (out,) or None
+    strides: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Crop:
+    cropping: tuple  # ((top, bottom), (left, right))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pad:
+    padding: tuple  # ((top, bottom), (left, right))
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    name: str  # "relu", "sigmoid" or "linear"
+
+
+_ACTIVATIONS = {"relu", "sigmoid", "linear"}
+
+
+def _activation_name(fn):
+    name = getattr(fn, "__name__", None)
+    return name if name in _ACTIVATIONS else None
+
+
+def _plan_layer(layer):
+    """The steps for one Keras layer, or None if the fast path does not know it."""
+    if isinstance(layer, keras.layers.InputLayer):
+        return []
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        activation = _activation_name(layer.activation)
+        simple = (
+            layer.padding == "valid"
+            and layer.data_format == "channels_last"
+            and tuple(layer.dilation_rate) == (1, 1)
+            and layer.output_padding is None
+            and activation is not None
+        )
+        if not simple:
+            return None
+        steps = [TransposedConv(layer.kernel, layer.bias, tuple(layer.strides))]
+        return steps + ([Activation(activation)] if activation != "linear" else [])
+    if isinstance(layer, keras.layers.Cropping2D) and layer.data_format == "channels_last":
+        return [Crop(tuple(tuple(c) for c in layer.cropping))]
+    if isinstance(layer, keras.layers.ZeroPadding2D) and layer.data_format == "channels_last":
+        return [Pad(tuple(tuple(p) for p in layer.padding))]
+    if isinstance(layer, keras.layers.Activation):
+        activation = _activation_name(layer.activation)
+        return None if activation is None else [Activation(activation)]
+    if isinstance(layer, keras.layers.ReLU):
+        plain = layer.max_value is None and layer.negative_slope == 0 and layer.threshold == 0
+        return [Activation("relu")] if plain else None
+    return None
+
+
+def plan_decoder(decoder):
+    """Describe ``decoder`` as a chain of fast-path steps, or return None if it is not one."""
+    layers = decoder.layers
+    if len(getattr(decoder, "inputs", None) or []) != 1 or len(decoder.outputs) != 1:
+        return None
+    previous_output = decoder.inputs[0]
+    steps = []
+    for layer in layers:
+        layer_steps = _plan_layer(layer)
+        if layer_steps is None:
+            return None
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if len(layer._inbound_nodes) != 1 or layer.input is not previous_output:
+            return None  # not a simple chain (branches, shared layers)
+        previous_output = layer.output
+        steps.extend(layer_steps)
+    if previous_output is not decoder.outputs[0]:
+        return None
+    n_kernels = sum(isinstance(s, TransposedConv) for s in steps)
+    if n_kernels != len(constrained_kernels(decoder)):
+        return None
+    return tuple(steps)
+
+
+def _deconv_forward(x, step):
+    kh, kw, out_channels, _ = step.kernel.shape
+    sh, sw = step.strides
+    height, width = x.shape[1], x.shape[2]
+    output_shape = tf.stack(
+        [tf.shape(x)[0], (height - 1) * sh + kh, (width - 1) * sw + kw, out_channels]
+    )
+    y = tf.nn.conv2d_transpose(x, step.kernel, output_shape, strides=(1, sh, sw, 1), padding="VALID")
+    if step.bias is not None:
+        y = y + step.bias
+    return y
+
+
+def _crop(x, cropping):
+    (top, bottom), (left, right) = cropping
+    return x[:, top : x.shape[1] - bottom, left : x.shape[2] - right, :]
+
+
+def _pad(x, padding):
+    return tf.pad(x, [[0, 0], list(padding[0]), list(padding[1]), [0, 0]])
+
+
+def _kernel_gradient_per_sample(inputs, output_grad, step):
+    """dL_b/dW of a 'valid' transposed conv for each sample: shape (N, in, kh, kw, out).
+
+    ``inputs`` (N, H, W, in) is the layer input and ``output_grad`` (N, H', W', out) the gradient
+    at its (uncropped, pre-bias) output. One strided slice per tap, one batched matmul in all.
+    """
+    kh, kw, out_channels, in_channels = step.kernel.shape
+    sh, sw = step.strides
+    height, width = inputs.shape[1], inputs.shape[2]
+    taps = [
+        output_grad[:, p : p + sh * (height - 1) + 1 : sh, q : q + sw * (width - 1) + 1 : sw, :]
+        for p in range(kh)
+        for q in range(kw)
+    ]
+    taps = tf.concat(taps, axis=-1)  # (N, H, W, kh*kw*out), tap-major
+    taps = tf.reshape(taps, [-1, height * width, kh * kw * out_channels])
+    flat_inputs = tf.reshape(inputs, [-1, height * width, in_channels])
+    grads = tf.matmul(flat_inputs, taps, transpose_a=True)  # (N, in, kh*kw*out)
+    return tf.reshape(grads, [-1, in_channels, kh, kw, out_channels])
+
+
+def decoder_scores(steps, latents, images, references):
+    """Fast path. Per-sample reconstruction error and per-layer gradient cosines.
+
+    Args:
+      steps: the decoder as returned by :func:`plan_decoder`.
+      latents: (N, ...) encoder outputs.
+      images: (N, H, W, C) the images the decoder should reconstruct (after preprocessing).
+      references: one tensor per transposed conv, shaped like its kernel (kh, kw, out, in).
+
+    Returns:
+      (recon (N,), cosines (N, n_layers), reconstructions (N, H, W, C)).
+    """
+    activations = [latents]  # input of every step, then the final output
+    for step in steps:
+        x = activations[-1]
+        if isinstance(step, TransposedConv):
+            x = _deconv_forward(x, step)
+        elif isinstance(step, Crop):
+            x = _crop(x, step.cropping)
+        elif isinstance(step, Pad):
+            x = _pad(x, step.padding)
+        elif step.name == "relu":
+            x = tf.nn.relu(x)
+        elif step.name == "sigmoid":
+            x = tf.sigmoid(x)
+        activations.append(x)
+    reconstructions = activations[-1]
+    recon = per_sample_reconstruction_error(images, reconstructions)
+
+    pixels = reconstructions.shape[1] * reconstructions.shape[2] * reconstructions.shape[3]
+    grad = (2.0 / pixels) * (reconstructions - images)  # dL_b / d x_hat_b
+    cosines = []
+    reference_index = len(references)
+    for index in range(len(steps) - 1, -1, -1):
+        step, step_input, step_output = steps[index], activations[index], activations[index + 1]
+        if isinstance(step, Activation):
+            if step.name == "relu":
+                grad = grad * tf.cast(step_output > 0, grad.dtype)
+            elif step.name == "sigmoid":
+                grad = grad * step_output * (1.0 - step_output)
+        elif isinstance(step, Crop):
+            grad = _pad(grad, step.cropping)
+        elif isinstance(step, Pad):
+            grad = _crop(grad, step.padding)
+        else:
+            reference_index -= 1
+            per_sample = _kernel_gradient_per_sample(step_input, grad, step)
+            # the reference in the same (in, kh, kw, out) layout as the per-sample gradients
+            reference = tf.transpose(references[reference_index], [3, 0, 1, 2])
+            cosines.append(cosine_similarity(per_sample, reference[None], axis=[1, 2, 3, 4]))
+            if index > 0:  # the gradient at the input of the first layer is not needed
+                sh, sw = step.strides
+                grad = tf.nn.conv2d(grad, step.kernel, strides=(1, sh, sw, 1), padding="VALID")
+    cosines = tf.stack(cosines[::-1], axis=1)
+    return recon, cosines, reconstructions
+
+
+# ----------------------------------------------------------------------------------------------
+# Generic path: any differentiable decoder, one GradientTape per sample, vectorized.
+
+
+def generic_decoder_scores(decoder, latents, images, references):
+    """Per-sample scores for any decoder; same outputs as :func:`decoder_scores`."""
+    kernels = constrained_kernels(decoder)
+
+    def one_sample(args):
+        latent, image = args
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([k.value for k in kernels])
+            reconstruction = decoder(latent[None], training=False)
+            loss = per_sample_reconstruction_error(image[None], reconstruction)[0]
+        grads = tape.gradient(loss, [k.value for k in kernels])
+        cosines = tf.stack([cosine_similarity(g, r) for g, r in zip(grads, references)])
+        return loss, cosines, reconstruction[0]
+
+    return tf.vectorized_map(one_sample, (latents, images), fallback_to_while_loop=True)

@@ -1,0 +1,278 @@
+"""GradCon: a convolutional autoencoder trained with a directional gradient constraint (Eq. 6).
+
+Training minimises ``J = L + alpha * L_grad`` with
+
+    L_grad = -mean_i cos(dL/dphi_i (this batch), avg_{t<k} dJ/dphi_i (past steps)),
+
+over the decoder kernels ``phi_i``. The running averages of the *total-loss* gradients live in
+non-trainable variables of the model, so they are saved, restored and distributed with it. Samples
+are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of its own loss.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gradcon_tf import gradients, networks, preprocessing
+
+DEFAULT_ALPHA = 0.03
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_BATCH_SIZE = 64
+
+
+@keras.saving.register_keras_serializable(package="gradcon_tf")
+class GradCon(keras.Model):
+    """GradCon anomaly detector (Kwon et al., ECCV 2020).
+
+    Args:
+      input_shape: (H, W, C) of the images given to the model. The network works at 28x28x``C``;
+        other sizes are resized to 28x28 in :meth:`preprocess`.
+      alpha: weight of the gradient loss in training, Eq. 6 (paper: 0.03).
+      beta: weight of the gradient loss in the anomaly score (paper: 4 * alpha, the default).
+      encoder, decoder: Keras models to use instead of the paper's CAE. The encoder maps
+        (28, 28, C) images to a latent, the decoder maps it back to (28, 28, C); the gradient
+        constraint acts on the decoder's kernels.
+    """
+
+    def __init__(
+        self,
+        input_shape=(28, 28, 1),
+        alpha=DEFAULT_ALPHA,
+        beta=None,
+        encoder=None,
+        decoder=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in input_shape)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"input_shape must be (H, W, C), got {input_shape}.")
+        self.alpha = float(alpha)
+        self.beta = 4.0 * self.alpha if beta is None else float(beta)
+        channels = self.image_shape[-1]
+        self.encoder = encoder if encoder is not None else networks.build_encoder(channels)
+        self.decoder = decoder if decoder is not None else networks.build_decoder(channels)
+        kernels = gradients.constrained_kernels(self.decoder)
+        if not kernels:
+            raise ValueError("The decoder has no trainable kernels for the gradient constraint.")
+
+        # Eq. 6: avg_{t<k} dJ/dphi_i, one per decoder kernel, and k - 1 (the number of steps seen).
+        self.reference_gradients = [
+            self.add_weight(
+                shape=kernel.shape,
+                initializer="zeros",
+                trainable=False,
+                name=f"reference_gradient_{index}",
+            )
+            for index, kernel in enumerate(kernels, start=1)
+        ]
+        self.reference_count = self.add_weight(
+            shape=(), initializer="zeros", dtype="int64", trainable=False, name="reference_count"
+        )
+        # NaN = not calibrated yet. Stored as a weight so that it is saved with the model.
+        self._threshold = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float("nan")),
+            trainable=False,
+            name="threshold",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
+        self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
+        self._decoder_plan = None  # fast-path description of the decoder, made on first use
+        self.built = True
+
+    # ------------------------------------------------------------------ configuration
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_shape=list(self.image_shape),
+            alpha=self.alpha,
+            beta=self.beta,
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def compile(self, optimizer=None, jit_compile=False, **kwargs):
+        """Adam(1e-3) unless ``optimizer`` is given. XLA is off by default (slower on CPU here)."""
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.recon_loss_tracker, self.grad_loss_tracker]
+
+    # ------------------------------------------------------------------ forward pass
+
+    def preprocess(self, images):
+        """uint8 -> /255, float32, resize to 28x28 (bilinear) when ``input_shape`` differs."""
+        return preprocessing.to_network_input(images)
+
+    def call(self, images, training=False):
+        """The reconstruction (N, 28, 28, C) of the preprocessed images."""
+        return self.decoder(self.encoder(self.preprocess(images), training=training), training=training)
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def constrained_kernels(self):
+        return gradients.constrained_kernels(self.decoder)
+
+    def gradient_loss(self, kernel_gradients):
+        """Eq. 6: -mean_i cos(dL/dphi_i, avg dJ/dphi_i). Zero while no average exists yet."""
+        cosines = [
+            gradients.cosine_similarity(g, r)
+            for g, r in zip(kernel_gradients, self.reference_gradients)
+        ]
+        return -tf.reduce_mean(tf.stack(cosines))
+
+    def _loss_terms(self, images, training):
+        """(L, L_grad) for a batch. The inner tape watches only the decoder kernels."""
+        kernels = [k.value for k in self.constrained_kernels]
+        with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
+            inner_tape.watch(kernels)
+            reconstructions = self(images, training=training)
+            recon_loss = tf.reduce_mean(
+                gradients.per_sample_reconstruction_error(self.preprocess(images), reconstructions)
+            )
+        kernel_gradients = inner_tape.gradient(recon_loss, kernels)
+        return recon_loss, self.gradient_loss(kernel_gradients)
+
+    def _unpack_images(self, data):
+        if isinstance(data, (tuple, list)):
+            data = data[0]  # (images,) or (images, ignored_labels)
+        return data
+
+    def train_step(self, data):
+        images = self._unpack_images(data)
+        # The outer tape watches every trainable variable (encoder and decoder).
+        with tf.GradientTape() as outer_tape:
+            recon_loss, grad_loss = self._loss_terms(images, training=True)
+            loss = recon_loss + self.alpha * grad_loss
+        trainable = self.trainable_variables
+        total_gradients = outer_tape.gradient(loss, trainable)
+        self.optimizer.apply(total_gradients, trainable)
+        position = {id(v): i for i, v in enumerate(trainable)}
+        self.update_reference_gradients(
+            [total_gradients[position[id(k)]] for k in self.constrained_kernels]
+        )
+        return self._record(loss, recon_loss, grad_loss)
+
+    def update_reference_gradients(self, total_gradients):
+        """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
+        count = tf.cast(self.reference_count + 1, "float32")
+        for reference, gradient in zip(self.reference_gradients, total_gradients):
+            reference.assign_add((gradient - reference) / count)
+        self.reference_count.assign_add(1)
+
+    def test_step(self, data):
+        images = self._unpack_images(data)
+        recon_loss, grad_loss = self._loss_terms(images, training=False)
+        return self._record(recon_loss + self.alpha * grad_loss, recon_loss, grad_loss)
+
+    def _record(self, loss, recon_loss, grad_loss):
+        self.loss_tracker.update_state(loss)
+        self.recon_loss_tracker.update_state(recon_loss)
+        self.grad_loss_tracker.update_state(grad_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def fit(self, x=None, y=None, **kwargs):
+        self._check_input(x)
+        if isinstance(kwargs.get("validation_data"), np.ndarray):
+            kwargs["validation_data"] = (self._check_input(kwargs["validation_data"], "validation_data"),)
+        return super().fit(self._check_input(x), y, **kwargs)
+
+    def _check_input(self, data, name="x"):
+        if isinstance(data, tf.data.Dataset):
+            spec = data.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            preprocessing.check_image_spec(spec, self.image_shape, name)
+            return data
+        if data is None or isinstance(data, keras.utils.PyDataset):
+            return data
+        return preprocessing.check_images(data, self.image_shape, name)
+
+    # ------------------------------------------------------------------ scoring
+
+    def per_sample_scores(self, images):
+        """Per-sample score, recon, grad_loss and layer cosines of a batch, as tensors.
+
+        Uses the closed-form fast path when the decoder is a chain of layers
+        :func:`gradients.plan_decoder` knows, else the generic vectorized-tape path.
+        """
+        network_input = self.preprocess(images)
+        latents = self.encoder(network_input, training=False)
+        if self._decoder_plan is None:
+            self._decoder_plan = gradients.plan_decoder(self.decoder) or ()
+        if self._decoder_plan:
+            recon, cosines, _ = gradients.decoder_scores(
+                self._decoder_plan, latents, network_input, self.reference_gradients
+            )
+        else:
+            recon, cosines, _ = gradients.generic_decoder_scores(
+                self.decoder, latents, network_input, [r.value for r in self.reference_gradients]
+            )
+        grad_loss = -tf.reduce_mean(cosines, axis=1)
+        return {
+            "score": recon + self.beta * grad_loss,
+            "recon": recon,
+            "grad_loss": grad_loss,
+            "layer_cosines": cosines,
+        }
+
+    def predict_step(self, data):
+        return self.per_sample_scores(self._unpack_images(data))
+
+    def score(self, images, batch_size=256, verbose=0):
+        """Anomaly scores of ``images``: a dict of numpy arrays, one row per sample.
+
+        ``score`` = recon + beta * grad_loss (higher = more anomalous), ``recon`` (the sample's
+        MSE), ``grad_loss`` (-mean cosine), ``layer_cosines`` (N, decoder layers), and
+        ``is_anomaly`` (score > threshold) once a threshold is set. Images: uint8 or float in [0, 1].
+        """
+        images = self._check_input(images, "images")
+        outputs = self.predict(images, batch_size=batch_size, verbose=verbose)
+        outputs = {k: np.asarray(v) for k, v in outputs.items()}
+        if self.threshold is not None:
+            outputs["is_anomaly"] = outputs["score"] > self.threshold
+        return outputs
+
+    # ------------------------------------------------------------------ thresholds
+
+    @property
+    def threshold(self):
+        """Decision threshold on the score (None until set or calibrated)."""
+        value = float(keras.ops.convert_to_numpy(self._threshold))
+        return None if math.isnan(value) else value
+
+    @threshold.setter
+    def threshold(self, value):
+        if value is None:
+            self._threshold.assign(float("nan"))
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"threshold must be a finite number, got {value}.")
+        self._threshold.assign(value)
+
+    def calibrate(self, normal_images, fpr=0.05, batch_size=256):
+        """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it."""
+        fpr = float(fpr)
+        if not 0.0 < fpr < 1.0:
+            raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
+        scores = self.score(normal_images, batch_size=batch_size)["score"]
+        self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
+        return self.threshold

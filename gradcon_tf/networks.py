@@ -1,0 +1,81 @@
+"""The paper's convolutional autoencoder (Sec. 5.1, Table 6: 230,721 parameters for 28x28x1).
+
+Encoder: four 4x4 stride-2 convolutions with 32, 32, 64, 64 filters and ReLU, each preceded by
+zero padding of 2 on every side (PyTorch ``padding=2`` in the authors' release):
+28 -> 15 -> 8 -> 5 -> 3, latent 3x3x64.
+
+Decoder: four 4x4 stride-2 transposed convolutions with 64, 32, 32, C filters, ReLU between and a
+sigmoid at the end. PyTorch ``ConvTranspose2d(padding=p)`` gives ``(in - 1) * 2 - 2p + 4``; that is
+a 'valid' Keras ``Conv2DTranspose`` followed by ``Cropping2D(p)``. With p = 2, 1, 2, 1:
+3 -> 4 -> 8 -> 14 -> 28.
+
+Each Keras layer with weights maps one to one onto a layer of the release (kernel layouts differ
+only by a transpose: PyTorch ``Conv2d`` (out, in, kh, kw) vs Keras (kh, kw, in, out);
+``ConvTranspose2d`` (in, out, kh, kw) vs Keras (kh, kw, out, in)).
+"""
+
+import keras
+
+#: Side length the paper's network works at; other sizes are resized to it (see preprocessing).
+IMAGE_SIZE = 28
+ENCODER_FILTERS = (32, 32, 64, 64)
+DECODER_FILTERS = (64, 32, 32)  # the last layer has as many filters as the image has channels
+DECODER_CROPS = (2, 1, 2, 1)  # PyTorch ConvTranspose2d paddings of the release
+KERNEL_SIZE = 4
+STRIDES = 2
+
+
+def _torch_default_initializers(fan_in):
+    """PyTorch's default Conv init (kaiming_uniform(a=sqrt(5)) == U(+-1/sqrt(fan_in)) for both)."""
+    bound = 1.0 / fan_in**0.5
+    return (
+        keras.initializers.RandomUniform(-bound, bound),
+        keras.initializers.RandomUniform(-bound, bound),
+    )
+
+
+def build_encoder(channels=1, name="encoder"):
+    """The paper's encoder: (28, 28, C) images in [0, 1] -> (3, 3, 64) latent."""
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, channels), name="image")
+    x = inputs
+    in_channels = channels
+    for index, filters in enumerate(ENCODER_FILTERS, start=1):
+        kernel_init, bias_init = _torch_default_initializers(in_channels * KERNEL_SIZE**2)
+        x = keras.layers.ZeroPadding2D(2, name=f"encoder_pad_{index}")(x)
+        x = keras.layers.Conv2D(
+            filters,
+            KERNEL_SIZE,
+            strides=STRIDES,
+            activation="relu",
+            kernel_initializer=kernel_init,
+            bias_initializer=bias_init,
+            name=f"encoder_conv_{index}",
+        )(x)
+        in_channels = filters
+    return keras.Model(inputs, x, name=name)
+
+
+def build_decoder(channels=1, name="decoder"):
+    """The paper's decoder: (3, 3, 64) latent -> (28, 28, C) reconstruction in (0, 1).
+
+    Layers are named ``decoder_deconv_{i}`` (i = 1 next to the latent), the order of Table 2.
+    """
+    inputs = keras.Input((3, 3, ENCODER_FILTERS[-1]), name="latent")
+    x = inputs
+    filters_per_layer = DECODER_FILTERS + (channels,)
+    for index, (filters, crop) in enumerate(zip(filters_per_layer, DECODER_CROPS), start=1):
+        last = index == len(filters_per_layer)
+        # PyTorch computes ConvTranspose2d fan_in from weight dim 1, i.e. the *output* channels.
+        kernel_init, bias_init = _torch_default_initializers(filters * KERNEL_SIZE**2)
+        x = keras.layers.Conv2DTranspose(
+            filters,
+            KERNEL_SIZE,
+            strides=STRIDES,
+            padding="valid",
+            kernel_initializer=kernel_init,
+            bias_initializer=bias_init,
+            name=f"decoder_deconv_{index}",
+        )(x)
+        x = keras.layers.Cropping2D(crop, name=f"decoder_crop_{index}")(x)
+        x = keras.layers.Activation("sigmoid" if last else "relu", name=f"decoder_act_{index}")(x)
+    return keras.Model(inputs, x, name=name)
