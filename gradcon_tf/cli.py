@@ -1,0 +1,140 @@
+"""``gradcon``: a thin command line over the library.
+
+  gradcon evaluate [--data digits] [--classes 0]      train per inlier class, print an AUROC table
+  gradcon train --data SPEC --inlier-class C --out model.keras
+  gradcon score --model model.keras --images FILE [--out scores.csv]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _parse_classes(text):
+    classes = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        classes.extend(range(int(low), int(high or low) + 1))
+    return classes
+
+
+def _add_training_arguments(parser, default_epochs):
+    parser.add_argument("--data", default="digits", help="dataset spec: digits, mnist:DIR, npz:FILE")
+    parser.add_argument("--epochs", type=int, default=default_epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate")
+
+
+def _load_images(path):
+    """Images to score: .npy, or an IDX file (gzipped or not)."""
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    from gradcon_tf.data.idx import read_idx
+
+    return read_idx(path)
+
+
+def command_evaluate(args):
+    from gradcon_tf import data, experiment, protocols
+
+    splits = data.load(args.data)
+    classes = _parse_classes(args.classes)
+    rows = []
+    started = time.perf_counter()
+    for inlier in classes:
+        print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
+        split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
+        model = experiment.train_one_class(
+            split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr
+        )
+        rows.append((inlier, experiment.evaluate_one_class(model, split)))
+    print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
+    print(f"{'class':>5}  {'GradCon':>7}  {'recon':>7}  {'grad':>7}  {'test FPR':>8}")
+    for inlier, result in rows:
+        print(
+            f"{inlier:>5}  {result['score']:7.3f}  {result['recon']:7.3f}  "
+            f"{result['grad_loss']:7.3f}  {result['test_false_positive_rate']:8.3f}"
+        )
+    if len(rows) > 1:
+        means = [np.mean([r[k] for _, r in rows]) for k in ("score", "recon", "grad_loss")]
+        print(f"{'mean':>5}  {means[0]:7.3f}  {means[1]:7.3f}  {means[2]:7.3f}")
+    print(f"wall time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def command_train(args):
+    from gradcon_tf import data, experiment, protocols
+
+    splits = data.load(args.data)
+    split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
+    model = experiment.train_one_class(
+        split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr
+    )
+    model.save(args.out)
+    result = experiment.evaluate_one_class(model, split)
+    print(
+        f"saved {args.out}; threshold {model.threshold:.6g}; test AUROC {result['score']:.3f} "
+        f"(recon {result['recon']:.3f}, grad {result['grad_loss']:.3f})"
+    )
+    return 0
+
+
+def command_score(args):
+    import keras
+
+    import gradcon_tf  # noqa: F401  (registers GradCon for loading)
+
+    model = keras.models.load_model(args.model)
+    outputs = model.score(_load_images(args.images), batch_size=args.batch_size)
+    columns = ["score", "recon", "grad_loss"] + (["is_anomaly"] if "is_anomaly" in outputs else [])
+    lines = [",".join(["index"] + columns)]
+    for i in range(len(outputs["score"])):
+        lines.append(",".join([str(i)] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        temporary = args.out + ".tmp"
+        with open(temporary, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, args.out)
+        print(f"wrote {len(outputs['score'])} scores to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="gradcon", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    evaluate = commands.add_parser("evaluate", help="train on inlier classes, print AUROC table")
+    _add_training_arguments(evaluate, default_epochs=60)
+    evaluate.add_argument("--classes", default="0", help="inlier classes, e.g. 0 or 0-9 or 1,7")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    train = commands.add_parser("train", help="train one inlier class and save the model")
+    _add_training_arguments(train, default_epochs=20)
+    train.add_argument("--inlier-class", type=int, required=True)
+    train.add_argument("--out", required=True, help="where to write the .keras model")
+    train.set_defaults(handler=command_train)
+
+    score = commands.add_parser("score", help="score images with a saved model")
+    score.add_argument("--model", required=True)
+    score.add_argument("--images", required=True, help=".npy array or IDX file of images")
+    score.add_argument("--batch-size", type=int, default=256)
+    score.add_argument("--out", help="CSV file to write (default: stdout)")
+    score.set_defaults(handler=command_score)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

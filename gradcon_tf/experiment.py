@@ -1,0 +1,66 @@
+"""Train GradCon on one inlier class and measure how well its scores find the outliers."""
+
+import keras
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from gradcon_tf.model import DEFAULT_BATCH_SIZE, GradCon
+
+#: The scores compared in the paper's tables: GradCon's combination and its two parts.
+SCORE_KINDS = ("score", "recon", "grad_loss")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One progress bar over epochs (instead of one per epoch), with the latest losses."""
+
+    def on_train_begin(self, logs=None):
+        self._bar = keras.utils.Progbar(self.params["epochs"], unit_name="epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = ("loss", "recon_loss", "grad_loss", "val_loss")
+        self._bar.update(epoch + 1, [(k, logs[k]) for k in shown if k in (logs or {})])
+
+
+def train_one_class(
+    split, epochs, seed=0, batch_size=DEFAULT_BATCH_SIZE, fpr=0.05, verbose=1, callbacks=()
+):
+    """Fit a GradCon model on ``split.train`` with model selection by validation loss.
+
+    The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept,
+    as in the authors' release; the threshold is calibrated on the validation images at ``fpr``.
+    ``verbose=1`` shows one progress bar over epochs, 2 Keras' per-epoch lines, 0 nothing.
+    """
+    if verbose == 1:
+        callbacks, verbose = [EpochProgress(), *callbacks], 0
+    keras.utils.set_random_seed(seed)
+    model = GradCon(input_shape=split.train.shape[1:])
+    model.compile()
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=epochs, restore_best_weights=True
+    )
+    model.fit(
+        split.train,
+        validation_data=split.validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[best, *callbacks],
+        verbose=verbose,
+    )
+    model.calibrate(split.validation, fpr=fpr)
+    return model
+
+
+def evaluate_one_class(model, split):
+    """AUROC of each score kind and of each decoder layer's cosine on ``split.test``."""
+    outputs = model.score(split.test)
+    labels = split.test_is_anomaly
+    result = {kind: float(roc_auc_score(labels, outputs[kind])) for kind in SCORE_KINDS}
+    # A low cosine means anomalous, so -cosine is the per-layer score (Table 2).
+    result["layers"] = [
+        float(roc_auc_score(labels, -outputs["layer_cosines"][:, i]))
+        for i in range(outputs["layer_cosines"].shape[1])
+    ]
+    if "is_anomaly" in outputs:
+        result["test_false_positive_rate"] = float(np.mean(outputs["is_anomaly"][~labels]))
+        result["test_true_positive_rate"] = float(np.mean(outputs["is_anomaly"][labels]))
+    return result
