@@ -13,12 +13,15 @@ SCORE_KINDS = ("score", "recon", "grad_loss")
 class EpochProgress(keras.callbacks.Callback):
     """One progress bar over epochs (instead of one per epoch), with the latest losses."""
 
+    SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
+
     def on_train_begin(self, logs=None):
-        self._bar = keras.utils.Progbar(self.params["epochs"], unit_name="epoch")
+        self._bar = keras.utils.Progbar(
+            self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
+        )
 
     def on_epoch_end(self, epoch, logs=None):
-        shown = ("loss", "recon_loss", "grad_loss", "val_loss")
-        self._bar.update(epoch + 1, [(k, logs[k]) for k in shown if k in (logs or {})])
+        self._bar.update(epoch + 1, [(k, logs[k]) for k in self.SHOWN if k in (logs or {})])
 
 
 def train_one_class(
