@@ -3,6 +3,7 @@
   gradcon evaluate [--data digits] [--classes 0]      train per inlier class, print an AUROC table
   gradcon train --data SPEC --inlier-class C --out model.keras
   gradcon score --model model.keras --images FILE [--out scores.csv]
+  gradcon reproduce --data SPEC --classes 0-9 --seeds 3 --epochs E --out DIR   the paper's table
 """
 
 import argparse
@@ -106,6 +107,22 @@ def command_score(args):
     return 0
 
 
+def command_reproduce(args):
+    import shlex
+
+    from gradcon_tf.reproduce import reproduce
+
+    command = shlex.join([
+        "gradcon", "reproduce", "--data", args.data, "--classes", args.classes,
+        "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--out", args.out,
+    ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else []))
+    reproduce(
+        args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
+        batch_size=args.batch_size, command=command, verbose=args.verbose,
+    )
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="gradcon", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +144,18 @@ def build_parser():
     score.add_argument("--batch-size", type=int, default=256)
     score.add_argument("--out", help="CSV file to write (default: stdout)")
     score.set_defaults(handler=command_score)
+
+    reproduce = commands.add_parser(
+        "reproduce", help="one model per (class, seed), resumable; JSON/Markdown/PNG report"
+    )
+    reproduce.add_argument("--data", required=True, help="dataset spec, e.g. mnist:DIR")
+    reproduce.add_argument("--classes", default="0-9", help="inlier classes, e.g. 0-9 or 1,7")
+    reproduce.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
+    reproduce.add_argument("--epochs", type=int, required=True)
+    reproduce.add_argument("--batch-size", type=int, default=64)
+    reproduce.add_argument("--out", required=True, help="results folder (finished runs are kept)")
+    reproduce.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 bar, 2 epoch lines")
+    reproduce.set_defaults(handler=command_reproduce)
     return parser
 
 

@@ -1,0 +1,592 @@
+"""``gradcon reproduce``: the paper's one-class experiment, one model per (inlier class, seed).
+
+Each run trains GradCon on one inlier class with one seed (the seed draws the validation hold-out
+and the test outliers of the protocol and initialises the network), keeps the epoch with the best
+validation loss, scores the test split and writes two files under ``OUT/runs/``:
+
+* ``class{c}-seed{s}.npz``: the per-sample test scores (score, recon, grad_loss, layer cosines)
+  and the labels, so that every number and plot of the report can be recomputed;
+* ``class{c}-seed{s}.json``: the run's AUROCs, overlaps, epochs and wall time. It is written
+  last, so it marks the run as finished.
+
+Both are written to a temporary name and renamed (``os.replace``), so a crash never leaves a
+half-written file under the final name. On restart, a run is skipped only when its JSON parses,
+says ``"complete": true``, was made with the same settings, and its ``.npz`` loads; anything else
+(a truncated file, other settings) is run again.
+
+After every run the report is rewritten from the finished runs: ``summary.json`` (every number),
+``README.md`` (tables with the paper's numbers side by side) and PNG figures (ROC curves and the
+score histograms of Fig. 5 with their overlap percentage).
+"""
+
+import dataclasses
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+from gradcon_tf import metrics
+
+#: Score kinds of the report: key in the summary -> (key in ``GradCon.score()``, label).
+SCORES = {
+    "gradcon": ("score", "GradCon"),
+    "recon": ("recon", "recon only"),
+    "grad": ("grad_loss", "grad only"),
+}
+
+#: Published numbers to show side by side, by dataset name (the part of the spec before ':').
+REFERENCES = {
+    "mnist": {
+        "paper": {
+            "label": "paper (Table 4)",
+            "per_class": [0.995, 0.999, 0.952, 0.973, 0.969, 0.977, 0.994, 0.979, 0.919, 0.973],
+            "mean": 0.973,
+        },
+        "release_e20": {
+            "label": "release, 20 epochs",
+            "epochs": 20,
+            "per_class": [0.992, 0.955, 0.931, 0.944, 0.937, 0.939, 0.981, 0.938, 0.915, 0.948],
+            "mean": 0.948,
+            "recon_mean": 0.953,
+            "grad_mean": 0.866,
+            "note": "the authors' release run for 20 epochs on this protocol, one seed, "
+            "measured 2026-11-29 (issue 3)",
+        },
+    },
+    "cifar10": {
+        "paper": {
+            "label": "paper (Table 3)",
+            "per_class": [0.760, 0.598, 0.648, 0.586, 0.733, 0.603, 0.684, 0.567, 0.784, 0.678],
+            "mean": 0.664,
+        },
+    },
+}
+
+RUN_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything that makes two runs comparable; a finished run is reused only if it matches."""
+
+    data: str
+    epochs: int
+    batch_size: int
+    alpha: float
+    beta: float
+    validation_fraction: float = 0.1
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------- files
+
+
+def _atomic_write(path, payload):
+    """Write ``payload`` (bytes) to ``path`` through a temporary file in the same folder."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_json(path, value):
+    _atomic_write(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())
+
+
+def _write_npz(path, arrays):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    _atomic_write(path, buffer.getvalue())
+
+
+def run_paths(out, inlier, seed):
+    stem = os.path.join(out, "runs", f"class{inlier}-seed{seed}")
+    return stem + ".json", stem + ".npz"
+
+
+def load_finished_run(out, inlier, seed, settings):
+    """The finished run's record and scores, or None when it must be (re)done."""
+    json_path, npz_path = run_paths(out, inlier, seed)
+    try:
+        with open(json_path) as handle:
+            record = json.load(handle)
+        if not (
+            isinstance(record, dict)
+            and record.get("complete") is True
+            and record.get("format") == RUN_FORMAT
+            and record.get("settings") == settings.as_dict()
+            and record.get("inlier_class") == inlier
+            and record.get("seed") == seed
+        ):
+            return None
+        with np.load(npz_path, allow_pickle=False) as stored:
+            scores = {key: stored[key] for key in stored.files}
+        if not {"is_anomaly", "score", "recon", "grad_loss", "layer_cosines"} <= set(scores):
+            return None
+    except (OSError, ValueError, EOFError, KeyError):  # missing, truncated or garbled
+        return None
+    return record, scores
+
+
+# ---------------------------------------------------------------------- one run
+
+
+def _run_record(scores, labels):
+    """AUROC and Fig. 5 overlap of each score kind and each decoder layer's cosine."""
+    record = {}
+    for name, (key, _) in SCORES.items():
+        record[name] = {
+            "auroc": metrics.auroc(scores[key], labels),
+            "overlap": metrics.histogram_overlap(scores[key], labels),
+        }
+    # A low cosine means anomalous, so -cosine is the per-layer score (Table 2).
+    record["layers"] = [
+        {
+            "auroc": metrics.auroc(-scores["layer_cosines"][:, i], labels),
+            "overlap": metrics.histogram_overlap(-scores["layer_cosines"][:, i], labels),
+        }
+        for i in range(scores["layer_cosines"].shape[1])
+    ]
+    return record
+
+
+def run_one(splits, inlier, seed, settings, verbose=1):
+    """Train and score one (inlier class, seed); returns (record, per-sample scores)."""
+    import keras
+
+    from gradcon_tf import experiment, protocols
+
+    split = protocols.one_class_split(
+        splits["train"], splits["test"], inlier, seed=seed,
+        validation_fraction=settings.validation_fraction,
+    )
+    started = time.perf_counter()
+    model = experiment.train_one_class(
+        split, settings.epochs, seed=seed, batch_size=settings.batch_size, verbose=verbose
+    )
+    train_seconds = time.perf_counter() - started
+    if (model.alpha, model.beta) != (settings.alpha, settings.beta):
+        raise RuntimeError(
+            f"the trained model has alpha={model.alpha}, beta={model.beta}; the settings say "
+            f"alpha={settings.alpha}, beta={settings.beta}."
+        )
+    history = getattr(model.history, "history", {}) or {}
+    val_losses = [float(v) for v in history.get("val_loss", [])]
+    started = time.perf_counter()
+    outputs = model.score(split.test)
+    score_seconds = time.perf_counter() - started
+    labels = np.asarray(split.test_is_anomaly, bool)
+    scores = {
+        "is_anomaly": labels,
+        "score": outputs["score"].astype(np.float32),
+        "recon": outputs["recon"].astype(np.float32),
+        "grad_loss": outputs["grad_loss"].astype(np.float32),
+        "layer_cosines": outputs["layer_cosines"].astype(np.float32),
+    }
+    record = {
+        "format": RUN_FORMAT,
+        "inlier_class": inlier,
+        "seed": seed,
+        "settings": settings.as_dict(),
+        "sizes": {
+            "train": int(len(split.train)),
+            "validation": int(len(split.validation)),
+            "test_inliers": int(np.sum(~labels)),
+            "test_outliers": int(np.sum(labels)),
+        },
+        **_run_record(scores, labels),
+        "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else None,
+        "val_loss": val_losses,
+        "train_seconds": round(train_seconds, 2),
+        "score_seconds": round(score_seconds, 2),
+        "complete": True,
+    }
+    keras.backend.clear_session()
+    return record, scores
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def _mean_std(values):
+    """Mean and sample std (ddof=1; 0 for a single value) of a list of numbers."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return None, None
+    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def _aggregate(records, classes, seeds, pick):
+    """Per-class lists over seeds, the per-seed class means and their mean/std over seeds.
+
+    Only seeds with every class finished count towards ``mean_auroc``/``std_auroc``.
+    """
+    per_class = {str(c): [pick(records[(c, s)]) for s in seeds if (c, s) in records] for c in classes}
+    seed_means = {
+        str(s): float(np.mean([pick(records[(c, s)]) for c in classes]))
+        for s in seeds
+        if all((c, s) in records for c in classes)
+    }
+    mean, std = _mean_std(list(seed_means.values()))
+    return {
+        "mean_auroc": mean,
+        "std_auroc": std,
+        "per_seed_mean_auroc": seed_means,
+        "per_class_auroc": per_class,
+    }
+
+
+def summarize(records, classes, seeds, settings, command, dataset_name):
+    """The ``summary.json`` dict from the finished runs' records {(class, seed): record}."""
+    gradcon = _aggregate(records, classes, seeds, lambda r: r["gradcon"]["auroc"])
+    n_layers = max((len(r["layers"]) for r in records.values()), default=0)
+    missing = [f"class{c}-seed{s}" for c in classes for s in seeds if (c, s) not in records]
+    summary = {
+        "dataset": settings.data,
+        "protocol": "one-class (OCGAN/paper): inlier class of the train split, 10% held out for "
+        "validation; test = all inlier test images + as many outliers drawn at random from the "
+        "other classes; the seed draws the hold-out and the outliers and initialises the network",
+        "epochs": settings.epochs,
+        "seeds": list(seeds),
+        "classes": list(classes),
+        "command": command,
+        "complete": not missing,
+        "missing_runs": missing,
+        "mean_auroc": gradcon["mean_auroc"],
+        "std_auroc": gradcon["std_auroc"],
+        "per_seed_mean_auroc": gradcon["per_seed_mean_auroc"],
+        "per_class_auroc": gradcon["per_class_auroc"],
+        "std_note": "std_auroc is the sample standard deviation (ddof=1) over seeds of the "
+        "per-seed means over classes; only seeds with every class finished count",
+        "recon": _aggregate(records, classes, seeds, lambda r: r["recon"]["auroc"]),
+        "grad": _aggregate(records, classes, seeds, lambda r: r["grad"]["auroc"]),
+        "layers": [
+            _aggregate(records, classes, seeds, lambda r, i=i: r["layers"][i]["auroc"])
+            for i in range(n_layers)
+        ],
+        "overlap": {
+            name: {
+                str(c): [records[(c, s)][name]["overlap"] for s in seeds if (c, s) in records]
+                for c in classes
+            }
+            for name in SCORES
+        },
+        "overlap_note": "Fig. 5 histogram overlap, fraction of test samples in the overlapped "
+        f"region of the inlier and outlier histograms ({metrics.OVERLAP_BINS} bins over the "
+        "1st..99th percentile of the scores)",
+        "hyperparameters": {
+            "alpha": settings.alpha,
+            "beta": settings.beta,
+            "optimizer": "Adam",
+            "learning_rate": 1e-3,
+            "batch_size": settings.batch_size,
+            "validation_fraction": settings.validation_fraction,
+            "model_selection": "weights of the epoch with the lowest validation loss",
+        },
+        "best_epochs": {
+            f"class{c}-seed{s}": records[(c, s)]["best_epoch"]
+            for c in classes for s in seeds if (c, s) in records
+        },
+        "train_seconds_total": round(sum(r["train_seconds"] for r in records.values()), 1),
+        "run_seconds_total": round(
+            sum(r["train_seconds"] + r["score_seconds"] for r in records.values()), 1
+        ),
+        "environment": _environment(),
+        "reference": REFERENCES.get(dataset_name, {}),
+    }
+    return summary
+
+
+def _environment():
+    import keras
+    import tensorflow as tf
+
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
+
+
+def _fmt(mean, std=None):
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def markdown_report(summary):
+    """The Markdown report: per-class and mean AUROC next to the published numbers."""
+    reference = summary["reference"]
+    paper = reference.get("paper")
+    release = reference.get("release_e20")
+    classes = summary["classes"]
+    lines = [
+        f"# GradCon on `{summary['dataset']}`: {summary['epochs']} epochs per class, "
+        f"seeds {summary['seeds']}",
+        "",
+        "Regenerate with:",
+        "",
+        "```",
+        summary["command"],
+        "```",
+        "",
+    ]
+    if not summary["complete"]:
+        lines += [f"**Partial**: {len(summary['missing_runs'])} runs not finished yet "
+                  f"({', '.join(summary['missing_runs'])}).", ""]
+    lines += [
+        "AUROC on the test split, mean ± std over seeds (per class: over the seeds of that "
+        "class; mean: of the per-seed class means). Higher is better.",
+        "",
+    ]
+    header = ["class"]
+    if paper:
+        header.append(paper["label"])
+    if release:
+        header.append(release["label"])
+    header += ["GradCon (ours)", "recon only (ours)", "grad only (ours)", "best epochs"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in classes:
+        row = [str(c)]
+        if paper:
+            row.append(f"{paper['per_class'][c]:.3f}" if c < len(paper["per_class"]) else "-")
+        if release:
+            row.append(f"{release['per_class'][c]:.3f}" if c < len(release["per_class"]) else "-")
+        for part in (summary, summary["recon"], summary["grad"]):
+            row.append(_fmt(*_mean_std(part["per_class_auroc"][str(c)])))
+        row.append(", ".join(
+            str(summary["best_epochs"][f"class{c}-seed{s}"])
+            for s in summary["seeds"] if f"class{c}-seed{s}" in summary["best_epochs"]
+        ) or "-")
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["**mean**"]
+    if paper:
+        row.append(f"{paper['mean']:.3f}")
+    if release:
+        row.append(f"{release['mean']:.3f} (recon {release['recon_mean']:.3f}, "
+                   f"grad {release['grad_mean']:.3f})")
+    for part in (summary, summary["recon"], summary["grad"]):
+        row.append(f"**{_fmt(part['mean_auroc'], part['std_auroc'])}**")
+    row.append("")
+    lines.append("| " + " | ".join(row) + " |")
+    if release:
+        lines += ["", f"The release column: {release['note']}."]
+
+    if summary["layers"]:
+        lines += [
+            "",
+            "## Per decoder layer (Table 2): AUROC of -cos of that layer's gradient alone",
+            "",
+            "| class | " + " | ".join(f"layer {i + 1}" for i in range(len(summary["layers"]))) + " |",
+            "|---|" + "---|" * len(summary["layers"]),
+        ]
+        for c in classes:
+            lines.append(f"| {c} | " + " | ".join(
+                _fmt(*_mean_std(layer["per_class_auroc"][str(c)])) for layer in summary["layers"]
+            ) + " |")
+        lines.append("| **mean** | " + " | ".join(
+            _fmt(layer["mean_auroc"], layer["std_auroc"]) for layer in summary["layers"]
+        ) + " |")
+
+    lines += [
+        "",
+        "## Histogram overlap (Fig. 5), % of test samples, mean over seeds",
+        "",
+        "| class | " + " | ".join(label for _, label in SCORES.values()) + " |",
+        "|---|" + "---|" * len(SCORES),
+    ]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(
+            _fmt(*[100 * v if v is not None else None for v in
+                   [_mean_std(summary["overlap"][name][str(c)])[0]]])
+            for name in SCORES
+        ) + " |")
+    lines += [
+        "",
+        summary["overlap_note"] + ".",
+        "",
+        "Figures: `roc.png` (ROC curves, first seed), `hist_gradcon.png`, `hist_recon.png`, "
+        "`hist_grad.png` (test score histograms, first seed, with the overlap).",
+        "",
+        f"Hyperparameters (the paper's, same for every class): {summary['hyperparameters']}.",
+        "",
+        f"Compute: {summary['run_seconds_total'] / 60:.1f} min of training and scoring in total "
+        f"({summary['environment']['cpu_count']} CPU cores, {summary['environment']['gpus']} GPUs, "
+        f"TensorFlow {summary['environment']['tensorflow']}, Keras {summary['environment']['keras']}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_figures(out, all_scores, classes, seeds):
+    """ROC curves and score histograms (first finished seed of each class) as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    shown = {}
+    for c in classes:
+        for s in seeds:
+            if (c, s) in all_scores:
+                shown[c] = (s, all_scores[(c, s)])
+                break
+    if not shown:
+        return []
+    columns = min(5, len(shown))
+    rows = -(-len(shown) // columns)
+    written = []
+
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
+        for name, (key, label) in SCORES.items():
+            fpr, tpr, _ = roc_curve(scores["is_anomaly"], scores[key])
+            auc = metrics.auroc(scores[key], scores["is_anomaly"])
+            axis.plot(fpr, tpr, label=f"{label} {auc:.3f}")
+        axis.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
+        axis.set_title(f"class {c} (seed {s})")
+        axis.set_xlabel("false positive rate")
+        axis.set_ylabel("true positive rate")
+        axis.legend(fontsize=7, loc="lower right")
+    for axis in list(axes.flat)[len(shown):]:
+        axis.axis("off")
+    figure.tight_layout()
+    path = os.path.join(out, "roc.png")
+    _save_figure(figure, path)
+    plt.close(figure)
+    written.append(path)
+
+    for name, (key, label) in SCORES.items():
+        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+        for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
+            values, labels = np.asarray(scores[key], np.float64), scores["is_anomaly"]
+            low, high = np.percentile(values, [1.0, 99.0])
+            edges = np.linspace(low, high, metrics.OVERLAP_BINS + 1)
+            clipped = np.clip(values, low, high)
+            axis.hist(clipped[~labels], edges, alpha=0.6, label="inliers")
+            axis.hist(clipped[labels], edges, alpha=0.6, label="outliers")
+            overlap = metrics.histogram_overlap(values, labels)
+            axis.set_title(f"class {c}: overlap {100 * overlap:.1f}%", fontsize=9)
+            axis.set_xlabel(label, fontsize=8)
+            axis.legend(fontsize=7)
+        for axis in list(axes.flat)[len(shown):]:
+            axis.axis("off")
+        figure.tight_layout()
+        path = os.path.join(out, f"hist_{name}.png")
+        _save_figure(figure, path)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _save_figure(figure, path):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    _atomic_write(path, buffer.getvalue())
+
+
+def write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name):
+    summary = summarize(records, classes, seeds, settings, command, dataset_name)
+    write_json(os.path.join(out, "summary.json"), summary)
+    _atomic_write(os.path.join(out, "README.md"), markdown_report(summary).encode())
+    write_figures(out, all_scores, classes, seeds)
+    return summary
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def reproduce(
+    data,
+    classes,
+    seeds,
+    epochs,
+    out,
+    batch_size=64,
+    command=None,
+    verbose=1,
+    log=print,
+):
+    """Train and score every (class, seed) not finished yet under ``out``; write the report.
+
+    ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). Returns the summary dict.
+    """
+    from gradcon_tf import data as datasets
+    from gradcon_tf.model import DEFAULT_ALPHA
+
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    classes = list(classes)
+    settings = Settings(
+        data=data, epochs=int(epochs), batch_size=int(batch_size),
+        alpha=DEFAULT_ALPHA, beta=4.0 * DEFAULT_ALPHA,
+    )
+    dataset_name = data.partition(":")[0]
+    if dataset_name == "tfds":
+        dataset_name = data.partition(":")[2].split("/")[0]
+    command = command or (
+        f"gradcon reproduce --data {data} --classes {','.join(map(str, classes))} "
+        f"--seeds {len(seeds)} --epochs {epochs} --out {out}"
+    )
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+
+    records, all_scores, todo = {}, {}, []
+    for c in classes:
+        for s in seeds:
+            finished = load_finished_run(out, c, s, settings)
+            if finished is None:
+                todo.append((c, s))
+            else:
+                records[(c, s)], all_scores[(c, s)] = finished
+    total = len(classes) * len(seeds)
+    log(f"{total - len(todo)} of {total} runs already finished in {out}; {len(todo)} to run.")
+
+    splits = datasets.load(data) if todo else None
+    run_times = []
+    for done, (c, s) in enumerate(todo, start=1):
+        eta = ""
+        if run_times:
+            eta = f", about {np.mean(run_times) * (len(todo) - done + 1) / 60:.0f} min left"
+        log(f"[{total - len(todo) + done}/{total}] class {c} seed {s}: {epochs} epochs{eta}")
+        started = time.perf_counter()
+        record, scores = run_one(splits, c, s, settings, verbose=verbose)
+        json_path, npz_path = run_paths(out, c, s)
+        _write_npz(npz_path, scores)  # scores first: the JSON marks the run finished
+        write_json(json_path, record)
+        records[(c, s)], all_scores[(c, s)] = record, scores
+        run_times.append(time.perf_counter() - started)
+        log(
+            f"  AUROC GradCon {record['gradcon']['auroc']:.3f}, recon {record['recon']['auroc']:.3f}, "
+            f"grad {record['grad']['auroc']:.3f}; best epoch {record['best_epoch']}; "
+            f"{run_times[-1]:.0f} s"
+        )
+        write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name)
+
+    summary = write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name)
+    if summary["mean_auroc"] is not None:
+        log(
+            f"mean AUROC GradCon {_fmt(summary['mean_auroc'], summary['std_auroc'])}, "
+            f"recon {_fmt(summary['recon']['mean_auroc'], summary['recon']['std_auroc'])}, "
+            f"grad {_fmt(summary['grad']['mean_auroc'], summary['grad']['std_auroc'])}; "
+            f"report in {out}"
+        )
+    return summary
