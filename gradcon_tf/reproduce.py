@@ -333,6 +333,10 @@ def _fmt(mean, std=None):
     return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
+def _percent(fraction):
+    return "-" if fraction is None else f"{100 * fraction:.1f}"
+
+
 def markdown_report(summary):
     """The Markdown report: per-class and mean AUROC next to the published numbers."""
     reference = summary["reference"]
@@ -416,9 +420,7 @@ def markdown_report(summary):
     ]
     for c in classes:
         lines.append(f"| {c} | " + " | ".join(
-            _fmt(*[100 * v if v is not None else None for v in
-                   [_mean_std(summary["overlap"][name][str(c)])[0]]])
-            for name in SCORES
+            _percent(_mean_std(summary["overlap"][name][str(c)])[0]) for name in SCORES
         ) + " |")
     lines += [
         "",
