@@ -1,0 +1,90 @@
+"""Export a trained GradCon model: the SavedModel for TF Serving and the LiteRT variants."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+import gradcon_tf  # noqa: F401  (registers GradCon with Keras for load_model)
+from gradcon_tf import gradients, preprocessing
+from export import litert, saved_model
+from export.scoring_module import FLOAT_SIGNATURE, OUTPUT_NAMES, UINT8_SIGNATURE, ScoringModule
+
+MANIFEST = "export.json"
+
+
+def load_model(path):
+    model = keras.models.load_model(path, compile=False)
+    if not isinstance(model, gradcon_tf.GradCon):
+        raise TypeError(f"{path} holds a {type(model).__name__}, not a gradcon_tf.GradCon.")
+    return model
+
+
+def check_litert_exportable(model):
+    """Raise ValueError unless the decoder has the builtin-only fast path."""
+    if not gradients.plan_decoder(model.decoder):
+        raise ValueError(
+            "LiteRT export needs a decoder that gradcon_tf.gradients.plan_decoder understands (a "
+            "chain of 'valid' Conv2DTranspose, Cropping2D, ZeroPadding2D and relu/sigmoid "
+            "layers); this one is not, and its generic GradientTape path needs Flex ops. Export "
+            "the SavedModel only (targets=())."
+        )
+
+
+def export_model(
+    model,
+    out_dir,
+    version=1,
+    threshold=None,
+    targets=tuple(litert.TARGETS),
+    representative_images=None,
+    name="gradcon",
+):
+    """Write ``out_dir/saved_model/<version>/`` and ``out_dir/<name>_<target>.tflite``.
+
+    Args:
+      model: a ``GradCon`` or the path of a ``.keras`` file holding one.
+      threshold: decision threshold; default the model's (NaN -> ``is_anomaly`` all False).
+      targets: LiteRT variants among ``litert.TARGETS`` (``f32``, ``f16``, ``dynamic_int8``).
+      representative_images: normal images; when given, also writes ``<name>_full_int8.tflite``.
+
+    Returns the manifest (also written to ``out_dir/export.json``): paths, sizes and op lists.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    unknown = set(targets) - set(litert.TARGETS)
+    if unknown:
+        raise ValueError(f"unknown LiteRT targets {sorted(unknown)}; choose from {list(litert.TARGETS)}.")
+    wants_litert = bool(targets) or representative_images is not None
+    if wants_litert:
+        check_litert_exportable(model)  # fail before writing anything
+    os.makedirs(out_dir, exist_ok=True)
+    module = ScoringModule(model, threshold=threshold)
+    saved_model_dir = saved_model.save(module, os.path.join(out_dir, "saved_model"), version)
+    manifest = {
+        "image_shape": list(model.image_shape),
+        "threshold": None if np.isnan(module.threshold.numpy()) else float(module.threshold.numpy()),
+        "signatures": {FLOAT_SIGNATURE: "float32 in [0, 1]", UINT8_SIGNATURE: "uint8 0..255"},
+        "outputs": list(OUTPUT_NAMES),
+        "saved_model": saved_model_dir,
+        "litert": {},
+    }
+    conversions = {t: litert.TARGETS[t] for t in targets}
+    if representative_images is not None:
+        images = preprocessing.check_images(representative_images, model.image_shape, "representative_images")
+        images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+        conversions["full_int8"] = lambda path: litert.to_full_int8(path, images)
+    for tag, convert in conversions.items():
+        content = convert(saved_model_dir)
+        path = os.path.join(out_dir, f"{name}_{tag}.tflite")
+        with open(path, "wb") as f:
+            f.write(content)
+        manifest["litert"][tag] = {
+            "path": path,
+            "bytes": len(content),
+            "ops": litert.operator_names(content),
+        }
+    with open(os.path.join(out_dir, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest

@@ -1,0 +1,21 @@
+"""SavedModel in TF Serving's layout: ``DIR/<version>/saved_model.pb`` + ``variables/``, tag serve."""
+
+import os
+
+import tensorflow as tf
+
+
+def save(module, directory, version=1):
+    """Write ``module`` (an :class:`export.scoring_module.ScoringModule`) to ``directory/version``.
+
+    Returns the version directory. TF Serving serves the highest integer version it finds in
+    ``directory``; an existing version directory is refused rather than overwritten.
+    """
+    version = int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}.")
+    path = os.path.join(directory, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; pick another --version or remove it.")
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    return path

@@ -1,0 +1,76 @@
+"""The scoring graph that is exported: a ``tf.Module`` with one signature per input dtype.
+
+Both signatures take a batch of NHWC images of the model's input shape and return, per image:
+
+* ``score`` (float32): recon + beta * grad_loss, higher = more anomalous;
+* ``recon`` (float32): the image's reconstruction MSE;
+* ``grad_loss`` (float32): -mean over the decoder layers of the gradient cosines;
+* ``layer_cosines`` (float32, (N, layers)): cosine of the image's own decoder-kernel gradient to
+  the trained reference gradient, per layer (latent side first);
+* ``is_anomaly`` (bool): ``score > threshold``;
+* ``threshold`` (float32): the decision threshold, repeated per image (TF Serving's row format
+  needs every output to have the batch dimension).
+
+The threshold is NaN when the model was never calibrated; then ``is_anomaly`` is all False
+(every comparison with NaN is false). The per-sample gradients are computed inside the graph, for
+the whole batch at once, by :meth:`gradcon_tf.GradCon.per_sample_scores` (fast path:
+:func:`gradcon_tf.gradients.decoder_scores`): Keras scoring and both exports run the same code.
+"""
+
+import math
+
+import tensorflow as tf
+
+#: Signature keys, shared by the SavedModel and the LiteRT models.
+FLOAT_SIGNATURE = "serving_default"  # float32 images in [0, 1]
+UINT8_SIGNATURE = "score_uint8"  # uint8 images, 0..255
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold")
+
+
+class ScoringModule(tf.Module):
+    """Per-image GradCon scores of a trained :class:`gradcon_tf.GradCon`, as exportable functions.
+
+    Args:
+      model: a trained ``GradCon``.
+      threshold: decision threshold on the score; default: the model's own (NaN if it has none).
+    """
+
+    def __init__(self, model, threshold=None):
+        super().__init__(name="gradcon_scorer")
+        if threshold is None:
+            threshold = model.threshold
+        threshold = math.nan if threshold is None else float(threshold)
+        # Track the model's variables explicitly (the Keras model itself is not a tf.Module
+        # child): the SavedModel stores them and the LiteRT converter can freeze them.
+        self.model_variables = [getattr(v, "value", v) for v in model.weights]
+        self.threshold = tf.Variable(threshold, dtype=tf.float32, trainable=False, name="threshold")
+        self.image_shape = tuple(model.image_shape)
+        score_batch = model.per_sample_scores  # a plain callable: not tracked, not saved
+
+        def outputs(images):
+            scores = score_batch(images)
+            score = scores["score"]
+            return {
+                "score": score,
+                "recon": scores["recon"],
+                "grad_loss": scores["grad_loss"],
+                "layer_cosines": scores["layer_cosines"],
+                "is_anomaly": tf.greater(score, self.threshold),
+                "threshold": tf.fill(tf.shape(score), self.threshold),
+            }
+
+        shape = [None, *self.image_shape]
+        self.score_float32 = tf.function(
+            outputs, input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]
+        )
+        self.score_uint8 = tf.function(
+            outputs, input_signature=[tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)]
+        )
+
+    def signatures(self):
+        """``{signature key: concrete function}`` for ``tf.saved_model.save``."""
+        return {
+            FLOAT_SIGNATURE: self.score_float32.get_concrete_function(),
+            UINT8_SIGNATURE: self.score_uint8.get_concrete_function(),
+        }
