@@ -1,100 +1,67 @@
 """Labelled image datasets for training and evaluation, picked by a short spec.
 
-``load(spec)`` returns ``{"train": LabeledImages, "test": LabeledImages}``; images are NHWC uint8
-(or float in [0, 1]) and labels integer class ids. Specs:
+``load(spec)`` returns ``{"train": LabeledImages, "test": LabeledImages}`` (image folders add
+``"class_names"``); images are NHWC uint8 (or float in [0, 1]) and labels integer class ids.
 
-* ``digits``: scikit-learn's 8x8 handwritten digits (ships with scikit-learn; the built-in
-  default). No official split: a stratified, seeded 2:1 train/test split.
-* ``mnist:DIR`` (or ``idx:DIR``): MNIST/Fashion-MNIST IDX files in DIR (``train-images-idx3-ubyte``
-  etc., gzipped or not).
-* ``npz:FILE``: a numpy ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+=========================  ==================================================================
+spec                       source
+=========================  ==================================================================
+``digits``                 scikit-learn's 8x8 digits (bundled; seeded stratified 2:1 split)
+``mnist:DIR``              MNIST / Fashion-MNIST IDX files in DIR, gzipped or not
+                           (``fashion_mnist:DIR`` and ``idx:DIR`` are the same loader)
+``cifar10:PATH``           CIFAR-10 python batches: the official tarball, or the folder
+                           ``cifar-10-batches-py``, or a folder holding either
+``folder:DIR``             DIR/<class>/<image files> (or DIR/train/... and DIR/test/...)
+``npz:FILE``               ``x_train``, ``y_train``, ``x_test``, ``y_test`` arrays
+``tfds:NAME[:DATA_DIR]``   ``tfds.load(NAME, data_dir=DATA_DIR)``, prepared beforehand
+=========================  ==================================================================
+
+A bad file raises :class:`DataFileError` with the file's path and the problem in the message.
 """
 
-import dataclasses
-import glob
-import os
+from gradcon_tf.data.arrays import from_arrays, load_digits, load_npz
+from gradcon_tf.data.base import DataFileError, LabeledImages, concatenate
+from gradcon_tf.data.cifar import load_cifar10
+from gradcon_tf.data.folder import load_image_folder
+from gradcon_tf.data.idx import load_idx_directory, read_idx
+from gradcon_tf.data.tfds_loader import load_tfds
 
-import numpy as np
+__all__ = [
+    "DataFileError",
+    "LabeledImages",
+    "concatenate",
+    "from_arrays",
+    "load",
+    "load_cifar10",
+    "load_digits",
+    "load_idx_directory",
+    "load_image_folder",
+    "load_npz",
+    "load_tfds",
+    "read_idx",
+]
 
-from gradcon_tf.data.idx import DataFileError, read_idx
-
-
-@dataclasses.dataclass
-class LabeledImages:
-    images: np.ndarray  # (N, H, W, C)
-    labels: np.ndarray  # (N,) integer class ids
-
-    def __post_init__(self):
-        if self.images.ndim == 3:
-            self.images = self.images[..., None]
-        self.labels = np.asarray(self.labels).astype(np.int64).reshape(-1)
-        if len(self.images) != len(self.labels):
-            raise ValueError(
-                f"{len(self.images)} images but {len(self.labels)} labels; they must match."
-            )
-
-    def __len__(self):
-        return len(self.labels)
-
-
-def load_digits(seed=0):
-    """scikit-learn's digits (1,797 8x8 images, 0..16 scaled to uint8), split 2:1 per class."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    bunch = sklearn_digits()
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    labels = bunch.target
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(labels), bool)
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        test[members[: len(members) // 3]] = True
-    return {
-        "train": LabeledImages(images[~test], labels[~test]),
-        "test": LabeledImages(images[test], labels[test]),
-    }
-
-
-def _find_idx(directory, stem):
-    candidates = sorted(glob.glob(os.path.join(directory, stem + "*")))
-    if not candidates:
-        raise DataFileError(f"{directory}: no file named {stem}[.gz]")
-    return candidates[0]
-
-
-def load_idx_directory(directory):
-    """MNIST-layout IDX files: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
-    splits = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images_path = _find_idx(directory, f"{prefix}-images-idx3-ubyte")
-        labels_path = _find_idx(directory, f"{prefix}-labels-idx1-ubyte")
-        images, labels = read_idx(images_path), read_idx(labels_path)
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DataFileError(
-                f"{images_path}: {images.shape} images do not match {labels_path}: {labels.shape}"
-            )
-        splits[split] = LabeledImages(images, labels)
-    return splits
-
-
-def load_npz(path):
-    with np.load(path, allow_pickle=False) as arrays:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
-        if missing:
-            raise DataFileError(f"{path}: missing arrays {sorted(missing)}")
-        return {
-            "train": LabeledImages(arrays["x_train"], arrays["y_train"]),
-            "test": LabeledImages(arrays["x_test"], arrays["y_test"]),
-        }
+_LOADERS = {
+    "mnist": load_idx_directory,
+    "fashion_mnist": load_idx_directory,
+    "idx": load_idx_directory,
+    "cifar10": load_cifar10,
+    "folder": load_image_folder,
+    "npz": load_npz,
+}
 
 
 def load(spec):
     """Load the dataset named by ``spec`` (see the module docstring)."""
     kind, _, argument = spec.partition(":")
-    if kind == "digits":
+    if kind == "digits" and not argument:
         return load_digits()
-    if kind in ("mnist", "idx", "fashion_mnist") and argument:
-        return load_idx_directory(argument)
-    if kind == "npz" and argument:
-        return load_npz(argument)
-    raise ValueError(f"Unknown dataset spec {spec!r}; expected digits, mnist:DIR or npz:FILE.")
+    if kind == "tfds" and argument:
+        name, _, data_dir = argument.partition(":")
+        return load_tfds(name, data_dir=data_dir or None)
+    if kind in _LOADERS and argument:
+        return _LOADERS[kind](argument)
+    raise ValueError(
+        f"Unknown dataset spec {spec!r}; expected digits, mnist:DIR, fashion_mnist:DIR, "
+        "cifar10:PATH, folder:DIR, npz:FILE or tfds:NAME[:DATA_DIR]."
+    )

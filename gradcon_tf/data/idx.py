@@ -1,9 +1,12 @@
 """MNIST-style IDX files (gzipped or not), read with checks that name the file and the problem."""
 
+import glob
 import gzip
 import os
 
 import numpy as np
+
+from gradcon_tf.data.base import DataFileError, LabeledImages
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -13,10 +16,6 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-
-
-class DataFileError(ValueError):
-    """A data file is missing, truncated or malformed; the message names the file."""
 
 
 def read_idx(path):
@@ -46,3 +45,32 @@ def read_idx(path):
             f"{actual} bytes of data ({'truncated' if actual < expected else 'trailing bytes'})"
         )
     return np.frombuffer(raw, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find_idx(directory, stem):
+    candidates = sorted(glob.glob(os.path.join(glob.escape(directory), stem + "*")))
+    candidates = [c for c in candidates if os.path.basename(c) in (stem, stem + ".gz")]
+    if not candidates:
+        raise DataFileError(f"{directory}: no file named {stem} or {stem}.gz")
+    return candidates[0]
+
+
+def load_idx_directory(directory):
+    """MNIST/Fashion-MNIST layout: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in DIR."""
+    if not os.path.isdir(directory):
+        raise DataFileError(f"{directory}: no such directory")
+    splits = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images_path = _find_idx(directory, f"{prefix}-images-idx3-ubyte")
+        labels_path = _find_idx(directory, f"{prefix}-labels-idx1-ubyte")
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.ndim != 3:
+            raise DataFileError(f"{images_path}: expected 3-D images (N, H, W), got {images.shape}")
+        if labels.ndim != 1:
+            raise DataFileError(f"{labels_path}: expected 1-D labels (N,), got {labels.shape}")
+        if len(images) != len(labels):
+            raise DataFileError(
+                f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels"
+            )
+        splits[split] = LabeledImages(images, labels)
+    return splits

@@ -1,0 +1,110 @@
+"""A folder with one sub-folder per class of ordinary image files (PNG, JPEG, BMP, ...).
+
+``ROOT/<class name>/<image>``; class ids are the sorted sub-folder names' positions. When ROOT has
+``train/`` and ``test/`` sub-folders, each is such a tree (same class names); otherwise the images
+are split per class into train and test with a seeded stratified split (``test_fraction``).
+Images are decoded with Pillow, converted to grayscale when every image is grayscale ("L", "1",
+"I;16", ...) and to RGB otherwise, and must all have one size unless ``image_size`` is given (then
+each is resized, bilinear).
+"""
+
+import os
+
+import numpy as np
+
+from gradcon_tf.data.base import DataFileError, LabeledImages, stratified_split
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+
+
+def _class_folders(root):
+    if not os.path.isdir(root):
+        raise DataFileError(f"{root}: no such directory")
+    names = sorted(
+        n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")
+    )
+    if not names:
+        raise DataFileError(f"{root}: no class sub-folders")
+    return names
+
+
+def _image_files(folder):
+    return sorted(
+        os.path.join(folder, n)
+        for n in os.listdir(folder)
+        if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
+    )
+
+
+def read_image(path, image_size=None):
+    """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and (
+                image.mode != "P" or _palette_is_gray(image)
+            )
+            image = image.convert("L" if grayscale else "RGB")
+            if image_size is not None:
+                image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataFileError(f"{path}: cannot read the image ({error})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _palette_is_gray(image):
+    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    return bool(len(palette)) and bool(np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2]))
+
+
+def read_class_tree(root, class_names=None, image_size=None):
+    """(LabeledImages, class names) of ``ROOT/<class>/<image>``."""
+    names = _class_folders(root) if class_names is None else list(class_names)
+    paths, labels = [], []
+    for label, name in enumerate(names):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            raise DataFileError(f"{folder}: missing class folder (expected classes {names})")
+        files = _image_files(folder)
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise DataFileError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    images = [read_image(p, image_size) for p in paths]
+    return LabeledImages(_stack(images, paths), np.asarray(labels)), names
+
+
+def _stack(images, paths):
+    """Stack to (N, H, W, C); grayscale images become RGB when any image is in colour."""
+    channels = max(i.shape[-1] for i in images)
+    if channels == 3:
+        images = [np.repeat(i, 3, axis=-1) if i.shape[-1] == 1 else i for i in images]
+    first = images[0].shape
+    for image, path in zip(images, paths):
+        if image.shape != first:
+            raise DataFileError(
+                f"{path}: image is {image.shape[1]}x{image.shape[0]} but {paths[0]} is "
+                f"{first[1]}x{first[0]}; give image_size to resize them all"
+            )
+    return np.stack(images)
+
+
+def load_image_folder(root, image_size=None, test_fraction=0.2, seed=0):
+    """{"train", "test"} LabeledImages (plus "class_names") from an image folder tree."""
+    root = os.fspath(root)
+    if os.path.isdir(os.path.join(root, "train")) and os.path.isdir(os.path.join(root, "test")):
+        train, names = read_class_tree(os.path.join(root, "train"), image_size=image_size)
+        test, _ = read_class_tree(os.path.join(root, "test"), names, image_size=image_size)
+        if train.images.shape[1:] != test.images.shape[1:]:
+            raise DataFileError(
+                f"{root}: train images are {train.images.shape[1:]} but test images are "
+                f"{test.images.shape[1:]}"
+            )
+        return {"train": train, "test": test, "class_names": names}
+    everything, names = read_class_tree(root, image_size=image_size)
+    splits = stratified_split(everything.images, everything.labels, test_fraction, seed)
+    splits["class_names"] = names
+    return splits
