@@ -155,7 +155,7 @@ def test_abnormal_condition_split_pairs_clean_and_challenged():
 
 
 def test_cure_tsr_split(tmp_path):
-    from tests.test_data import write_cure_tsr
+    from test_data import write_cure_tsr  # tests/ is on sys.path (rootdir conftest)
 
     write_cure_tsr(tmp_path / "Real_Train", n_signs=10)
     write_cure_tsr(tmp_path / "Real_Test", n_signs=4)
