@@ -1,0 +1,62 @@
+"""The exported GradCon LiteRT model behind a small numpy interface, with call timings."""
+
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+UINT8_SIGNATURE = "score_uint8"
+FLOAT_SIGNATURE = "serving_default"
+
+
+class Scorer:
+    """Scores uint8 NHWC batches with a ``.tflite`` written by ``python -m export``.
+
+    Uses the model's uint8 signature when it has one (f32, f16, dynamic int8), else the float
+    signature (full int8) with images scaled to [0, 1]. ``timings`` collects (seconds, images) of
+    every call.
+    """
+
+    def __init__(self, model_path, threads=1):
+        self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
+        signatures = self.interpreter.get_signature_list()
+        if UINT8_SIGNATURE in signatures:
+            self.signature = UINT8_SIGNATURE
+        elif FLOAT_SIGNATURE in signatures:
+            self.signature = FLOAT_SIGNATURE
+        else:
+            raise ValueError(
+                f"{model_path}: no '{UINT8_SIGNATURE}' or '{FLOAT_SIGNATURE}' signature "
+                f"(found {sorted(signatures)}); export it with `python -m export`."
+            )
+        self.runner = self.interpreter.get_signature_runner(self.signature)
+        details = self.runner.get_input_details()["images"]
+        self.image_shape = tuple(int(d) for d in details["shape_signature"][1:])
+        self.timings = []
+
+    def score(self, images):
+        """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold"}``."""
+        images = np.asarray(images, dtype=np.uint8)
+        data = images if self.signature == UINT8_SIGNATURE else images.astype(np.float32) / 255.0
+        start = time.perf_counter()
+        outputs = self.runner(images=data)
+        self.timings.append((time.perf_counter() - start, len(images)))
+        return outputs
+
+
+def latency_summary(timings):
+    """p50/p99 per call and per image (ms) and images/s over all calls."""
+    if not timings:
+        return {"calls": 0, "images": 0}
+    seconds = np.array([t for t, _ in timings])
+    counts = np.array([n for _, n in timings])
+    per_image = seconds / counts
+    return {
+        "calls": len(timings),
+        "images": int(counts.sum()),
+        "call_ms_p50": 1e3 * float(np.percentile(seconds, 50)),
+        "call_ms_p99": 1e3 * float(np.percentile(seconds, 99)),
+        "image_ms_p50": 1e3 * float(np.percentile(per_image, 50)),
+        "image_ms_p99": 1e3 * float(np.percentile(per_image, 99)),
+        "images_per_s": float(counts.sum() / seconds.sum()),
+    }
