@@ -9,6 +9,7 @@ non-trainable variables of the model, so they are saved, restored and distribute
 are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of its own loss.
 """
 
+import copy
 import math
 
 import keras
@@ -99,7 +100,7 @@ class GradCon(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # deserialization consumes nested dicts
         for key in ("encoder", "decoder"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
@@ -110,6 +111,12 @@ class GradCon(keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compile on load (Keras skips this for an overridden ``compile``)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so its saved state can be restored
 
     @property
     def metrics(self):
