@@ -28,11 +28,16 @@ COSINE_EPSILON = 1e-8
 
 
 def cosine_similarity(a, b, axis=None):
-    """``<a, b> / max(|a| |b|, eps)``, reduced over ``axis`` (all axes if None)."""
+    """``<a, b> / (max(|a|, eps) max(|b|, eps))``, reduced over ``axis`` (all axes if None).
+
+    Each norm is clamped on its own (as PyTorch's ``cosine_similarity``), so tiny but non-zero
+    gradients keep their exact cosine, and a zero reference gives 0. ``rsqrt`` of the clamped
+    squared norm avoids ``sqrt(0)``, whose gradient (inf * 0) would be NaN.
+    """
     dot = tf.reduce_sum(a * b, axis=axis)
-    squared_norms = tf.reduce_sum(tf.square(a), axis=axis) * tf.reduce_sum(tf.square(b), axis=axis)
-    # rsqrt of the clamped product: no sqrt(0) whose gradient (inf * 0) would give NaN.
-    return dot * tf.math.rsqrt(tf.maximum(squared_norms, COSINE_EPSILON**2))
+    inverse_norm_a = tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(a), axis=axis), COSINE_EPSILON**2))
+    inverse_norm_b = tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(b), axis=axis), COSINE_EPSILON**2))
+    return dot * inverse_norm_a * inverse_norm_b
 
 
 def constrained_kernels(decoder):
