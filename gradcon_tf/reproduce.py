@@ -26,6 +26,7 @@ import os
 import platform
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def load_finished_run(out, inlier, seed, settings):
             scores = {key: stored[key] for key in stored.files}
         if not {"is_anomaly", "score", "recon", "grad_loss", "layer_cosines"} <= set(scores):
             return None
-    except (OSError, ValueError, EOFError, KeyError):  # missing, truncated or garbled
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, truncated, garbled
         return None
     return record, scores
 
@@ -490,7 +491,7 @@ def write_figures(out, all_scores, classes, seeds):
             overlap = metrics.histogram_overlap(values, labels)
             axis.set_title(f"class {c}: overlap {100 * overlap:.1f}%", fontsize=9)
             axis.set_xlabel(label, fontsize=8)
-            axis.legend(fontsize=7)
+            axis.legend(fontsize=7, loc="upper right")
         for axis in list(axes.flat)[len(shown):]:
             axis.axis("off")
         figure.tight_layout()
@@ -507,11 +508,13 @@ def _save_figure(figure, path):
     _atomic_write(path, buffer.getvalue())
 
 
-def write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name):
+def write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name,
+                 figures=True):
     summary = summarize(records, classes, seeds, settings, command, dataset_name)
     write_json(os.path.join(out, "summary.json"), summary)
     _atomic_write(os.path.join(out, "README.md"), markdown_report(summary).encode())
-    write_figures(out, all_scores, classes, seeds)
+    if figures:
+        write_figures(out, all_scores, classes, seeds)
     return summary
 
 
@@ -581,7 +584,9 @@ def reproduce(
             f"grad {record['grad']['auroc']:.3f}; best epoch {record['best_epoch']}; "
             f"{run_times[-1]:.0f} s"
         )
-        write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name)
+        # Numbers after every run (cheap); the figures every 5 runs and at the end.
+        write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name,
+                     figures=done % 5 == 0 and done < len(todo))
 
     summary = write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name)
     if summary["mean_auroc"] is not None:

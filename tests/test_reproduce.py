@@ -1,0 +1,110 @@
+"""``gradcon reproduce`` end to end on tiny data, resume after a crash, and the report's numbers."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gradcon_tf import cli, reproduce
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
+    out = str(tmp_path / "results")
+    argv = ["reproduce", "--data", "digits", "--classes", "0-1", "--seeds", "1", "--epochs", "1",
+            "--out", out, "--verbose", "0"]
+    assert cli.main(argv) == 0
+    summary = read_json(os.path.join(out, "summary.json"))
+    for key in ("dataset", "epochs", "seeds", "command", "mean_auroc", "std_auroc",
+                "per_class_auroc", "recon", "grad", "layers", "overlap"):
+        assert key in summary
+    assert summary["dataset"] == "digits" and summary["epochs"] == 1 and summary["seeds"] == [0]
+    assert summary["command"] == f"gradcon reproduce --data digits --classes 0-1 --seeds 1 --epochs 1 --out {out}"
+    assert summary["complete"] and summary["missing_runs"] == []
+    runs = {c: read_json(os.path.join(out, "runs", f"class{c}-seed0.json")) for c in (0, 1)}
+    assert summary["per_class_auroc"] == {str(c): [runs[c]["gradcon"]["auroc"]] for c in (0, 1)}
+    assert summary["recon"]["per_class_auroc"]["1"] == [runs[1]["recon"]["auroc"]]
+    assert summary["grad"]["per_class_auroc"]["0"] == [runs[0]["grad"]["auroc"]]
+    assert summary["mean_auroc"] == pytest.approx(np.mean([runs[c]["gradcon"]["auroc"] for c in (0, 1)]))
+    assert len(summary["layers"]) == 4
+    # The stored scores reproduce the recorded AUROC.
+    from sklearn.metrics import roc_auc_score
+
+    with np.load(os.path.join(out, "runs", "class1-seed0.npz")) as scores:
+        assert roc_auc_score(scores["is_anomaly"], scores["score"]) == pytest.approx(
+            runs[1]["gradcon"]["auroc"])
+        assert len(scores["score"]) == runs[1]["sizes"]["test_inliers"] * 2
+    report = open(os.path.join(out, "README.md")).read()
+    assert "| **mean** |" in report and summary["command"] in report
+    for name in ("roc.png", "hist_gradcon.png", "hist_recon.png", "hist_grad.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 1000
+    assert not [n for n in os.listdir(os.path.join(out, "runs")) if n.startswith(".tmp")]
+
+    # Simulated crash: class 1's record is half-written; class 0's is intact.
+    finished = os.path.join(out, "runs", "class0-seed0.json")
+    crashed = os.path.join(out, "runs", "class1-seed0.json")
+    text = open(crashed).read()
+    with open(crashed, "w") as handle:
+        handle.write(text[: len(text) // 2])
+    before = os.stat(finished).st_mtime_ns
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    log = capsys.readouterr().out
+    assert "1 of 2 runs already finished" in log and "class 1 seed 0" in log
+    assert "class 0 seed 0" not in log
+    assert os.stat(finished).st_mtime_ns == before  # not redone
+    assert read_json(crashed)["complete"] is True
+
+    # Once all runs are done, a rerun trains nothing and rewrites the same summary numbers.
+    assert cli.main(argv) == 0
+    assert "2 of 2 runs already finished" in capsys.readouterr().out
+    again = read_json(os.path.join(out, "summary.json"))
+    assert again["per_class_auroc"]["0"] == summary["per_class_auroc"]["0"]
+
+
+def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
+    settings = reproduce.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
+    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
+    scores = {"is_anomaly": np.array([0, 1], bool), "score": np.zeros(2), "recon": np.zeros(2),
+              "grad_loss": np.zeros(2), "layer_cosines": np.zeros((2, 4))}
+    record = {"format": reproduce.RUN_FORMAT, "inlier_class": 3, "seed": 0,
+              "settings": settings.as_dict(), "complete": True}
+    reproduce._write_npz(npz_path, scores)
+    reproduce.write_json(json_path, record)
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is not None
+    other = reproduce.Settings(data="digits", epochs=2, batch_size=64, alpha=0.03, beta=0.12)
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, other) is None
+    reproduce.write_json(json_path, {**record, "complete": False})
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    reproduce.write_json(json_path, record)
+    with open(npz_path, "r+b") as handle:  # truncated scores
+        handle.truncate(50)
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    os.remove(npz_path)
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+
+
+def test_summary_mean_and_std_over_seeds():
+    settings = reproduce.Settings(data="mnist:x", epochs=20, batch_size=64, alpha=0.03, beta=0.12)
+
+    def record(value):
+        part = {"auroc": value, "overlap": 0.1}
+        return {"gradcon": part, "recon": part, "grad": part, "layers": [part],
+                "best_epoch": 1, "train_seconds": 1.0, "score_seconds": 0.5}
+
+    values = {(0, 0): 0.9, (1, 0): 0.7, (0, 1): 1.0, (1, 1): 0.8, (0, 2): 0.95}
+    records = {key: record(v) for key, v in values.items()}
+    summary = reproduce.summarize(records, [0, 1], [0, 1, 2], settings, "cmd", "mnist")
+    # Seed 2 lacks class 1, so only seeds 0 (mean 0.8) and 1 (mean 0.9) count.
+    assert summary["per_seed_mean_auroc"] == {"0": pytest.approx(0.8), "1": pytest.approx(0.9)}
+    assert summary["mean_auroc"] == pytest.approx(0.85)
+    assert summary["std_auroc"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert summary["per_class_auroc"] == {"0": [0.9, 1.0, 0.95], "1": [0.7, 0.8]}
+    assert not summary["complete"] and summary["missing_runs"] == ["class1-seed2"]
+    report = reproduce.markdown_report(summary)
+    assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
