@@ -28,7 +28,7 @@ def check_litert_exportable(model):
             "LiteRT export needs a decoder that gradcon_tf.gradients.plan_decoder understands (a "
             "chain of 'valid' Conv2DTranspose, Cropping2D, ZeroPadding2D and relu/sigmoid "
             "layers); this one is not, and its generic GradientTape path needs Flex ops. Export "
-            "the SavedModel only (targets=())."
+            "the SavedModel only (`--targets none`, or targets=())."
         )
 
 

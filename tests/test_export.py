@@ -242,6 +242,20 @@ def test_builtin_check_rejects_flex_ops():
         litert.check_builtin_only(content)
 
 
+def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
+    """A 32x32 RGB model (the paper's CIFAR-10 setting) resizes to 28x28 in the exported graph."""
+    keras.utils.set_random_seed(3)
+    model = GradCon(input_shape=(32, 32, 3))
+    rng = np.random.default_rng(3)
+    for reference in model.reference_gradients:
+        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    manifest = export_model(model, str(tmp_path / "rgb"), targets=("f32",))
+    assert "RESIZE_BILINEAR" in manifest["litert"]["f32"]["ops"]
+    images = rng.integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
+    outputs = litert_outputs(manifest["litert"]["f32"]["path"], images, "score_uint8")
+    assert_scores_close(outputs, model.score(images))
+
+
 # ------------------------------------------------------------------------------------ threshold
 
 
