@@ -89,8 +89,9 @@ def command_score(args):
 
     import gradcon_tf  # noqa: F401  (registers GradCon for loading)
 
+    images = _load_images(args.images)  # a bad file fails before the model is loaded
     model = keras.models.load_model(args.model)
-    outputs = model.score(_load_images(args.images), batch_size=args.batch_size)
+    outputs = model.score(images, batch_size=args.batch_size)
     columns = ["score", "recon", "grad_loss"] + (["is_anomaly"] if "is_anomaly" in outputs else [])
     lines = [",".join(["index"] + columns)]
     for i in range(len(outputs["score"])):
@@ -115,10 +116,12 @@ def command_reproduce(args):
     command = shlex.join([
         "gradcon", "reproduce", "--data", args.data, "--classes", args.classes,
         "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--out", args.out,
-    ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else []))
+    ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else [])
+      + (["--milestones", args.milestones] if args.milestones else []))
     reproduce(
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
+        milestones=_parse_classes(args.milestones) if args.milestones else (),
     )
     return 0
 
@@ -155,6 +158,9 @@ def build_parser():
     reproduce.add_argument("--batch-size", type=int, default=64)
     reproduce.add_argument("--out", required=True, help="results folder (finished runs are kept)")
     reproduce.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 bar, 2 epoch lines")
+    reproduce.add_argument(
+        "--milestones", default="", help="shorter budgets to evaluate within each run, e.g. 20,50"
+    )
     reproduce.set_defaults(handler=command_reproduce)
     return parser
 
