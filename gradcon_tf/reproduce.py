@@ -120,8 +120,11 @@ def run_paths(out, inlier, seed):
     return stem + ".json", stem + ".npz"
 
 
-def load_finished_run(out, inlier, seed, settings):
-    """The finished run's record and scores, or None when it must be (re)done."""
+def load_finished_run(out, inlier, seed, settings, milestones=()):
+    """The finished run's record and scores, or None when it must be (re)done.
+
+    A run asked for ``milestones`` it did not record is redone as well.
+    """
     json_path, npz_path = run_paths(out, inlier, seed)
     try:
         with open(json_path) as handle:
@@ -133,6 +136,8 @@ def load_finished_run(out, inlier, seed, settings):
             and record.get("settings") == settings.as_dict()
             and record.get("inlier_class") == inlier
             and record.get("seed") == seed
+            and {str(m) for m in milestones if m < settings.epochs}
+            <= set(record.get("milestones", {}))
         ):
             return None
         with np.load(npz_path, allow_pickle=False) as stored:
@@ -166,8 +171,53 @@ def _run_record(scores, labels):
     return record
 
 
-def run_one(splits, inlier, seed, settings, verbose=1):
-    """Train and score one (inlier class, seed); returns (record, per-sample scores)."""
+def _milestone_callback(split, milestones):
+    """A callback that, at each epoch in ``milestones``, scores the test split with the weights of
+    the lowest validation loss so far: the result a shorter budget would have given, from the
+    same training run (the same rule as the final model selection, EarlyStopping's ``<``)."""
+    import keras
+
+    class Milestones(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.results, self.best, self.best_weights, self.best_epoch = {}, np.inf, None, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("val_loss")
+            if loss is not None and (self.best_weights is None or loss < self.best):
+                self.best, self.best_weights, self.best_epoch = loss, self.model.get_weights(), epoch + 1
+            if epoch + 1 in milestones and self.best_weights is not None:
+                current = self.model.get_weights()
+                self.model.set_weights(self.best_weights)
+                scores = _test_scores(self.model, split)
+                self.model.set_weights(current)
+                record = _run_record(scores, scores["is_anomaly"])
+                self.results[str(epoch + 1)] = {
+                    **{name: record[name] for name in SCORES},
+                    "layers": record["layers"],
+                    "best_epoch": self.best_epoch,
+                }
+
+    return Milestones()
+
+
+def _test_scores(model, split):
+    outputs = model.score(split.test)
+    return {
+        "is_anomaly": np.asarray(split.test_is_anomaly, bool),
+        "score": outputs["score"].astype(np.float32),
+        "recon": outputs["recon"].astype(np.float32),
+        "grad_loss": outputs["grad_loss"].astype(np.float32),
+        "layer_cosines": outputs["layer_cosines"].astype(np.float32),
+    }
+
+
+def run_one(splits, inlier, seed, settings, verbose=1, milestones=()):
+    """Train and score one (inlier class, seed); returns (record, per-sample scores).
+
+    ``milestones``: epochs (< settings.epochs) at which to also record the test AUROCs of the
+    best-validation-loss weights so far, i.e. what a budget of that many epochs would give.
+    """
     import keras
 
     from gradcon_tf import experiment, protocols
@@ -176,9 +226,12 @@ def run_one(splits, inlier, seed, settings, verbose=1):
         splits["train"], splits["test"], inlier, seed=seed,
         validation_fraction=settings.validation_fraction,
     )
+    milestones = sorted({int(m) for m in milestones if 0 < int(m) < settings.epochs})
+    callbacks = [_milestone_callback(split, milestones)] if milestones else []
     started = time.perf_counter()
     model = experiment.train_one_class(
-        split, settings.epochs, seed=seed, batch_size=settings.batch_size, verbose=verbose
+        split, settings.epochs, seed=seed, batch_size=settings.batch_size, verbose=verbose,
+        callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - started
     if (model.alpha, model.beta) != (settings.alpha, settings.beta):
@@ -189,16 +242,9 @@ def run_one(splits, inlier, seed, settings, verbose=1):
     history = getattr(model.history, "history", {}) or {}
     val_losses = [float(v) for v in history.get("val_loss", [])]
     started = time.perf_counter()
-    outputs = model.score(split.test)
+    scores = _test_scores(model, split)
     score_seconds = time.perf_counter() - started
-    labels = np.asarray(split.test_is_anomaly, bool)
-    scores = {
-        "is_anomaly": labels,
-        "score": outputs["score"].astype(np.float32),
-        "recon": outputs["recon"].astype(np.float32),
-        "grad_loss": outputs["grad_loss"].astype(np.float32),
-        "layer_cosines": outputs["layer_cosines"].astype(np.float32),
-    }
+    labels = scores["is_anomaly"]
     record = {
         "format": RUN_FORMAT,
         "inlier_class": inlier,
@@ -215,10 +261,28 @@ def run_one(splits, inlier, seed, settings, verbose=1):
         "val_loss": val_losses,
         "train_seconds": round(train_seconds, 2),
         "score_seconds": round(score_seconds, 2),
+        "code": _code_version(),
         "complete": True,
     }
+    if milestones:
+        record["milestones"] = callbacks[0].results
     keras.backend.clear_session()
     return record, scores
+
+
+def _code_version():
+    """The git commit of this checkout and whether gradcon_tf/ had uncommitted changes."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gradcon_tf"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit or None, "gradcon_tf_modified": bool(dirty)}
 
 
 # ---------------------------------------------------------------------- the report
@@ -251,6 +315,27 @@ def _aggregate(records, classes, seeds, pick):
         "per_seed_mean_auroc": seed_means,
         "per_class_auroc": per_class,
     }
+
+
+def _epoch_curve(records, classes, seeds, epochs):
+    """{budget: {score kind: aggregate}} for every milestone all records have, plus ``epochs``."""
+    common = None
+    for record in records.values():
+        have = set(record.get("milestones", {}))
+        common = have if common is None else common & have
+    if not common:
+        return {}
+    curve = {}
+    for budget in sorted(common, key=int):
+        curve[budget] = {
+            name: _aggregate(records, classes, seeds,
+                             lambda r, b=budget, n=name: r["milestones"][b][n]["auroc"])
+            for name in SCORES
+        }
+    curve[str(epochs)] = {
+        name: _aggregate(records, classes, seeds, lambda r, n=name: r[n]["auroc"]) for name in SCORES
+    }
+    return curve
 
 
 def summarize(records, classes, seeds, settings, command, dataset_name):
@@ -300,6 +385,7 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             "validation_fraction": settings.validation_fraction,
             "model_selection": "weights of the epoch with the lowest validation loss",
         },
+        "epoch_curve": _epoch_curve(records, classes, seeds, settings.epochs),
         "best_epochs": {
             f"class{c}-seed{s}": records[(c, s)]["best_epoch"]
             for c in classes for s in seeds if (c, s) in records
@@ -412,6 +498,36 @@ def markdown_report(summary):
             _fmt(layer["mean_auroc"], layer["std_auroc"]) for layer in summary["layers"]
         ) + " |")
 
+    curve = summary.get("epoch_curve") or {}
+    if curve:
+        budgets = list(curve)
+        lines += [
+            "",
+            "## AUROC against the epoch budget (same runs; at each budget, the weights of the "
+            "lowest validation loss up to that epoch)",
+            "",
+            "| epochs | GradCon | recon only | grad only |",
+            "|---|---|---|---|",
+        ]
+        for budget in budgets:
+            lines.append(f"| {budget} | " + " | ".join(
+                _fmt(curve[budget][name]["mean_auroc"], curve[budget][name]["std_auroc"])
+                for name in SCORES
+            ) + " |")
+        lines += [
+            "",
+            "Per class, GradCon (grad only) at each budget, mean over seeds:",
+            "",
+            "| class | " + " | ".join(f"{b} epochs" for b in budgets) + " |",
+            "|---|" + "---|" * len(budgets),
+        ]
+        for c in classes:
+            lines.append(f"| {c} | " + " | ".join(
+                f"{_fmt(_mean_std(curve[b]['gradcon']['per_class_auroc'][str(c)])[0])} "
+                f"({_fmt(_mean_std(curve[b]['grad']['per_class_auroc'][str(c)])[0])})"
+                for b in budgets
+            ) + " |")
+
     lines += [
         "",
         "## Histogram overlap (Fig. 5), % of test samples, mean over seeds",
@@ -440,7 +556,22 @@ def markdown_report(summary):
     return "\n".join(lines)
 
 
-def write_figures(out, all_scores, classes, seeds):
+def _class_curves(records, epochs):
+    """{class: {budget: (mean GradCon AUROC, mean grad AUROC)}} over seeds, for the figure."""
+    per_class = {}
+    for (c, _), record in records.items():
+        points = dict(record.get("milestones", {}))
+        if not points:
+            continue
+        points[str(epochs)] = record
+        for budget, values in points.items():
+            per_class.setdefault(c, {}).setdefault(int(budget), []).append(
+                (values["gradcon"]["auroc"], values["grad"]["auroc"]))
+    return {c: {b: tuple(np.mean(v, axis=0)) for b, v in points.items()}
+            for c, points in per_class.items()}
+
+
+def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
     """ROC curves and score histograms (first finished seed of each class) as PNG files."""
     import matplotlib
 
@@ -479,6 +610,23 @@ def write_figures(out, all_scores, classes, seeds):
     plt.close(figure)
     written.append(path)
 
+    curve = _class_curves(records or {}, epochs)
+    if curve:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for c, points in sorted(curve.items()):
+            budgets = sorted(points)
+            line, = axis.plot(budgets, [points[b][0] for b in budgets], marker="o", label=f"class {c}")
+            axis.plot(budgets, [points[b][1] for b in budgets], marker="x", linestyle="--",
+                      color=line.get_color())
+        axis.set_xlabel("epoch budget")
+        axis.set_ylabel("test AUROC (solid GradCon, dashed grad only)")
+        axis.legend(fontsize=7, loc="lower right")
+        figure.tight_layout()
+        path = os.path.join(out, "auroc_vs_epochs.png")
+        _save_figure(figure, path)
+        plt.close(figure)
+        written.append(path)
+
     for name, (key, label) in SCORES.items():
         figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
         for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
@@ -514,7 +662,7 @@ def write_report(out, records, all_scores, classes, seeds, settings, command, da
     write_json(os.path.join(out, "summary.json"), summary)
     _atomic_write(os.path.join(out, "README.md"), markdown_report(summary).encode())
     if figures:
-        write_figures(out, all_scores, classes, seeds)
+        write_figures(out, all_scores, classes, seeds, records, settings.epochs)
     return summary
 
 
@@ -531,10 +679,12 @@ def reproduce(
     command=None,
     verbose=1,
     log=print,
+    milestones=(),
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
-    ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). Returns the summary dict.
+    ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). ``milestones``: shorter
+    budgets (epochs) to also evaluate within each run (see :func:`run_one`). Returns the summary.
     """
     from gradcon_tf import data as datasets
     from gradcon_tf.model import DEFAULT_ALPHA
@@ -551,13 +701,14 @@ def reproduce(
     command = command or (
         f"gradcon reproduce --data {data} --classes {','.join(map(str, classes))} "
         f"--seeds {len(seeds)} --epochs {epochs} --out {out}"
+        + (f" --milestones {','.join(map(str, milestones))}" if milestones else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 
     records, all_scores, todo = {}, {}, []
     for c in classes:
         for s in seeds:
-            finished = load_finished_run(out, c, s, settings)
+            finished = load_finished_run(out, c, s, settings, milestones)
             if finished is None:
                 todo.append((c, s))
             else:
@@ -573,7 +724,7 @@ def reproduce(
             eta = f", about {np.mean(run_times) * (len(todo) - done + 1) / 60:.0f} min left"
         log(f"[{total - len(todo) + done}/{total}] class {c} seed {s}: {epochs} epochs{eta}")
         started = time.perf_counter()
-        record, scores = run_one(splits, c, s, settings, verbose=verbose)
+        record, scores = run_one(splits, c, s, settings, verbose=verbose, milestones=milestones)
         json_path, npz_path = run_paths(out, c, s)
         _write_npz(npz_path, scores)  # scores first: the JSON marks the run finished
         write_json(json_path, record)

@@ -16,15 +16,17 @@ def read_json(path):
 
 def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     out = str(tmp_path / "results")
-    argv = ["reproduce", "--data", "digits", "--classes", "0-1", "--seeds", "1", "--epochs", "1",
-            "--out", out, "--verbose", "0"]
+    argv = ["reproduce", "--data", "digits", "--classes", "0-1", "--seeds", "1", "--epochs", "2",
+            "--out", out, "--verbose", "0", "--milestones", "1"]
     assert cli.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
     for key in ("dataset", "epochs", "seeds", "command", "mean_auroc", "std_auroc",
                 "per_class_auroc", "recon", "grad", "layers", "overlap"):
         assert key in summary
-    assert summary["dataset"] == "digits" and summary["epochs"] == 1 and summary["seeds"] == [0]
-    assert summary["command"] == f"gradcon reproduce --data digits --classes 0-1 --seeds 1 --epochs 1 --out {out}"
+    assert summary["dataset"] == "digits" and summary["epochs"] == 2 and summary["seeds"] == [0]
+    assert summary["command"] == (
+        f"gradcon reproduce --data digits --classes 0-1 --seeds 1 --epochs 2 --out {out} "
+        "--milestones 1")
     assert summary["complete"] and summary["missing_runs"] == []
     runs = {c: read_json(os.path.join(out, "runs", f"class{c}-seed0.json")) for c in (0, 1)}
     assert summary["per_class_auroc"] == {str(c): [runs[c]["gradcon"]["auroc"]] for c in (0, 1)}
@@ -32,6 +34,15 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     assert summary["grad"]["per_class_auroc"]["0"] == [runs[0]["grad"]["auroc"]]
     assert summary["mean_auroc"] == pytest.approx(np.mean([runs[c]["gradcon"]["auroc"] for c in (0, 1)]))
     assert len(summary["layers"]) == 4
+    # The 1-epoch budget is evaluated inside the same runs; the 2-epoch point is the final result.
+    assert list(summary["epoch_curve"]) == ["1", "2"]
+    assert summary["epoch_curve"]["2"]["gradcon"]["mean_auroc"] == summary["mean_auroc"]
+    for c in (0, 1):
+        milestone = runs[c]["milestones"]["1"]
+        assert milestone["best_epoch"] == 1
+        assert summary["epoch_curve"]["1"]["grad"]["per_class_auroc"][str(c)] == [milestone["grad"]["auroc"]]
+        if runs[c]["best_epoch"] == 1:  # the same weights give the same AUROC
+            assert milestone["gradcon"]["auroc"] == pytest.approx(runs[c]["gradcon"]["auroc"], abs=1e-6)
     # The stored scores reproduce the recorded AUROC.
     from sklearn.metrics import roc_auc_score
 
@@ -41,7 +52,8 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
         assert len(scores["score"]) == runs[1]["sizes"]["test_inliers"] * 2
     report = open(os.path.join(out, "README.md")).read()
     assert "| **mean** |" in report and summary["command"] in report
-    for name in ("roc.png", "hist_gradcon.png", "hist_recon.png", "hist_grad.png"):
+    for name in ("roc.png", "hist_gradcon.png", "hist_recon.png", "hist_grad.png",
+                 "auroc_vs_epochs.png"):
         assert os.path.getsize(os.path.join(out, name)) > 1000
     assert not [n for n in os.listdir(os.path.join(out, "runs")) if n.startswith(".tmp")]
 
@@ -68,7 +80,7 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
 
 
 def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
-    settings = reproduce.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
+    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
     json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
     scores = {"is_anomaly": np.array([0, 1], bool), "score": np.zeros(2), "recon": np.zeros(2),
               "grad_loss": np.zeros(2), "layer_cosines": np.zeros((2, 4))}
@@ -79,6 +91,9 @@ def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is not None
     other = reproduce.Settings(data="digits", epochs=2, batch_size=64, alpha=0.03, beta=0.12)
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, other) is None
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings, milestones=[1]) is None
+    reproduce.write_json(json_path, {**record, "milestones": {"1": {}}})
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings, milestones=[1]) is not None
     reproduce.write_json(json_path, {**record, "complete": False})
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
     reproduce.write_json(json_path, record)
