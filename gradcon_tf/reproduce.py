@@ -98,6 +98,9 @@ def _atomic_write(path, payload):
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give it a normal file's mode
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
