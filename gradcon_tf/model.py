@@ -16,11 +16,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradcon_tf import gradients, networks, preprocessing
+from gradcon_tf import compat, gradients, networks, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_BATCH_SIZE = 64
+
+
+def _distributed_replica_context():
+    """The replica context when running on several replicas of a tf.distribute strategy."""
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return None
+    return replica
 
 
 @keras.saving.register_keras_serializable(package="gradcon_tf")
@@ -65,18 +73,25 @@ class GradCon(keras.Model):
                 shape=kernel.shape,
                 initializer="zeros",
                 trainable=False,
+                aggregation="only_first_replica",
                 name=f"reference_gradient_{index}",
             )
             for index, kernel in enumerate(kernels, start=1)
         ]
         self.reference_count = self.add_weight(
-            shape=(), initializer="zeros", dtype="int64", trainable=False, name="reference_count"
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="reference_count",
         )
         # NaN = not calibrated yet. Stored as a weight so that it is saved with the model.
         self._threshold = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(float("nan")),
             trainable=False,
+            aggregation="only_first_replica",
             name="threshold",
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -147,7 +162,12 @@ class GradCon(keras.Model):
         return -tf.reduce_mean(tf.stack(cosines))
 
     def _loss_terms(self, images, training):
-        """(L, L_grad) for a batch. The inner tape watches only the decoder kernels."""
+        """(L, L_grad) for a batch. The inner tape watches only the decoder kernels.
+
+        Under a ``tf.distribute`` strategy each replica sees part of the global batch; the inner
+        gradients are averaged over replicas (a differentiable all-reduce) so that L_grad is the
+        cosine of the *global* batch gradient, as on one device.
+        """
         kernels = [k.value for k in self.constrained_kernels]
         with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
             inner_tape.watch(kernels)
@@ -156,6 +176,9 @@ class GradCon(keras.Model):
                 gradients.per_sample_reconstruction_error(self.preprocess(images), reconstructions)
             )
         kernel_gradients = inner_tape.gradient(recon_loss, kernels)
+        replica = _distributed_replica_context()
+        if replica is not None:
+            kernel_gradients = replica.all_reduce(tf.distribute.ReduceOp.MEAN, kernel_gradients)
         return recon_loss, self.gradient_loss(kernel_gradients)
 
     def _unpack_images(self, data):
@@ -165,17 +188,22 @@ class GradCon(keras.Model):
 
     def train_step(self, data):
         images = self._unpack_images(data)
+        replica = _distributed_replica_context()
+        replicas = 1 if replica is None else replica.num_replicas_in_sync
         # The outer tape watches every trainable variable (encoder and decoder).
         with tf.GradientTape() as outer_tape:
             recon_loss, grad_loss = self._loss_terms(images, training=True)
             loss = recon_loss + self.alpha * grad_loss
+            # The optimizer sums the replicas' gradients: each contributes 1/replicas of J.
+            replica_loss = loss / replicas
         trainable = self.trainable_variables
-        total_gradients = outer_tape.gradient(loss, trainable)
-        self.optimizer.apply(total_gradients, trainable)
+        total_gradients = outer_tape.gradient(replica_loss, trainable)
         position = {id(v): i for i, v in enumerate(trainable)}
-        self.update_reference_gradients(
-            [total_gradients[position[id(k)]] for k in self.constrained_kernels]
-        )
+        kernel_gradients = [total_gradients[position[id(k)]] for k in self.constrained_kernels]
+        if replica is not None:
+            kernel_gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, kernel_gradients)
+        self.optimizer.apply(total_gradients, trainable)
+        self.update_reference_gradients(kernel_gradients)
         return self._record(loss, recon_loss, grad_loss)
 
     def update_reference_gradients(self, total_gradients):
@@ -194,7 +222,7 @@ class GradCon(keras.Model):
         self.loss_tracker.update_state(loss)
         self.recon_loss_tracker.update_state(recon_loss)
         self.grad_loss_tracker.update_state(grad_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return compat.logs_for_distribution({m.name: m.result() for m in self.metrics})
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_input(x)
@@ -248,9 +276,12 @@ class GradCon(keras.Model):
 
         ``score`` = recon + beta * grad_loss (higher = more anomalous), ``recon`` (the sample's
         MSE), ``grad_loss`` (-mean cosine), ``layer_cosines`` (N, decoder layers), and
-        ``is_anomaly`` (score > threshold) once a threshold is set. Images: uint8 or float in [0, 1].
+        ``is_anomaly`` (score > threshold) once a threshold is set. Images: uint8 or float in [0, 1],
+        as an array or a ``tf.data.Dataset`` of batches (streamed: memory stays flat in N).
         """
         images = self._check_input(images, "images")
+        if isinstance(images, tf.data.Dataset):
+            images = images.prefetch(tf.data.AUTOTUNE)
         outputs = self.predict(images, batch_size=batch_size, verbose=verbose)
         outputs = {k: np.asarray(v) for k, v in outputs.items()}
         if self.threshold is not None:

@@ -91,6 +91,14 @@ def test_scores_do_not_depend_on_batch_size_or_order(trained, normal_images):
         np.testing.assert_allclose(shuffled[key], full[key][order], atol=1e-6)
 
 
+def test_scores_stream_from_tf_data(trained, normal_images):
+    dataset = tf.data.Dataset.from_tensor_slices(normal_images[:40]).batch(16)
+    streamed = trained.score(dataset)
+    np.testing.assert_allclose(streamed["score"], trained.score(normal_images[:40])["score"], atol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        trained.score(tf.data.Dataset.from_tensor_slices(normal_images[:4, :20]).batch(2))
+
+
 def test_uint8_images_score_like_scaled_floats(trained, normal_images):
     as_uint8 = np.round(normal_images[:4] * 255).astype(np.uint8)
     np.testing.assert_allclose(
