@@ -166,3 +166,20 @@ def test_cure_tsr_split(tmp_path):
     assert split.test_is_anomaly.sum() == 4 and (~split.test_is_anomaly).sum() == 4
     with pytest.raises(ValueError, match="no test images of rain"):
         protocols.cure_tsr_split(train, test, "rain", 3)
+
+
+def test_gpnd_experiment_end_to_end_on_digits():
+    """One tiny model per (class, fold), evaluated at two outlier percentages."""
+    from gradcon_tf import data, gpnd
+
+    splits = data.load("digits")
+    pooled = concatenate(splits["train"], splits["test"])
+    results = gpnd.run_gpnd_fold(pooled, inlier_class=0, fold=1, epochs=1, percentages=(10, 50))
+    assert sorted(results) == [10, 50]
+    for percentage in (10, 50):
+        for kind in ("gradcon", "recon", "grad"):
+            result = results[percentage][kind]
+            assert 0.0 <= result["auroc"] <= 1.0 and 0.0 <= result["f1"] <= 1.0
+            assert result["validation_f1"] >= 0.5  # calling everything an inlier already gives this
+    mean = gpnd.mean_over_runs([results, results])
+    assert mean[10]["gradcon"]["auroc"] == pytest.approx(results[10]["gradcon"]["auroc"])
