@@ -14,8 +14,15 @@ from gradcon_tf import protocols
 from gradcon_tf.reproduce import SCORES
 
 
-def run_gpnd_fold(pooled, inlier_class, fold, epochs, seed=0,
-                  percentages=protocols.GPND_OUTLIER_PERCENTAGES, verbose=0):
+def run_gpnd_fold(
+    pooled,
+    inlier_class,
+    fold,
+    epochs,
+    seed=0,
+    percentages=protocols.GPND_OUTLIER_PERCENTAGES,
+    verbose=0,
+):
     """Train one model and evaluate it at every outlier percentage.
 
     Returns ``{percentage: {score kind: {"auroc", "f1", "threshold", "validation_f1"}}}`` for the
@@ -23,7 +30,9 @@ def run_gpnd_fold(pooled, inlier_class, fold, epochs, seed=0,
     """
     from gradcon_tf import experiment
 
-    splits = {p: protocols.gpnd_split(pooled, inlier_class, fold, p, seed=seed) for p in percentages}
+    splits = {
+        p: protocols.gpnd_split(pooled, inlier_class, fold, p, seed=seed) for p in percentages
+    }
     first = splits[percentages[0]]
     training = protocols.OneClassSplit(
         train=first.train,

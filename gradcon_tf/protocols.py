@@ -39,7 +39,9 @@ def one_class_split(train, test, inlier_class, seed=0, validation_fraction=0.1):
     test_outliers = rng.choice(candidates, size=len(test_inliers), replace=False)
     order = rng.permutation(2 * len(test_inliers))
     test_index = np.concatenate([test_inliers, test_outliers])[order]
-    is_anomaly = np.concatenate([np.zeros(len(test_inliers), bool), np.ones(len(test_outliers), bool)])
+    is_anomaly = np.concatenate(
+        [np.zeros(len(test_inliers), bool), np.ones(len(test_outliers), bool)]
+    )
     return OneClassSplit(
         train=train.images[inliers[n_validation:]],
         validation=train.images[inliers[:n_validation]],
@@ -127,8 +129,10 @@ def gpnd_split(pooled, inlier_class, fold, outlier_percentage, seed=0, n_folds=G
     for name, k in (("validation", validation_fold), ("test", fold)):
         in_fold = fold_of == k
         sets[name] = _with_outlier_percentage(
-            np.flatnonzero(in_fold & inlier), np.flatnonzero(in_fold & ~inlier),
-            outlier_percentage, rng,
+            np.flatnonzero(in_fold & inlier),
+            np.flatnonzero(in_fold & ~inlier),
+            outlier_percentage,
+            rng,
         )
     return GPNDSplit(
         train=pooled.images[train_index],
@@ -137,7 +141,11 @@ def gpnd_split(pooled, inlier_class, fold, outlier_percentage, seed=0, n_folds=G
         test=pooled.images[sets["test"][0]],
         test_is_anomaly=sets["test"][1],
         folds={"train": train_folds, "validation": validation_fold, "test": fold},
-        indices={"train": train_index, "validation": sets["validation"][0], "test": sets["test"][0]},
+        indices={
+            "train": train_index,
+            "validation": sets["validation"][0],
+            "test": sets["test"][0],
+        },
     )
 
 
@@ -162,8 +170,9 @@ def gpnd_evaluate(validation_scores, validation_is_anomaly, test_scores, test_is
 # ---------------------------------------------------------------------- abnormal conditions
 
 
-def abnormal_condition_split(clean_train, clean_test, challenge, level, seed=0,
-                             validation_fraction=0.1):
+def abnormal_condition_split(
+    clean_train, clean_test, challenge, level, seed=0, validation_fraction=0.1
+):
     """The CURE-TSR protocol on synthetic challenges: clean images are the inliers.
 
     Train on ``clean_train`` (images, any labels ignored) with ``validation_fraction`` held out;
@@ -187,7 +196,10 @@ def cure_tsr_split(train, test, challenge, level, seed=0, validation_fraction=0.
     if len(challenged) == 0:
         raise ValueError(f"no test images of {challenge} at level {level}.")
     return _clean_vs_challenged(
-        train.challenge_free().images, clean_test.images, challenged.images, seed,
+        train.challenge_free().images,
+        clean_test.images,
+        challenged.images,
+        seed,
         validation_fraction,
     )
 

@@ -92,7 +92,9 @@ def _atomic_write(path, payload):
     """Write ``payload`` (bytes) to ``path`` through a temporary file in the same folder."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=".tmp-", suffix=os.path.basename(path)
+    )
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
@@ -147,7 +149,13 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
             scores = {key: stored[key] for key in stored.files}
         if not {"is_anomaly", "score", "recon", "grad_loss", "layer_cosines"} <= set(scores):
             return None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, truncated, garbled
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+    ):  # missing, truncated, garbled
         return None
     return record, scores
 
@@ -188,7 +196,11 @@ def _milestone_callback(split, milestones):
         def on_epoch_end(self, epoch, logs=None):
             loss = (logs or {}).get("val_loss")
             if loss is not None and (self.best_weights is None or loss < self.best):
-                self.best, self.best_weights, self.best_epoch = loss, self.model.get_weights(), epoch + 1
+                self.best, self.best_weights, self.best_epoch = (
+                    loss,
+                    self.model.get_weights(),
+                    epoch + 1,
+                )
             if epoch + 1 in milestones and self.best_weights is not None:
                 current = self.model.get_weights()
                 self.model.set_weights(self.best_weights)
@@ -226,14 +238,21 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=()):
     from gradcon_tf import experiment, protocols
 
     split = protocols.one_class_split(
-        splits["train"], splits["test"], inlier, seed=seed,
+        splits["train"],
+        splits["test"],
+        inlier,
+        seed=seed,
         validation_fraction=settings.validation_fraction,
     )
     milestones = sorted({int(m) for m in milestones if 0 < int(m) < settings.epochs})
     callbacks = [_milestone_callback(split, milestones)] if milestones else []
     started = time.perf_counter()
     model = experiment.train_one_class(
-        split, settings.epochs, seed=seed, batch_size=settings.batch_size, verbose=verbose,
+        split,
+        settings.epochs,
+        seed=seed,
+        batch_size=settings.batch_size,
+        verbose=verbose,
         callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - started
@@ -279,10 +298,16 @@ def _code_version():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gradcon_tf"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "gradcon_tf"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit or None, "gradcon_tf_modified": bool(dirty)}
@@ -305,7 +330,9 @@ def _aggregate(records, classes, seeds, pick):
 
     Only seeds with every class finished count towards ``mean_auroc``/``std_auroc``.
     """
-    per_class = {str(c): [pick(records[(c, s)]) for s in seeds if (c, s) in records] for c in classes}
+    per_class = {
+        str(c): [pick(records[(c, s)]) for s in seeds if (c, s) in records] for c in classes
+    }
     seed_means = {
         str(s): float(np.mean([pick(records[(c, s)]) for c in classes]))
         for s in seeds
@@ -331,12 +358,14 @@ def _epoch_curve(records, classes, seeds, epochs):
     curve = {}
     for budget in sorted(common, key=int):
         curve[budget] = {
-            name: _aggregate(records, classes, seeds,
-                             lambda r, b=budget, n=name: r["milestones"][b][n]["auroc"])
+            name: _aggregate(
+                records, classes, seeds, lambda r, b=budget, n=name: r["milestones"][b][n]["auroc"]
+            )
             for name in SCORES
         }
     curve[str(epochs)] = {
-        name: _aggregate(records, classes, seeds, lambda r, n=name: r[n]["auroc"]) for name in SCORES
+        name: _aggregate(records, classes, seeds, lambda r, n=name: r[n]["auroc"])
+        for name in SCORES
     }
     return curve
 
@@ -391,7 +420,9 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
         "epoch_curve": _epoch_curve(records, classes, seeds, settings.epochs),
         "best_epochs": {
             f"class{c}-seed{s}": records[(c, s)]["best_epoch"]
-            for c in classes for s in seeds if (c, s) in records
+            for c in classes
+            for s in seeds
+            if (c, s) in records
         },
         "train_seconds_total": round(sum(r["train_seconds"] for r in records.values()), 1),
         "run_seconds_total": round(
@@ -445,8 +476,11 @@ def markdown_report(summary):
         "",
     ]
     if not summary["complete"]:
-        lines += [f"**Partial**: {len(summary['missing_runs'])} runs not finished yet "
-                  f"({', '.join(summary['missing_runs'])}).", ""]
+        lines += [
+            f"**Partial**: {len(summary['missing_runs'])} runs not finished yet "
+            f"({', '.join(summary['missing_runs'])}).",
+            "",
+        ]
     lines += [
         "AUROC on the test split, mean ± std over seeds (per class: over the seeds of that "
         "class; mean: of the per-seed class means). Higher is better.",
@@ -467,17 +501,23 @@ def markdown_report(summary):
             row.append(f"{release['per_class'][c]:.3f}" if c < len(release["per_class"]) else "-")
         for part in (summary, summary["recon"], summary["grad"]):
             row.append(_fmt(*_mean_std(part["per_class_auroc"][str(c)])))
-        row.append(", ".join(
-            str(summary["best_epochs"][f"class{c}-seed{s}"])
-            for s in summary["seeds"] if f"class{c}-seed{s}" in summary["best_epochs"]
-        ) or "-")
+        row.append(
+            ", ".join(
+                str(summary["best_epochs"][f"class{c}-seed{s}"])
+                for s in summary["seeds"]
+                if f"class{c}-seed{s}" in summary["best_epochs"]
+            )
+            or "-"
+        )
         lines.append("| " + " | ".join(row) + " |")
     row = ["**mean**"]
     if paper:
         row.append(f"{paper['mean']:.3f}")
     if release:
-        row.append(f"{release['mean']:.3f} (recon {release['recon_mean']:.3f}, "
-                   f"grad {release['grad_mean']:.3f})")
+        row.append(
+            f"{release['mean']:.3f} (recon {release['recon_mean']:.3f}, "
+            f"grad {release['grad_mean']:.3f})"
+        )
     for part in (summary, summary["recon"], summary["grad"]):
         row.append(f"**{_fmt(part['mean_auroc'], part['std_auroc'])}**")
     row.append("")
@@ -490,16 +530,27 @@ def markdown_report(summary):
             "",
             "## Per decoder layer (Table 2): AUROC of -cos of that layer's gradient alone",
             "",
-            "| class | " + " | ".join(f"layer {i + 1}" for i in range(len(summary["layers"]))) + " |",
+            "| class | "
+            + " | ".join(f"layer {i + 1}" for i in range(len(summary["layers"])))
+            + " |",
             "|---|" + "---|" * len(summary["layers"]),
         ]
         for c in classes:
-            lines.append(f"| {c} | " + " | ".join(
-                _fmt(*_mean_std(layer["per_class_auroc"][str(c)])) for layer in summary["layers"]
-            ) + " |")
-        lines.append("| **mean** | " + " | ".join(
-            _fmt(layer["mean_auroc"], layer["std_auroc"]) for layer in summary["layers"]
-        ) + " |")
+            lines.append(
+                f"| {c} | "
+                + " | ".join(
+                    _fmt(*_mean_std(layer["per_class_auroc"][str(c)]))
+                    for layer in summary["layers"]
+                )
+                + " |"
+            )
+        lines.append(
+            "| **mean** | "
+            + " | ".join(
+                _fmt(layer["mean_auroc"], layer["std_auroc"]) for layer in summary["layers"]
+            )
+            + " |"
+        )
 
     curve = summary.get("epoch_curve") or {}
     if curve:
@@ -513,10 +564,14 @@ def markdown_report(summary):
             "|---|---|---|---|",
         ]
         for budget in budgets:
-            lines.append(f"| {budget} | " + " | ".join(
-                _fmt(curve[budget][name]["mean_auroc"], curve[budget][name]["std_auroc"])
-                for name in SCORES
-            ) + " |")
+            lines.append(
+                f"| {budget} | "
+                + " | ".join(
+                    _fmt(curve[budget][name]["mean_auroc"], curve[budget][name]["std_auroc"])
+                    for name in SCORES
+                )
+                + " |"
+            )
         lines += [
             "",
             "Per class, GradCon (grad only) at each budget, mean over seeds:",
@@ -525,11 +580,15 @@ def markdown_report(summary):
             "|---|" + "---|" * len(budgets),
         ]
         for c in classes:
-            lines.append(f"| {c} | " + " | ".join(
-                f"{_fmt(_mean_std(curve[b]['gradcon']['per_class_auroc'][str(c)])[0])} "
-                f"({_fmt(_mean_std(curve[b]['grad']['per_class_auroc'][str(c)])[0])})"
-                for b in budgets
-            ) + " |")
+            lines.append(
+                f"| {c} | "
+                + " | ".join(
+                    f"{_fmt(_mean_std(curve[b]['gradcon']['per_class_auroc'][str(c)])[0])} "
+                    f"({_fmt(_mean_std(curve[b]['grad']['per_class_auroc'][str(c)])[0])})"
+                    for b in budgets
+                )
+                + " |"
+            )
 
     lines += [
         "",
@@ -539,9 +598,13 @@ def markdown_report(summary):
         "|---|" + "---|" * len(SCORES),
     ]
     for c in classes:
-        lines.append(f"| {c} | " + " | ".join(
-            _percent(_mean_std(summary["overlap"][name][str(c)])[0]) for name in SCORES
-        ) + " |")
+        lines.append(
+            f"| {c} | "
+            + " | ".join(
+                _percent(_mean_std(summary["overlap"][name][str(c)])[0]) for name in SCORES
+            )
+            + " |"
+        )
     lines += [
         "",
         summary["overlap_note"] + ".",
@@ -569,9 +632,12 @@ def _class_curves(records, epochs):
         points[str(epochs)] = record
         for budget, values in points.items():
             per_class.setdefault(c, {}).setdefault(int(budget), []).append(
-                (values["gradcon"]["auroc"], values["grad"]["auroc"]))
-    return {c: {b: tuple(np.mean(v, axis=0)) for b, v in points.items()}
-            for c, points in per_class.items()}
+                (values["gradcon"]["auroc"], values["grad"]["auroc"])
+            )
+    return {
+        c: {b: tuple(np.mean(v, axis=0)) for b, v in points.items()}
+        for c, points in per_class.items()
+    }
 
 
 def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
@@ -605,7 +671,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
         axis.set_xlabel("false positive rate")
         axis.set_ylabel("true positive rate")
         axis.legend(fontsize=7, loc="lower right")
-    for axis in list(axes.flat)[len(shown):]:
+    for axis in list(axes.flat)[len(shown) :]:
         axis.axis("off")
     figure.tight_layout()
     path = os.path.join(out, "roc.png")
@@ -618,9 +684,16 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
         figure, axis = plt.subplots(figsize=(6, 4))
         for c, points in sorted(curve.items()):
             budgets = sorted(points)
-            line, = axis.plot(budgets, [points[b][0] for b in budgets], marker="o", label=f"class {c}")
-            axis.plot(budgets, [points[b][1] for b in budgets], marker="x", linestyle="--",
-                      color=line.get_color())
+            (line,) = axis.plot(
+                budgets, [points[b][0] for b in budgets], marker="o", label=f"class {c}"
+            )
+            axis.plot(
+                budgets,
+                [points[b][1] for b in budgets],
+                marker="x",
+                linestyle="--",
+                color=line.get_color(),
+            )
         axis.set_xlabel("epoch budget")
         axis.set_ylabel("test AUROC (solid GradCon, dashed grad only)")
         axis.legend(fontsize=7, loc="lower right")
@@ -631,7 +704,9 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
         written.append(path)
 
     for name, (key, label) in SCORES.items():
-        figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+        figure, axes = plt.subplots(
+            rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False
+        )
         for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
             values, labels = np.asarray(scores[key], np.float64), scores["is_anomaly"]
             low, high = np.percentile(values, [1.0, 99.0])
@@ -643,7 +718,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
             axis.set_title(f"class {c}: overlap {100 * overlap:.1f}%", fontsize=9)
             axis.set_xlabel(label, fontsize=8)
             axis.legend(fontsize=7, loc="upper right")
-        for axis in list(axes.flat)[len(shown):]:
+        for axis in list(axes.flat)[len(shown) :]:
             axis.axis("off")
         figure.tight_layout()
         path = os.path.join(out, f"hist_{name}.png")
@@ -659,8 +734,9 @@ def _save_figure(figure, path):
     _atomic_write(path, buffer.getvalue())
 
 
-def write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name,
-                 figures=True):
+def write_report(
+    out, records, all_scores, classes, seeds, settings, command, dataset_name, figures=True
+):
     summary = summarize(records, classes, seeds, settings, command, dataset_name)
     write_json(os.path.join(out, "summary.json"), summary)
     _atomic_write(os.path.join(out, "README.md"), markdown_report(summary).encode())
@@ -695,8 +771,11 @@ def reproduce(
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     classes = list(classes)
     settings = Settings(
-        data=data, epochs=int(epochs), batch_size=int(batch_size),
-        alpha=DEFAULT_ALPHA, beta=4.0 * DEFAULT_ALPHA,
+        data=data,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        alpha=DEFAULT_ALPHA,
+        beta=4.0 * DEFAULT_ALPHA,
     )
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
@@ -739,10 +818,21 @@ def reproduce(
             f"{run_times[-1]:.0f} s"
         )
         # Numbers after every run (cheap); the figures every 5 runs and at the end.
-        write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name,
-                     figures=done % 5 == 0 and done < len(todo))
+        write_report(
+            out,
+            records,
+            all_scores,
+            classes,
+            seeds,
+            settings,
+            command,
+            dataset_name,
+            figures=done % 5 == 0 and done < len(todo),
+        )
 
-    summary = write_report(out, records, all_scores, classes, seeds, settings, command, dataset_name)
+    summary = write_report(
+        out, records, all_scores, classes, seeds, settings, command, dataset_name
+    )
     if summary["mean_auroc"] is not None:
         log(
             f"mean AUROC GradCon {_fmt(summary['mean_auroc'], summary['std_auroc'])}, "

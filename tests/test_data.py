@@ -1,7 +1,6 @@
 """Every loader on small files written by the test; bad files name the file and the problem."""
 
 import gzip
-import io
 import os
 import pickle
 import struct
@@ -17,9 +16,11 @@ from gradcon_tf.data.challenges import CHALLENGES, LEVELS, apply_challenge
 
 def idx_bytes(array):
     array = np.asarray(array, np.uint8)
-    return struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    ) + array.tobytes()
+    return (
+        struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.tobytes()
+    )
 
 
 def write_idx_dir(directory, n_train=7, n_test=5, compress=True, seed=0):
@@ -54,7 +55,10 @@ def test_idx_directory_round_trip(tmp_path, compress):
     np.testing.assert_array_equal(splits["test"].images[..., 0], arrays["t10k-images-idx3-ubyte"])
     np.testing.assert_array_equal(splits["test"].labels, arrays["t10k-labels-idx1-ubyte"])
     assert splits["train"].images.shape == (7, 28, 28, 1)
-    assert data.load(f"fashion_mnist:{tmp_path}")["test"].labels.tolist() == splits["test"].labels.tolist()
+    assert (
+        data.load(f"fashion_mnist:{tmp_path}")["test"].labels.tolist()
+        == splits["test"].labels.tolist()
+    )
 
 
 def test_idx_truncated_file_names_file(tmp_path):
@@ -106,8 +110,10 @@ def cifar_batch(n, seed):
     images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, n).tolist()
     rows = images.transpose(0, 3, 1, 2).reshape(n, 3072)  # R plane, G plane, B plane
-    payload = pickle.dumps({b"batch_label": b"x", b"labels": labels, b"data": rows,
-                            b"filenames": [b"f"] * n}, protocol=2)
+    payload = pickle.dumps(
+        {b"batch_label": b"x", b"labels": labels, b"data": rows, b"filenames": [b"f"] * n},
+        protocol=2,
+    )
     return payload, images, labels
 
 
@@ -202,8 +208,10 @@ def test_image_folder_train_test_rgb(tmp_path):
     for split, n in (("train", 3), ("test", 2)):
         for name in ("a", "b"):
             for i in range(n):
-                write_png(tmp_path / split / name / f"{i}.png",
-                          rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+                write_png(
+                    tmp_path / split / name / f"{i}.png",
+                    rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+                )
     splits = data.load_image_folder(tmp_path)
     assert splits["train"].images.shape == (6, 8, 8, 3)
     assert splits["test"].labels.tolist() == [0, 0, 1, 1]
@@ -229,8 +237,12 @@ def test_image_folder_errors(tmp_path):
 
 def test_npz_and_arrays(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = dict(x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), y_train=np.arange(6),
-                  x_test=rng.random((4, 28, 28, 1)).astype(np.float32), y_test=np.arange(4))
+    arrays = dict(
+        x_train=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        y_train=np.arange(6),
+        x_test=rng.random((4, 28, 28, 1)).astype(np.float32),
+        y_test=np.arange(4),
+    )
     np.savez(tmp_path / "d.npz", **arrays)
     splits = data.load(f"npz:{tmp_path / 'd.npz'}")
     np.testing.assert_array_equal(splits["train"].images[..., 0], arrays["x_train"])
@@ -293,7 +305,9 @@ def write_cure_tsr(root, n_signs=3, size=(20, 18)):
         (root / folder).mkdir(parents=True)
         for index in range(n_signs):
             array = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-            Image.fromarray(array).save(root / folder / f"01_{index + 1:02d}_{ctype:02d}_{level:02d}_{index:04d}.bmp")
+            Image.fromarray(array).save(
+                root / folder / f"01_{index + 1:02d}_{ctype:02d}_{level:02d}_{index:04d}.bmp"
+            )
 
 
 def test_cure_tsr_loader(tmp_path):

@@ -11,8 +11,9 @@ from gradcon_tf.data import LabeledImages, concatenate, cure_tsr
 def numbered(labels):
     """LabeledImages whose image k is filled with k, so positions can be traced back."""
     labels = np.asarray(labels)
-    images = np.broadcast_to(np.arange(len(labels), dtype=np.int64)[:, None, None, None],
-                             (len(labels), 2, 2, 1)).copy()
+    images = np.broadcast_to(
+        np.arange(len(labels), dtype=np.int64)[:, None, None, None], (len(labels), 2, 2, 1)
+    ).copy()
     return LabeledImages(images, labels)
 
 
@@ -56,16 +57,19 @@ def test_gpnd_folds_are_stratified_and_equal():
 def test_gpnd_split_ratios_sizes_disjointness(fold, percentage):
     # 10 classes of 100 images, as Fashion-MNIST's 7,000 per class scaled down.
     pooled = numbered(np.repeat(np.arange(10), 100))
-    split = protocols.gpnd_split(pooled, inlier_class=4, fold=fold, outlier_percentage=percentage,
-                                 seed=1)
+    split = protocols.gpnd_split(
+        pooled, inlier_class=4, fold=fold, outlier_percentage=percentage, seed=1
+    )
     assert split.folds["test"] == fold
     assert split.folds["validation"] == (1 if fold == 0 else 0)
     assert sorted(split.folds["train"] + [split.folds["validation"], fold]) == [0, 1, 2, 3, 4]
     # 60 / 20 / 20 of the class.
     assert len(split.train) == 60
     assert np.all(pooled.labels[ids(split.train)] == 4)
-    for images, is_anomaly in ((split.validation, split.validation_is_anomaly),
-                               (split.test, split.test_is_anomaly)):
+    for images, is_anomaly in (
+        (split.validation, split.validation_is_anomaly),
+        (split.test, split.test_is_anomaly),
+    ):
         n_in, n_out = int((~is_anomaly).sum()), int(is_anomaly.sum())
         assert n_in == 20 and n_out == 20 * percentage // (100 - percentage)
         labels = pooled.labels[ids(images)]
@@ -119,9 +123,11 @@ def test_auroc_and_f1_match_sklearn():
     assert metrics.auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
     for threshold in (-1.0, 0.0, 0.5, 2.0):
         assert metrics.f1_at_threshold(scores, labels, threshold) == pytest.approx(
-            f1_score(labels, scores > threshold))
-        assert metrics.f1_at_threshold(scores, labels, threshold, positive="inlier") == pytest.approx(
-            f1_score(~labels, scores <= threshold))
+            f1_score(labels, scores > threshold)
+        )
+        assert metrics.f1_at_threshold(
+            scores, labels, threshold, positive="inlier"
+        ) == pytest.approx(f1_score(~labels, scores <= threshold))
     assert metrics.auroc([0.1, 0.2, 0.9, 0.8], [False, False, True, True]) == 1.0
     assert metrics.auroc([0.9, 0.8, 0.1, 0.2], [False, False, True, True]) == 0.0
     with pytest.raises(ValueError, match="both inliers and outliers"):
@@ -151,7 +157,9 @@ def test_abnormal_condition_split_pairs_clean_and_challenged():
     assert split.test_is_anomaly.sum() == 10 and len(split.test) == 20
     inliers = split.test[~split.test_is_anomaly]
     assert sorted(map(bytes, inliers)) == sorted(map(bytes, clean_test))
-    assert not any(np.array_equal(a, b) for a in split.test[split.test_is_anomaly] for b in clean_test)
+    assert not any(
+        np.array_equal(a, b) for a in split.test[split.test_is_anomaly] for b in clean_test
+    )
 
 
 def test_cure_tsr_split(tmp_path):

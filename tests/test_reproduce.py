@@ -16,23 +16,52 @@ def read_json(path):
 
 def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     out = str(tmp_path / "results")
-    argv = ["reproduce", "--data", "digits", "--classes", "0-1", "--seeds", "1", "--epochs", "2",
-            "--out", out, "--verbose", "0", "--milestones", "1"]
+    argv = [
+        "reproduce",
+        "--data",
+        "digits",
+        "--classes",
+        "0-1",
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--out",
+        out,
+        "--verbose",
+        "0",
+        "--milestones",
+        "1",
+    ]
     assert cli.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
-    for key in ("dataset", "epochs", "seeds", "command", "mean_auroc", "std_auroc",
-                "per_class_auroc", "recon", "grad", "layers", "overlap"):
+    for key in (
+        "dataset",
+        "epochs",
+        "seeds",
+        "command",
+        "mean_auroc",
+        "std_auroc",
+        "per_class_auroc",
+        "recon",
+        "grad",
+        "layers",
+        "overlap",
+    ):
         assert key in summary
     assert summary["dataset"] == "digits" and summary["epochs"] == 2 and summary["seeds"] == [0]
     assert summary["command"] == (
         f"gradcon reproduce --data digits --classes 0-1 --seeds 1 --epochs 2 --out {out} "
-        "--milestones 1")
+        "--milestones 1"
+    )
     assert summary["complete"] and summary["missing_runs"] == []
     runs = {c: read_json(os.path.join(out, "runs", f"class{c}-seed0.json")) for c in (0, 1)}
     assert summary["per_class_auroc"] == {str(c): [runs[c]["gradcon"]["auroc"]] for c in (0, 1)}
     assert summary["recon"]["per_class_auroc"]["1"] == [runs[1]["recon"]["auroc"]]
     assert summary["grad"]["per_class_auroc"]["0"] == [runs[0]["grad"]["auroc"]]
-    assert summary["mean_auroc"] == pytest.approx(np.mean([runs[c]["gradcon"]["auroc"] for c in (0, 1)]))
+    assert summary["mean_auroc"] == pytest.approx(
+        np.mean([runs[c]["gradcon"]["auroc"] for c in (0, 1)])
+    )
     assert len(summary["layers"]) == 4
     # The 1-epoch budget is evaluated inside the same runs; the 2-epoch point is the final result.
     assert list(summary["epoch_curve"]) == ["1", "2"]
@@ -40,20 +69,30 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     for c in (0, 1):
         milestone = runs[c]["milestones"]["1"]
         assert milestone["best_epoch"] == 1
-        assert summary["epoch_curve"]["1"]["grad"]["per_class_auroc"][str(c)] == [milestone["grad"]["auroc"]]
+        assert summary["epoch_curve"]["1"]["grad"]["per_class_auroc"][str(c)] == [
+            milestone["grad"]["auroc"]
+        ]
         if runs[c]["best_epoch"] == 1:  # the same weights give the same AUROC
-            assert milestone["gradcon"]["auroc"] == pytest.approx(runs[c]["gradcon"]["auroc"], abs=1e-6)
+            assert milestone["gradcon"]["auroc"] == pytest.approx(
+                runs[c]["gradcon"]["auroc"], abs=1e-6
+            )
     # The stored scores reproduce the recorded AUROC.
     from sklearn.metrics import roc_auc_score
 
     with np.load(os.path.join(out, "runs", "class1-seed0.npz")) as scores:
         assert roc_auc_score(scores["is_anomaly"], scores["score"]) == pytest.approx(
-            runs[1]["gradcon"]["auroc"])
+            runs[1]["gradcon"]["auroc"]
+        )
         assert len(scores["score"]) == runs[1]["sizes"]["test_inliers"] * 2
     report = open(os.path.join(out, "README.md")).read()
     assert "| **mean** |" in report and summary["command"] in report
-    for name in ("roc.png", "hist_gradcon.png", "hist_recon.png", "hist_grad.png",
-                 "auroc_vs_epochs.png"):
+    for name in (
+        "roc.png",
+        "hist_gradcon.png",
+        "hist_recon.png",
+        "hist_grad.png",
+        "auroc_vs_epochs.png",
+    ):
         assert os.path.getsize(os.path.join(out, name)) > 1000
     assert not [n for n in os.listdir(os.path.join(out, "runs")) if n.startswith(".tmp")]
 
@@ -82,10 +121,20 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
 def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
     settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
     json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
-    scores = {"is_anomaly": np.array([0, 1], bool), "score": np.zeros(2), "recon": np.zeros(2),
-              "grad_loss": np.zeros(2), "layer_cosines": np.zeros((2, 4))}
-    record = {"format": reproduce.RUN_FORMAT, "inlier_class": 3, "seed": 0,
-              "settings": settings.as_dict(), "complete": True}
+    scores = {
+        "is_anomaly": np.array([0, 1], bool),
+        "score": np.zeros(2),
+        "recon": np.zeros(2),
+        "grad_loss": np.zeros(2),
+        "layer_cosines": np.zeros((2, 4)),
+    }
+    record = {
+        "format": reproduce.RUN_FORMAT,
+        "inlier_class": 3,
+        "seed": 0,
+        "settings": settings.as_dict(),
+        "complete": True,
+    }
     reproduce._write_npz(npz_path, scores)
     reproduce.write_json(json_path, record)
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is not None
@@ -109,8 +158,15 @@ def test_summary_mean_and_std_over_seeds():
 
     def record(value):
         part = {"auroc": value, "overlap": 0.1}
-        return {"gradcon": part, "recon": part, "grad": part, "layers": [part],
-                "best_epoch": 1, "train_seconds": 1.0, "score_seconds": 0.5}
+        return {
+            "gradcon": part,
+            "recon": part,
+            "grad": part,
+            "layers": [part],
+            "best_epoch": 1,
+            "train_seconds": 1.0,
+            "score_seconds": 0.5,
+        }
 
     values = {(0, 0): 0.9, (1, 0): 0.7, (0, 1): 1.0, (1, 1): 0.8, (0, 2): 0.95}
     records = {key: record(v) for key, v in values.items()}

@@ -20,7 +20,9 @@ def load_npz(path):
         with np.load(path, allow_pickle=False) as arrays:
             missing = set(NPZ_KEYS) - set(arrays.files)
             if missing:
-                raise DataFileError(f"{path}: missing arrays {sorted(missing)} (has {arrays.files})")
+                raise DataFileError(
+                    f"{path}: missing arrays {sorted(missing)} (has {arrays.files})"
+                )
             loaded = {key: arrays[key] for key in NPZ_KEYS}
     except FileNotFoundError:
         raise DataFileError(f"{path}: no such file") from None

@@ -23,7 +23,16 @@ TEST_BATCHES = ("test_batch",)
 FOLDER = "cifar-10-batches-py"
 TARBALL = "cifar-10-python.tar.gz"
 CLASS_NAMES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 
 _ALLOWED_GLOBALS = {
@@ -59,7 +68,9 @@ def read_batch(payload, name):
     data = np.asarray(batch["data"])
     labels = np.asarray(batch["labels"]).reshape(-1)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
-        raise DataFileError(f"{name}: 'data' must be (N, 3072) uint8, got {data.shape} {data.dtype}")
+        raise DataFileError(
+            f"{name}: 'data' must be (N, 3072) uint8, got {data.shape} {data.dtype}"
+        )
     if len(labels) != len(data):
         raise DataFileError(f"{name}: {len(data)} images but {len(labels)} labels")
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
@@ -75,7 +86,9 @@ def _read_folder(folder):
             with open(path, "rb") as handle:
                 return handle.read(), path
         except FileNotFoundError:
-            raise DataFileError(f"{path}: no such file (expected the official CIFAR-10 layout)") from None
+            raise DataFileError(
+                f"{path}: no such file (expected the official CIFAR-10 layout)"
+            ) from None
 
     return read
 

@@ -40,7 +40,14 @@ CHALLENGE_TYPES = {
 }
 #: The 8 types of the paper's abnormal-condition experiment.
 PAPER_CHALLENGES = (
-    "decolorization", "lens_blur", "dirty_lens", "exposure", "gaussian_blur", "rain", "snow", "haze",
+    "decolorization",
+    "lens_blur",
+    "dirty_lens",
+    "exposure",
+    "gaussian_blur",
+    "rain",
+    "snow",
+    "haze",
 )
 _NAME = re.compile(r"^(\d{2})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.bmp$", re.IGNORECASE)
 
@@ -60,8 +67,12 @@ class CureTSR:
 
     def select(self, mask):
         return CureTSR(
-            self.images[mask], self.sequence[mask], self.sign_type[mask],
-            self.challenge_type[mask], self.challenge_level[mask], self.index[mask],
+            self.images[mask],
+            self.sequence[mask],
+            self.sign_type[mask],
+            self.challenge_type[mask],
+            self.challenge_level[mask],
+            self.index[mask],
             [p for p, keep in zip(self.paths, mask) if keep],
         )
 

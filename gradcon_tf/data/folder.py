@@ -14,14 +14,27 @@ import numpy as np
 
 from gradcon_tf.data.base import DataFileError, LabeledImages, stratified_split
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+    ".webp",
+)
 
 
 def _class_folders(root):
     if not os.path.isdir(root):
         raise DataFileError(f"{root}: no such directory")
     names = sorted(
-        n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")
+        n
+        for n in os.listdir(root)
+        if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")
     )
     if not names:
         raise DataFileError(f"{root}: no class sub-folders")
@@ -57,7 +70,9 @@ def read_image(path, image_size=None):
 
 def _palette_is_gray(image):
     palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
-    return bool(len(palette)) and bool(np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2]))
+    return bool(len(palette)) and bool(
+        np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2])
+    )
 
 
 def read_class_tree(root, class_names=None, image_size=None):

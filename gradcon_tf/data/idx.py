@@ -44,7 +44,9 @@ def read_idx(path):
             f"{path}: header says shape {shape} ({expected} bytes of data) but the file has "
             f"{actual} bytes of data ({'truncated' if actual < expected else 'trailing bytes'})"
         )
-    return np.frombuffer(raw, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+    )
 
 
 def _find_idx(directory, stem):

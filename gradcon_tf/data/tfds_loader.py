@@ -16,7 +16,10 @@ def load_tfds(name, data_dir=None, download=False, splits=("train", "test")):
 
     try:
         loaded = tfds.load(
-            name, split=list(splits), data_dir=data_dir, download=download,
+            name,
+            split=list(splits),
+            data_dir=data_dir,
+            download=download,
             as_supervised=True,
         )
     except (AssertionError, FileNotFoundError) as error:  # not prepared in data_dir
