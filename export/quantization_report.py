@@ -106,6 +106,14 @@ def markdown(report):
             continue
         bound = f" (bound {MAX_AUROC_DIFFERENCE}: {'ok' if value <= MAX_AUROC_DIFFERENCE else 'EXCEEDED'})" if tag in CHECKED else ""
         lines.append(f"- {tag}: {value:.4f}{bound}")
+    full_int8 = report["max_abs_auroc_diff_vs_f32"].get("full_int8")
+    if full_int8 is not None and full_int8 > MAX_AUROC_DIFFERENCE:
+        lines += [
+            "",
+            f"full_int8 moves the AUROC by up to {full_int8:.4f}: int8 activations through the "
+            "hand-written backward pass (gradients, cosines) lose precision. Use f16 or "
+            "dynamic_int8 where the AUROC matters; full_int8 is the smallest file.",
+        ]
     lines += [
         "",
         "Variants: `f32` (reference), `f16` (float16 weights), `dynamic_int8` (int8 weights, float "
