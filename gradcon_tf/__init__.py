@@ -1,7 +1,7 @@
 """gradcon-tf: GradCon anomaly detection from backpropagated gradients, in TensorFlow/Keras."""
 
-from gradcon_tf.model import GradCon
+from gradcon_tf.model import GradCon, load_model
 from gradcon_tf.networks import build_decoder, build_encoder
 
 __version__ = "0.1.0"
-__all__ = ["GradCon", "build_encoder", "build_decoder", "__version__"]
+__all__ = ["GradCon", "load_model", "build_encoder", "build_decoder", "__version__"]

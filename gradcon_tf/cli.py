@@ -75,7 +75,7 @@ def command_train(args):
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr
     )
-    model.save(args.out)
+    model.save(args.out)  # crash-safe: temporary name, then rename
     result = experiment.evaluate_one_class(model, split)
     print(
         f"saved {args.out}; threshold {model.threshold:.6g}; test AUROC {result['score']:.3f} "
@@ -85,12 +85,10 @@ def command_train(args):
 
 
 def command_score(args):
-    import keras
-
-    import gradcon_tf  # noqa: F401  (registers GradCon for loading)
+    import gradcon_tf
 
     images = _load_images(args.images)  # a bad file fails before the model is loaded
-    model = keras.models.load_model(args.model)
+    model = gradcon_tf.load_model(args.model)
     outputs = model.score(images, batch_size=args.batch_size)
     columns = ["score", "recon", "grad_loss"] + (["is_anomaly"] if "is_anomaly" in outputs else [])
     lines = [",".join(["index"] + columns)]
@@ -98,10 +96,9 @@ def command_score(args):
         lines.append(",".join([str(i)] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
     text = "\n".join(lines) + "\n"
     if args.out:
-        temporary = args.out + ".tmp"
-        with open(temporary, "w") as handle:
-            handle.write(text)
-        os.replace(temporary, args.out)
+        from gradcon_tf import files
+
+        files.write_text(args.out, text)
         print(f"wrote {len(outputs['score'])} scores to {args.out}")
     else:
         sys.stdout.write(text)

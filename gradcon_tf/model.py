@@ -11,12 +11,14 @@ are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of 
 
 import copy
 import math
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gradcon_tf import compat, gradients, networks, preprocessing
+from gradcon_tf import callbacks as gradcon_callbacks
+from gradcon_tf import compat, files, gradients, networks, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
@@ -225,10 +227,21 @@ class GradCon(keras.Model):
         return compat.logs_for_distribution({m.name: m.result() for m in self.metrics})
 
     def fit(self, x=None, y=None, **kwargs):
-        self._check_input(x)
-        if isinstance(kwargs.get("validation_data"), np.ndarray):
-            kwargs["validation_data"] = (self._check_input(kwargs["validation_data"], "validation_data"),)
-        return super().fit(self._check_input(x), y, **kwargs)
+        """``keras.Model.fit`` on images (labels ignored), checked first; stops at a NaN/inf loss.
+
+        A :class:`gradcon_tf.callbacks.StopOnNonFiniteLoss` guard is added unless the callbacks
+        already hold one (or Keras' ``TerminateOnNaN``).
+        """
+        x = self._check_input(x)
+        validation = kwargs.get("validation_data")
+        if validation is not None and not isinstance(validation, (tuple, list)):
+            kwargs["validation_data"] = (self._check_input(validation, "validation_data"),)
+        callbacks = list(kwargs.get("callbacks") or [])
+        guards = (gradcon_callbacks.StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN)
+        if not any(isinstance(c, guards) for c in callbacks):
+            callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
+        kwargs["callbacks"] = callbacks
+        return super().fit(x, y, **kwargs)
 
     def _check_input(self, data, name="x"):
         if isinstance(data, tf.data.Dataset):
@@ -239,6 +252,20 @@ class GradCon(keras.Model):
         if data is None or isinstance(data, keras.utils.PyDataset):
             return data
         return preprocessing.check_images(data, self.image_shape, name)
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """``keras.Model.save``, written under a temporary name and renamed (crash-safe)."""
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} exists and overwrite=False.")
+        with files.atomic_output(filepath) as temporary:
+            super().save(temporary, overwrite=True, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """``keras.Model.save_weights``, crash-safe like :meth:`save` (BackupAndRestore uses it)."""
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} exists and overwrite=False.")
+        with files.atomic_output(filepath) as temporary:
+            super().save_weights(temporary, overwrite=True, **kwargs)
 
     # ------------------------------------------------------------------ scoring
 
@@ -314,3 +341,15 @@ class GradCon(keras.Model):
         scores = self.score(normal_images, batch_size=batch_size)["score"]
         self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
         return self.threshold
+
+
+def load_model(path):
+    """Load a saved GradCon model (Keras safe mode), or raise ValueError saying what ``path`` is."""
+    path = os.fspath(path)
+    try:
+        model = keras.models.load_model(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: cannot load a Keras model ({error})") from None
+    if not isinstance(model, GradCon):
+        raise ValueError(f"{path}: not a GradCon model (it holds a {type(model).__name__}).")
+    return model
