@@ -15,7 +15,9 @@ Two implementations, checked against each other and against a batch-of-one Gradi
 
 Transposed convolution, stride s, 'valid' padding: ``y[s*i + p, s*j + q, o] += x[i, j, c] W[p, q, o, c]``,
 so ``dL/dW[p, q, o, c] = sum_ij x[i, j, c] dL/dy[s*i + p, s*j + q, o]``: a (c x HW) @ (HW x o) product
-per kernel tap, done for all taps and samples as one batched matmul.
+per kernel tap, done for all taps and samples as one batched matmul (the taps gathered with a
+space-to-depth and a few slices; the reference reordered to match, as the cosine only needs both
+in the same order).
 """
 
 import dataclasses
@@ -161,25 +163,64 @@ def _pad(x, padding):
     return tf.pad(x, [[0, 0], list(padding[0]), list(padding[1]), [0, 0]])
 
 
+def _block_taps(step):
+    """(kh / s, kw / s) when the kernel size is a multiple of a square stride s >= 2, else None."""
+    kh, kw = step.kernel.shape[:2]
+    sh, sw = step.strides
+    if sh == sw >= 2 and kh % sh == 0 and kw % sw == 0:
+        return kh // sh, kw // sw
+    return None
+
+
+def _output_gradient_taps(output_grad, step, height, width):
+    """(N, H*W, kh*kw*out): for each input position (i, j), dL/dy at (s*i + p, s*j + q) for all taps.
+
+    When the kernel size is a multiple of the stride (the paper's 4 = 2 * 2), write p = s*a + u:
+    ``y[s*i + p] = space_to_depth(y, s)[i + a][u]``, so (kh/s)(kw/s) slices of the space-to-depth
+    blocks hold every tap, ordered (a, b, u, v, out): 4 slices instead of 16 and about twice as fast
+    in LiteRT. Otherwise one strided slice per tap, ordered (p, q, out).
+    :func:`_reference_in_tap_order` lays the reference out the same way.
+    """
+    kh, kw, out_channels, _ = step.kernel.shape
+    sh, sw = step.strides
+    blocks = _block_taps(step)
+    if blocks is not None:
+        space = tf.nn.space_to_depth(output_grad, sh)  # (N, H - 1 + kh/s, W - 1 + kw/s, s*s*out)
+        taps = [
+            space[:, a : a + height, b : b + width, :] for a in range(blocks[0]) for b in range(blocks[1])
+        ]
+    else:
+        taps = [
+            output_grad[:, p : p + sh * (height - 1) + 1 : sh, q : q + sw * (width - 1) + 1 : sw, :]
+            for p in range(kh)
+            for q in range(kw)
+        ]
+    taps = tf.concat(taps, axis=-1)  # (N, H, W, kh*kw*out)
+    return tf.reshape(taps, [-1, height * width, kh * kw * out_channels])
+
+
+def _reference_in_tap_order(reference, step):
+    """A (kh, kw, out, in) kernel-shaped tensor as (in, kh*kw*out), in the order of the taps."""
+    kh, kw, out_channels, in_channels = step.kernel.shape
+    blocks = _block_taps(step)
+    if blocks is None:
+        return tf.reshape(tf.transpose(reference, [3, 0, 1, 2]), [in_channels, -1])  # (p, q, out)
+    s = step.strides[0]
+    reference = tf.reshape(reference, [blocks[0], s, blocks[1], s, out_channels, in_channels])
+    reference = tf.transpose(reference, [5, 0, 2, 1, 3, 4])  # (in, a, b, u, v, out)
+    return tf.reshape(reference, [in_channels, kh * kw * out_channels])
+
+
 def _kernel_gradient_per_sample(inputs, output_grad, step):
-    """dL_b/dW of a 'valid' transposed conv for each sample: shape (N, in, kh, kw, out).
+    """dL_b/dW of a 'valid' transposed conv for each sample: (N, in, kh*kw*out), in tap order.
 
     ``inputs`` (N, H, W, in) is the layer input and ``output_grad`` (N, H', W', out) the gradient
-    at its (uncropped, pre-bias) output. One strided slice per tap, one batched matmul in all.
+    at its (uncropped, pre-bias) output. One batched matmul for all taps and samples.
     """
-    kh, kw, out_channels, in_channels = step.kernel.shape
-    sh, sw = step.strides
-    height, width = inputs.shape[1], inputs.shape[2]
-    taps = [
-        output_grad[:, p : p + sh * (height - 1) + 1 : sh, q : q + sw * (width - 1) + 1 : sw, :]
-        for p in range(kh)
-        for q in range(kw)
-    ]
-    taps = tf.concat(taps, axis=-1)  # (N, H, W, kh*kw*out), tap-major
-    taps = tf.reshape(taps, [-1, height * width, kh * kw * out_channels])
+    height, width, in_channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    taps = _output_gradient_taps(output_grad, step, height, width)
     flat_inputs = tf.reshape(inputs, [-1, height * width, in_channels])
-    grads = tf.matmul(flat_inputs, taps, transpose_a=True)  # (N, in, kh*kw*out)
-    return tf.reshape(grads, [-1, in_channels, kh, kw, out_channels])
+    return tf.matmul(flat_inputs, taps, transpose_a=True)
 
 
 def decoder_scores(steps, latents, images, references):
@@ -229,9 +270,8 @@ def decoder_scores(steps, latents, images, references):
         else:
             reference_index -= 1
             per_sample = _kernel_gradient_per_sample(step_input, grad, step)
-            # the reference in the same (in, kh, kw, out) layout as the per-sample gradients
-            reference = tf.transpose(references[reference_index], [3, 0, 1, 2])
-            cosines.append(cosine_similarity(per_sample, reference[None], axis=[1, 2, 3, 4]))
+            reference = _reference_in_tap_order(references[reference_index], step)
+            cosines.append(cosine_similarity(per_sample, reference[None], axis=[1, 2]))
             if index > 0:  # the gradient at the input of the first layer is not needed
                 sh, sw = step.strides
                 grad = tf.nn.conv2d(grad, step.kernel, strides=(1, sh, sw, 1), padding="VALID")
