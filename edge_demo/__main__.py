@@ -6,6 +6,7 @@
 Folder mode scores every image in FOLDER (sorted by name). Watch mode scores the images already in
 the folder, then new ones as they appear, until ``--max-images`` were scored or ``--timeout`` seconds passed (write images
 under a hidden or non-image name and rename them, so that no half-written file is read).
+Latencies are of the LiteRT calls after one untimed warm-up call at the batch size.
 Exit status: 0 all scored, 1 some images could not be scored (named on stderr), 2 bad usage.
 """
 
@@ -143,6 +144,7 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    scorer.warm_up(args.batch_size)
     demo = Demo(scorer, args.batch_size, args.resize, args.threshold)
     started = time.perf_counter()
     if args.watch:

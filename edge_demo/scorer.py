@@ -34,6 +34,11 @@ class Scorer:
         self.image_shape = tuple(int(d) for d in details["shape_signature"][1:])
         self.timings = []
 
+    def warm_up(self, batch_size):
+        """One untimed call at ``batch_size``: the first call at a new shape allocates and packs."""
+        dtype = np.uint8 if self.signature == UINT8_SIGNATURE else np.float32
+        self.runner(images=np.zeros((batch_size, *self.image_shape), dtype))
+
     def score(self, images):
         """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold"}``."""
         images = np.asarray(images, dtype=np.uint8)
