@@ -51,11 +51,11 @@ def export_model(
 
     Returns the manifest (also written to ``out_dir/export.json``): paths, sizes and op lists.
     """
-    if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
     unknown = set(targets) - set(litert.TARGETS)
     if unknown:
         raise ValueError(f"unknown LiteRT targets {sorted(unknown)}; choose from {list(litert.TARGETS)}.")
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
     wants_litert = bool(targets) or representative_images is not None
     if wants_litert:
         check_litert_exportable(model)  # fail before writing anything

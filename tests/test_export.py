@@ -256,6 +256,31 @@ def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
     assert_scores_close(outputs, model.score(images))
 
 
+@pytest.mark.slow
+def test_full_int8_with_representative_images(trained_model, images, exported, tmp_path):
+    normal = blob_images(np.random.default_rng(5), 32)
+    manifest = export_model(trained_model, str(tmp_path / "int8"), targets=(), representative_images=normal)
+    info = manifest["litert"]["full_int8"]
+    with open(info["path"], "rb") as f:
+        assert litert.check_builtin_only(f.read())
+    assert "QUANTIZE" in info["ops"] and "DEQUANTIZE" in info["ops"]  # int8 inside, float outside
+    assert info["bytes"] < 0.35 * exported["litert"]["f32"]["bytes"]  # int8 weights: about 1/4
+    outputs = litert_outputs(info["path"], images)  # float signature only
+    assert np.all(np.isfinite(outputs["score"])) and outputs["score"].shape == (len(images),)
+    # No accuracy check here: activations are clipped to the ranges seen in calibration, and on
+    # this barely trained model the noise images (far outside them) even rank below the blobs.
+    # The accuracy of full int8 is measured on MNIST by export/quantization_report.py.
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    from export.__main__ import main
+
+    assert main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out"), "--targets", "f64"]) == 2
+    assert "unknown LiteRT targets ['f64']" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ threshold
 
 
