@@ -227,16 +227,18 @@ def _test_scores(model, split):
     }
 
 
-def run_one(splits, inlier, seed, settings, verbose=1, milestones=()):
+def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None):
     """Train and score one (inlier class, seed); returns (record, per-sample scores).
 
     ``milestones``: epochs (< settings.epochs) at which to also record the test AUROCs of the
     best-validation-loss weights so far, i.e. what a budget of that many epochs would give.
+    ``code``: the code version to record (default: the checkout's state now).
     """
     import keras
 
     from gradcon_tf import experiment, protocols
 
+    code = _code_version() if code is None else code
     split = protocols.one_class_split(
         splits["train"],
         splits["test"],
@@ -283,9 +285,12 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=()):
         "val_loss": val_losses,
         "train_seconds": round(train_seconds, 2),
         "score_seconds": round(score_seconds, 2),
-        "code": _code_version(),
+        "code": code,
         "complete": True,
     }
+    initialization = getattr(model, "initialization", None)
+    if initialization is not None:  # which random draw trained (experiment.train_one_class)
+        record["initialization"] = initialization
     if milestones:
         record["milestones"] = callbacks[0].results
     keras.backend.clear_session()
@@ -799,6 +804,11 @@ def reproduce(
     log(f"{total - len(todo)} of {total} runs already finished in {out}; {len(todo)} to run.")
 
     splits = datasets.load(data) if todo else None
+    # The code is loaded now (imports above and in run_one); record the checkout's state at this
+    # moment, not when each run ends, since the checkout may change while the runs go on.
+    from gradcon_tf import experiment, model  # noqa: F401
+
+    code = _code_version()
     run_times = []
     for done, (c, s) in enumerate(todo, start=1):
         eta = ""
@@ -806,7 +816,9 @@ def reproduce(
             eta = f", about {np.mean(run_times) * (len(todo) - done + 1) / 60:.0f} min left"
         log(f"[{total - len(todo) + done}/{total}] class {c} seed {s}: {epochs} epochs{eta}")
         started = time.perf_counter()
-        record, scores = run_one(splits, c, s, settings, verbose=verbose, milestones=milestones)
+        record, scores = run_one(
+            splits, c, s, settings, verbose=verbose, milestones=milestones, code=code
+        )
         json_path, npz_path = run_paths(out, c, s)
         _write_npz(npz_path, scores)  # scores first: the JSON marks the run finished
         write_json(json_path, record)
