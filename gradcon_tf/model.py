@@ -45,6 +45,11 @@ class GradCon(keras.Model):
       encoder, decoder: Keras models to use instead of the paper's CAE. The encoder maps
         (28, 28, C) images to a latent, the decoder maps it back to (28, 28, C); the gradient
         constraint acts on the decoder's kernels.
+      output_bias_from_data: before the first training step, set the bias in front of the
+        decoder's final sigmoid to the logit of the mean training intensity per channel, so that
+        training starts from the mean image. Without it (the release's PyTorch initialisation),
+        Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
+        outputs zeros and its gradients vanish for many epochs (README, "Initialisation").
     """
 
     def __init__(
@@ -54,9 +59,11 @@ class GradCon(keras.Model):
         beta=None,
         encoder=None,
         decoder=None,
+        output_bias_from_data=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.output_bias_from_data = bool(output_bias_from_data)
         self.image_shape = tuple(int(d) for d in input_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}.")
@@ -110,6 +117,7 @@ class GradCon(keras.Model):
             input_shape=list(self.image_shape),
             alpha=self.alpha,
             beta=self.beta,
+            output_bias_from_data=self.output_bias_from_data,
             encoder=keras.saving.serialize_keras_object(self.encoder),
             decoder=keras.saving.serialize_keras_object(self.decoder),
         )
@@ -236,12 +244,36 @@ class GradCon(keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None and not isinstance(validation, (tuple, list)):
             kwargs["validation_data"] = (self._check_input(validation, "validation_data"),)
+        if self.output_bias_from_data and int(self.reference_count.numpy()) == 0:
+            self.initialize_output_bias(x)
         callbacks = list(kwargs.get("callbacks") or [])
         guards = (gradcon_callbacks.StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN)
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
         return super().fit(x, y, **kwargs)
+
+    def initialize_output_bias(self, images, max_batches=64):
+        """Set the bias before the final sigmoid to logit(mean intensity per channel) of ``images``.
+
+        ``images``: an array, or a dataset of batches (the first ``max_batches`` are used).
+        Does nothing for a decoder without such a bias. Returns the per-channel mean, or None.
+        """
+        bias = networks.sigmoid_output_bias(self.decoder)
+        if bias is None or images is None or isinstance(images, keras.utils.PyDataset):
+            return None
+        if isinstance(images, tf.data.Dataset):
+            batches = [self._unpack_images(b) for b in images.take(max_batches)]
+            images = tf.concat(batches, axis=0)
+        else:
+            images = images[:: max(1, len(images) // 10_000)]  # a spread-out sample is enough
+        network_input = self.preprocess(tf.convert_to_tensor(images))
+        mean = tf.reduce_mean(network_input, axis=[0, 1, 2])
+        if mean.shape[-1] != bias.shape[-1]:
+            return None
+        mean = tf.clip_by_value(mean, 1e-3, 1.0 - 1e-3)
+        bias.assign(tf.math.log(mean / (1.0 - mean)))
+        return mean.numpy()
 
     def _check_input(self, data, name="x"):
         if isinstance(data, tf.data.Dataset):

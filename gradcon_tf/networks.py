@@ -79,3 +79,23 @@ def build_decoder(channels=1, name="decoder"):
         x = keras.layers.Cropping2D(crop, name=f"decoder_crop_{index}")(x)
         x = keras.layers.Activation("sigmoid" if last else "relu", name=f"decoder_act_{index}")(x)
     return keras.Model(inputs, x, name=name)
+
+
+def sigmoid_output_bias(decoder):
+    """The bias added right before the decoder's final sigmoid, or None if there is none.
+
+    Cropping/padding between that layer and the sigmoid are allowed (the paper's decoder crops).
+    """
+    seen_sigmoid = False
+    for layer in reversed(decoder.layers):
+        if isinstance(layer, (keras.layers.Cropping2D, keras.layers.ZeroPadding2D)):
+            continue
+        activation = getattr(getattr(layer, "activation", None), "__name__", None)
+        if isinstance(layer, keras.layers.Activation) and activation == "sigmoid" and not seen_sigmoid:
+            seen_sigmoid = True
+            continue
+        bias = getattr(layer, "bias", None)
+        if bias is not None and (seen_sigmoid or activation == "sigmoid"):
+            return bias
+        return None
+    return None

@@ -218,3 +218,21 @@ def test_bad_images_are_rejected_with_a_clear_error(images, message):
         model.score(images)
     with pytest.raises(ValueError, match=message):
         model.fit(images, verbose=0)
+
+
+def test_output_bias_starts_at_the_mean_intensity(normal_images):
+    model = gradcon_tf.GradCon()
+    model.compile()
+    model.fit(normal_images[:32], epochs=1, batch_size=32, verbose=0)
+    bias = model.decoder.get_layer("decoder_deconv_4").bias
+    # one Adam step (lr 1e-3) moves the bias at most ~1e-3 from logit(mean)
+    expected = np.log(normal_images[:32].mean() / (1 - normal_images[:32].mean()))
+    assert float(bias.numpy()[0]) == pytest.approx(expected, abs=2e-3)
+    before = bias.numpy().copy()
+    model.fit(normal_images[:32] * 0.1, epochs=1, batch_size=32, verbose=0)  # trained: no re-init
+    assert abs(float(bias.numpy()[0] - before[0])) < 2e-3
+    untouched = gradcon_tf.GradCon(output_bias_from_data=False)
+    initial = untouched.decoder.get_layer("decoder_deconv_4").bias.numpy().copy()
+    untouched.compile(optimizer=keras.optimizers.SGD(0.0))
+    untouched.fit(normal_images[:32], epochs=1, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(untouched.decoder.get_layer("decoder_deconv_4").bias.numpy(), initial)
