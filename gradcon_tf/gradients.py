@@ -36,9 +36,17 @@ def cosine_similarity(a, b, axis=None):
     gradients keep their exact cosine, and a zero reference gives 0. ``rsqrt`` of the clamped
     squared norm avoids ``sqrt(0)``, whose gradient (inf * 0) would be NaN.
     """
-    dot = tf.reduce_sum(a * b, axis=axis)
-    inverse_norm_a = tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(a), axis=axis), COSINE_EPSILON**2))
-    inverse_norm_b = tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(b), axis=axis), COSINE_EPSILON**2))
+    return _cosine(
+        tf.reduce_sum(a * b, axis=axis),
+        tf.reduce_sum(tf.square(a), axis=axis),
+        tf.reduce_sum(tf.square(b), axis=axis),
+    )
+
+
+def _cosine(dot, squared_norm_a, squared_norm_b):
+    """The cosine from its three sums, each norm clamped at ``COSINE_EPSILON``."""
+    inverse_norm_a = tf.math.rsqrt(tf.maximum(squared_norm_a, COSINE_EPSILON**2))
+    inverse_norm_b = tf.math.rsqrt(tf.maximum(squared_norm_b, COSINE_EPSILON**2))
     return dot * inverse_norm_a * inverse_norm_b
 
 
@@ -211,16 +219,36 @@ def _reference_in_tap_order(reference, step):
     return tf.reshape(reference, [in_channels, kh * kw * out_channels])
 
 
-def _kernel_gradient_per_sample(inputs, output_grad, step):
-    """dL_b/dW of a 'valid' transposed conv for each sample: (N, in, kh*kw*out), in tap order.
+def _per_sample_cosine(inputs, output_grad, step, reference):
+    """cos(dL_b/dW, reference) of a 'valid' transposed conv for each sample b: shape (N,).
 
-    ``inputs`` (N, H, W, in) is the layer input and ``output_grad`` (N, H', W', out) the gradient
-    at its (uncropped, pre-bias) output. One batched matmul for all taps and samples.
+    ``inputs`` (N, H, W, in) is the layer input, ``output_grad`` (N, H', W', out) the gradient at
+    its (uncropped, pre-bias) output. With X_b (HW x in) the inputs and D_b (HW x taps*out) the
+    output gradients gathered per input position, g_b = X_b^T D_b and R the reference as (in x
+    taps*out):
+
+    * few input positions (HW < in, the paper's first two layers): never form g_b.
+      <g_b, R> = <X_b R, D_b> (one large matmul for the whole batch) and
+      |g_b|^2 = <X_b X_b^T, D_b D_b^T> (two small HW x HW Gram matrices per sample);
+    * otherwise: g_b by one batched matmul, then both sums from it.
     """
     height, width, in_channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
-    taps = _output_gradient_taps(output_grad, step, height, width)
-    flat_inputs = tf.reshape(inputs, [-1, height * width, in_channels])
-    return tf.matmul(flat_inputs, taps, transpose_a=True)
+    positions = height * width
+    taps = _output_gradient_taps(output_grad, step, height, width)  # (N, HW, T)
+    flat_inputs = tf.reshape(inputs, [-1, positions, in_channels])  # (N, HW, in)
+    reference = _reference_in_tap_order(reference, step)  # (in, T)
+    if positions < in_channels:
+        projected = tf.matmul(tf.reshape(flat_inputs, [-1, in_channels]), reference)
+        projected = tf.reshape(projected, [-1, positions, reference.shape[1]])
+        dot = tf.reduce_sum(projected * taps, axis=[1, 2])
+        input_gram = tf.matmul(flat_inputs, flat_inputs, transpose_b=True)
+        gradient_gram = tf.matmul(taps, taps, transpose_b=True)
+        squared_norm = tf.reduce_sum(input_gram * gradient_gram, axis=[1, 2])
+    else:
+        per_sample = tf.matmul(flat_inputs, taps, transpose_a=True)  # (N, in, T)
+        dot = tf.reduce_sum(per_sample * reference, axis=[1, 2])
+        squared_norm = tf.reduce_sum(tf.square(per_sample), axis=[1, 2])
+    return _cosine(dot, squared_norm, tf.reduce_sum(tf.square(reference)))
 
 
 def decoder_scores(steps, latents, images, references):
@@ -269,9 +297,9 @@ def decoder_scores(steps, latents, images, references):
             grad = _crop(grad, step.padding)
         else:
             reference_index -= 1
-            per_sample = _kernel_gradient_per_sample(step_input, grad, step)
-            reference = _reference_in_tap_order(references[reference_index], step)
-            cosines.append(cosine_similarity(per_sample, reference[None], axis=[1, 2]))
+            cosines.append(
+                _per_sample_cosine(step_input, grad, step, references[reference_index])
+            )
             if index > 0:  # the gradient at the input of the first layer is not needed
                 sh, sw = step.strides
                 grad = tf.nn.conv2d(grad, step.kernel, strides=(1, sh, sw, 1), padding="VALID")

@@ -330,7 +330,7 @@ class GradCon(keras.Model):
     def predict_step(self, data):
         return self.per_sample_scores(self._unpack_images(data))
 
-    def score(self, images, batch_size=256, verbose=0):
+    def score(self, images, batch_size=512, verbose=0):
         """Anomaly scores of ``images``: a dict of numpy arrays, one row per sample.
 
         ``score`` = recon + beta * grad_loss (higher = more anomalous), ``recon`` (the sample's
