@@ -3,22 +3,14 @@
 import json
 import os
 
-import keras
 import numpy as np
 
-import gradcon_tf  # noqa: F401  (registers GradCon with Keras for load_model)
-from gradcon_tf import gradients, preprocessing
+import gradcon_tf
+from gradcon_tf import files, gradients, preprocessing
 from export import litert, saved_model
 from export.scoring_module import FLOAT_SIGNATURE, OUTPUT_NAMES, UINT8_SIGNATURE, ScoringModule
 
 MANIFEST = "export.json"
-
-
-def load_model(path):
-    model = keras.models.load_model(path, compile=False)
-    if not isinstance(model, gradcon_tf.GradCon):
-        raise TypeError(f"{path} holds a {type(model).__name__}, not a gradcon_tf.GradCon.")
-    return model
 
 
 def check_litert_exportable(model):
@@ -55,7 +47,7 @@ def export_model(
     if unknown:
         raise ValueError(f"unknown LiteRT targets {sorted(unknown)}; choose from {list(litert.TARGETS)}.")
     if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
+        model = gradcon_tf.load_model(model)
     wants_litert = bool(targets) or representative_images is not None
     if wants_litert:
         check_litert_exportable(model)  # fail before writing anything
@@ -78,13 +70,11 @@ def export_model(
     for tag, convert in conversions.items():
         content = convert(saved_model_dir)
         path = os.path.join(out_dir, f"{name}_{tag}.tflite")
-        with open(path, "wb") as f:
-            f.write(content)
+        files.write_bytes(path, content)  # temporary name, then rename
         manifest["litert"][tag] = {
             "path": path,
             "bytes": len(content),
             "ops": litert.operator_names(content),
         }
-    with open(os.path.join(out_dir, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=2)
+    files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
     return manifest

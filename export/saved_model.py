@@ -4,6 +4,8 @@ import os
 
 import tensorflow as tf
 
+from gradcon_tf import files
+
 
 def save(module, directory, version=1):
     """Write ``module`` (an :class:`export.scoring_module.ScoringModule`) to ``directory/version``.
@@ -17,5 +19,7 @@ def save(module, directory, version=1):
     path = os.path.join(directory, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"{path} exists; pick another --version or remove it.")
-    tf.saved_model.save(module, path, signatures=module.signatures())
+    # Written under a temporary name and renamed: TF Serving never sees a half-written version.
+    with files.atomic_output(path, directory=True) as temporary:
+        tf.saved_model.save(module, temporary, signatures=module.signatures())
     return path

@@ -45,13 +45,18 @@ def atomic_output(path, directory=False):
         raise
 
 
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically."""
     with atomic_output(path) as temporary:
-        with open(temporary, "w") as handle:
-            handle.write(text)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    write_bytes(path, text.encode())
 
 
 def _umask():
