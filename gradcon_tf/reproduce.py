@@ -12,7 +12,9 @@ validation loss, scores the test split and writes two files under ``OUT/runs/``:
 Both are written to a temporary name and renamed (``os.replace``), so a crash never leaves a
 half-written file under the final name. On restart, a run is skipped only when its JSON parses,
 says ``"complete": true``, was made with the same settings, and its ``.npz`` loads; anything else
-(a truncated file, other settings) is run again.
+(a truncated file, other settings) is run again. Before each run the folder is checked again,
+so several processes may share one folder (e.g. ``--classes 0-4`` and ``--classes 5-9``); rerun
+the full command at the end to write the report over all runs.
 
 After every run the report is rewritten from the finished runs: ``summary.json`` (every number),
 ``README.md`` (tables with the paper's numbers side by side) and PNG figures (ROC curves and the
@@ -815,6 +817,11 @@ def reproduce(
         if run_times:
             eta = f", about {np.mean(run_times) * (len(todo) - done + 1) / 60:.0f} min left"
         log(f"[{total - len(todo) + done}/{total}] class {c} seed {s}: {epochs} epochs{eta}")
+        finished = load_finished_run(out, c, s, settings, milestones)
+        if finished is not None:  # another process working on the same folder did it meanwhile
+            records[(c, s)], all_scores[(c, s)] = finished
+            log("  finished meanwhile by another process; skipped")
+            continue
         started = time.perf_counter()
         record, scores = run_one(
             splits, c, s, settings, verbose=verbose, milestones=milestones, code=code
