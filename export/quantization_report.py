@@ -159,11 +159,11 @@ def main(argv=None):
             tag: max(abs(r["variants"][tag]["auroc_diff_vs_f32"]) for r in results) for tag in tags
         },
     }
+    from gradcon_tf import files
+
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(markdown(report))
+    files.write_text(os.path.join(args.out, "report.json"), json.dumps(report, indent=2))
+    files.write_text(os.path.join(args.out, "report.md"), markdown(report))
     failed = [t for t in CHECKED if report["max_abs_auroc_diff_vs_f32"][t] > MAX_AUROC_DIFFERENCE]
     if failed:
         print(f"AUROC difference above {MAX_AUROC_DIFFERENCE} for {failed}", file=sys.stderr)
