@@ -408,6 +408,12 @@ def bench_scoring(settings, flops_per_scored_image):
         "ratio_vs_release": {
             n: summary(results[n])["median"] / RELEASE["scoring_images_per_s"] for n in throughput_names
         },
+        "ratio_model_score_over_raw_same_round": {  # what Keras predict() costs on top of the function
+            f"per_sample_scores_b{s}": summary(
+                [a / b for a, b in zip(results["model.score_b256"], results[f"per_sample_scores_b{s}"])]
+            )
+            for s in settings.score_batches
+        },
         "gflops": {n: summary([flops_per_scored_image * v / 1e9 for v in results[n]]) for n in throughput_names},
         "fraction_of_matmul_peak": {  # median achieved / median peak of this section's matmul samples
             n: flops_per_scored_image * float(np.median(results[n])) / 1e9 / float(np.median(flatten(results["matmul"])))
@@ -476,6 +482,8 @@ def bench_scoring_profile(settings, model, batch=256):
         })
     categories = {}
     for row in rows:
+        if row["category"].startswith("("):
+            continue  # timed for information, inside another piece
         categories[row["category"]] = categories.get(row["category"], 0.0) + row["ms"]["median"]
     with tempfile.TemporaryDirectory() as logdir:
         ops = scoring_profile.op_profile(lambda: whole(x)["score"].numpy(), settings.profile_calls * 2, logdir)
@@ -736,7 +744,9 @@ def markdown(report, command):
         f"{spread(b256, 1) if b256 else '-'}x, `model.score` "
         f"{spread(sc['ratio_vs_batch_of_one_loop_same_round']['model.score_b256'])}x. Same numbers: "
         f"max |score difference| {sc['loop_vs_batched_same_numbers']['max_abs_diff_score']:.1e} over "
-        f"{sc['loop_vs_batched_same_numbers']['images']} images.",
+        f"{sc['loop_vs_batched_same_numbers']['images']} images. `model.score` / raw batch-256 "
+        f"function, same rounds: {spread(sc['ratio_model_score_over_raw_same_round']['per_sample_scores_b256'], 2)} "
+        "(the cost of Keras `predict` around the same function).",
         f"* XLA / graph step time, same rounds: {spread(tr['ratio_xla_over_graph_step_time'], 2)}. "
         f"First call (trace + compile): graph {tr['first_call_s']['graph']:.1f} s, XLA {tr['first_call_s']['xla']:.1f} s. "
         f"Trace counts after warm-up {tr['trace_count']['after_warmup']}, at the end {tr['trace_count']['at_end']} "
@@ -802,7 +812,8 @@ def markdown(report, command):
     ]
     for row in prof["pieces"]:
         lines.append(
-            f"| {row['piece']} | {spread(row['ms'], 3)} | {100 * row['ms']['median'] / total:.1f} % | "
+            f"| {row['piece']} | {spread(row['ms'], 3)} | "
+            f"{'(inside)' if row['category'].startswith('(') else format(100 * row['ms']['median'] / total, '.1f') + ' %'} | "
             f"{fmt(row['mflop'] or None, 1)} | {fmt(row['gflops'], 1)} | {row['output_mib']:.2f} |"
         )
     lines += ops_tables(prof["tf_profiler_ops"], f"one `per_sample_scores` call at batch {prof['batch_size']}")

@@ -1,13 +1,16 @@
 """Where the scoring time goes: the fast path ``gradients.decoder_scores`` cut into its pieces.
 
-The pieces are the library's own ops (``gradients._deconv_forward``, ``_kernel_gradient_per_sample``,
-``_output_gradient_taps``, ``cosine_similarity``, ``tf.nn.conv2d`` for input gradients...), run
-step by step in the order ``decoder_scores`` runs them, each as its own ``tf.function`` on the
-tensors the previous pieces produced. The cosines the pieces give are checked against
-``decoder_scores`` (``max_abs_diff``). Each per-sample kernel gradient is two pieces: gathering the
-output-gradient taps (slices, concat, reshapes: memory traffic, no arithmetic) and one batched
-matmul. This follows the library's private helpers: when ``gradients.py`` changes its fast path,
-update the cut here (``tests/test_benchmarks.py`` fails until then).
+The pieces are the library's own ops (``gradients._deconv_forward``, ``_output_gradient_taps``,
+``_per_sample_cosine``, ``tf.nn.conv2d`` for input gradients...), run step by step in the order
+``decoder_scores`` runs them, each as its own ``tf.function`` on the tensors the previous pieces
+produced. The cosines the pieces give are checked against ``decoder_scores`` (``max_abs_diff``).
+Each layer's per-sample cosine is one piece (whichever way the library computes it: per-sample
+gradients and their sums, or Gram matrices without them); the gathering of its output-gradient
+taps (slices, concat, reshapes: memory traffic, no arithmetic) is also timed alone, for
+information (it is inside the cosine piece). Its MFLOP are those of the direct method (per-sample
+gradient + two sums), as in ``flops.py``. This follows the library's private helpers: when
+``gradients.py`` changes its fast path, update the cut here (``tests/test_benchmarks.py`` fails
+until then).
 
 :func:`op_profile` is the other view, robust to such changes: ``tf.profiler`` traces of the whole
 ``per_sample_scores`` function, the time of every TF op summed by op type.
@@ -147,19 +150,16 @@ def pieces(model, images):
         kh, kw, cout, cin = step.kernel.shape
         height, width = int(step_input.shape[1]), int(step_input.shape[2])
         macs = height * width * kh * kw * cout * cin
-        taps_fn = _compiled(_taps, step)
-        taps = add(f"deconv{deconv_index} kernel gradient: gather output-gradient taps",
-                   "per-sample kernel gradients: tap gathering", taps_fn, (grad,))
-        matmul = tf.function(
-            lambda x, t: tf.matmul(tf.reshape(x, [-1, x.shape[1] * x.shape[2], x.shape[3]]), t, transpose_a=True)
-        )
-        per_sample = add(f"deconv{deconv_index} kernel gradient: batched matmul", "per-sample kernel gradients: matmul",
-                         matmul, (step_input, taps), 2 * batch * macs)
+        shape = f"H*W={height * width}, in={cin}, taps*out={kh * kw * cout}"
+        add(f"deconv{deconv_index} gather output-gradient taps (inside the cosine below)",
+            "(tap gathering, inside the per-sample cosines)", _compiled(_taps, step), (grad,))
+        cosine = _compiled(lambda x, g, r, step: gradients._per_sample_cosine(x, g, step, r), step)
         reference = references[deconv_index - 1]
-        cosine = _compiled(lambda g, r, step: gradients.cosine_similarity(
-            g, gradients._reference_in_tap_order(r, step)[None], axis=[1, 2]), step)
-        cosines.append(add(f"deconv{deconv_index} cosine", "cosines", cosine, (per_sample, reference),
-                           2 * 2 * batch * int(np.prod(step.kernel.shape))))
+        cosines.append(add(
+            f"deconv{deconv_index} per-sample kernel-gradient cosine ({shape})",
+            "per-sample kernel-gradient cosines (taps, matmuls, sums)", cosine, (step_input, grad, reference),
+            2 * batch * (macs + 2 * int(np.prod(step.kernel.shape))),
+        ))
         if index > 0:
             conv = _compiled(_input_gradient, step)
             grad = add(f"deconv{deconv_index} input gradient (conv2d)", "decoder input gradients",
