@@ -119,6 +119,7 @@ def command_reproduce(args):
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
         milestones=_parse_classes(args.milestones) if args.milestones else (),
+        report_only=args.report_only,
     )
     return 0
 
@@ -157,6 +158,9 @@ def build_parser():
     reproduce.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 bar, 2 epoch lines")
     reproduce.add_argument(
         "--milestones", default="", help="shorter budgets to evaluate within each run, e.g. 20,50"
+    )
+    reproduce.add_argument(
+        "--report-only", action="store_true", help="train nothing; report the finished runs"
     )
     reproduce.set_defaults(handler=command_reproduce)
     return parser

@@ -766,11 +766,13 @@ def reproduce(
     verbose=1,
     log=print,
     milestones=(),
+    report_only=False,
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
     ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). ``milestones``: shorter
-    budgets (epochs) to also evaluate within each run (see :func:`run_one`). Returns the summary.
+    budgets (epochs) to also evaluate within each run (see :func:`run_one`). ``report_only``:
+    train nothing, write the report over the runs already finished. Returns the summary.
     """
     from gradcon_tf import data as datasets
     from gradcon_tf.model import DEFAULT_ALPHA
@@ -804,6 +806,8 @@ def reproduce(
                 records[(c, s)], all_scores[(c, s)] = finished
     total = len(classes) * len(seeds)
     log(f"{total - len(todo)} of {total} runs already finished in {out}; {len(todo)} to run.")
+    if report_only:
+        todo = []
 
     splits = datasets.load(data) if todo else None
     # The code is loaded now (imports above and in run_one); record the checkout's state at this
