@@ -324,11 +324,11 @@ def _code_version():
 
 
 def _mean_std(values):
-    """Mean and sample std (ddof=1; 0 for a single value) of a list of numbers."""
+    """Mean and sample std (ddof=1; None for a single value) of a list of numbers."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return None, None
-    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    std = float(np.std(values, ddof=1)) if values.size > 1 else None
     return float(np.mean(values)), std
 
 
@@ -398,7 +398,8 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
         "per_seed_mean_auroc": gradcon["per_seed_mean_auroc"],
         "per_class_auroc": gradcon["per_class_auroc"],
         "std_note": "std_auroc is the sample standard deviation (ddof=1) over seeds of the "
-        "per-seed means over classes; only seeds with every class finished count",
+        "per-seed means over classes; only seeds with every class finished count; null when "
+        "fewer than two seeds count",
         "recon": _aggregate(records, classes, seeds, lambda r: r["recon"]["auroc"]),
         "grad": _aggregate(records, classes, seeds, lambda r: r["grad"]["auroc"]),
         "layers": [
@@ -529,6 +530,14 @@ def markdown_report(summary):
         row.append(f"**{_fmt(part['mean_auroc'], part['std_auroc'])}**")
     row.append("")
     lines.append("| " + " | ".join(row) + " |")
+    counted = list(summary["per_seed_mean_auroc"])
+    lines += [
+        "",
+        f"Seeds with every class finished (the mean row is over these): "
+        f"{', '.join(counted) if counted else 'none yet'}; per-seed GradCon means: "
+        + ", ".join(f"seed {k} {v:.3f}" for k, v in summary["per_seed_mean_auroc"].items())
+        + ".",
+    ]
     if release:
         lines += ["", f"The release column: {release['note']}."]
 

@@ -111,6 +111,14 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     assert os.stat(finished).st_mtime_ns == before  # not redone
     assert read_json(crashed)["complete"] is True
 
+    # --report-only trains nothing and lists what is missing.
+    os.remove(crashed)
+    assert cli.main([*argv, "--report-only"]) == 0
+    assert "class 1 seed 0" not in capsys.readouterr().out
+    assert read_json(os.path.join(out, "summary.json"))["missing_runs"] == ["class1-seed0"]
+    assert cli.main(argv) == 0  # and the plain command finishes the job
+    capsys.readouterr()
+
     # Once all runs are done, a rerun trains nothing and rewrites the same summary numbers.
     assert cli.main(argv) == 0
     assert "2 of 2 runs already finished" in capsys.readouterr().out
