@@ -163,7 +163,7 @@ def test_abnormal_condition_split_pairs_clean_and_challenged():
 
 
 def test_cure_tsr_split(tmp_path):
-    from test_data import write_cure_tsr  # tests/ is on sys.path (rootdir conftest)
+    from tests.test_data import write_cure_tsr
 
     write_cure_tsr(tmp_path / "Real_Train", n_signs=10)
     write_cure_tsr(tmp_path / "Real_Test", n_signs=4)
