@@ -107,6 +107,7 @@ class GradCon(keras.Model):
         self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
+        self._score_function = None  # compiled per_sample_scores, made on first use
         self.built = True
 
     # ------------------------------------------------------------------ configuration
@@ -340,9 +341,22 @@ class GradCon(keras.Model):
         """
         images = self._check_input(images, "images")
         if isinstance(images, tf.data.Dataset):
-            images = images.prefetch(tf.data.AUTOTUNE)
-        outputs = self.predict(images, batch_size=batch_size, verbose=verbose)
-        outputs = {k: np.asarray(v) for k, v in outputs.items()}
+            batches = (self._unpack_images(b) for b in images.prefetch(tf.data.AUTOTUNE))
+            steps = None
+        else:
+            batches = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
+            steps = -(-len(images) // batch_size)
+        # The compiled per_sample_scores, called batch by batch: Keras' predict() around the
+        # same function cost about a third of the throughput here (benchmarks/).
+        if self._score_function is None:
+            self._score_function = tf.function(self.per_sample_scores, reduce_retracing=True)
+        progress = keras.utils.Progbar(steps, unit_name="batch") if verbose else None
+        parts = []
+        for batch in batches:
+            parts.append({k: v.numpy() for k, v in self._score_function(batch).items()})
+            if progress is not None:
+                progress.add(1)
+        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.threshold is not None:
             outputs["is_anomaly"] = outputs["score"] > self.threshold
         return outputs

@@ -207,3 +207,12 @@ def test_scores_separate_a_synthetic_one_class_task():
     labels = np.r_[np.zeros(100), np.ones(100)]
     assert roc_auc_score(labels, scores["score"]) > 0.9
     assert roc_auc_score(labels, scores["grad_loss"]) > 0.8
+
+
+def test_scoring_does_not_retrace_for_each_batch_size(trained, normal_images):
+    for n in (5, 37, 64, 96):
+        trained.score(normal_images[:n], batch_size=32)
+    traced = trained._score_function.experimental_get_tracing_count()
+    for n in (3, 50, 70):
+        trained.score(normal_images[:n], batch_size=32)
+    assert trained._score_function.experimental_get_tracing_count() == traced <= 2
