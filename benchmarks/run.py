@@ -925,12 +925,11 @@ def main(argv=None):
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     report["wall_s"] = time.perf_counter() - started
 
+    from gradcon_tf import files
+
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "benchmarks.json"), "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-    with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(markdown(report, command) + "\n")
+    files.write_text(os.path.join(args.out, "benchmarks.json"), json.dumps(report, indent=1) + "\n")
+    files.write_text(os.path.join(args.out, "README.md"), markdown(report, command) + "\n")
     log(f"wrote {args.out}/benchmarks.json and README.md in {report['wall_s']:.0f} s")
     return report
 

@@ -26,13 +26,12 @@ import io
 import json
 import os
 import platform
-import tempfile
 import time
 import zipfile
 
 import numpy as np
 
-from gradcon_tf import metrics
+from gradcon_tf import files, metrics
 
 #: Score kinds of the report: key in the summary -> (key in ``GradCon.score()``, label).
 SCORES = {
@@ -90,36 +89,14 @@ class Settings:
 # ---------------------------------------------------------------------- files
 
 
-def _atomic_write(path, payload):
-    """Write ``payload`` (bytes) to ``path`` through a temporary file in the same folder."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=".tmp-", suffix=os.path.basename(path)
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give it a normal file's mode
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def write_json(path, value):
-    _atomic_write(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())
+    files.write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
 def _write_npz(path, arrays):
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    _atomic_write(path, buffer.getvalue())
+    files.write_bytes(path, buffer.getvalue())
 
 
 def run_paths(out, inlier, seed):
@@ -747,7 +724,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
 def _save_figure(figure, path):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
-    _atomic_write(path, buffer.getvalue())
+    files.write_bytes(path, buffer.getvalue())
 
 
 def write_report(
@@ -755,7 +732,7 @@ def write_report(
 ):
     summary = summarize(records, classes, seeds, settings, command, dataset_name)
     write_json(os.path.join(out, "summary.json"), summary)
-    _atomic_write(os.path.join(out, "README.md"), markdown_report(summary).encode())
+    files.write_text(os.path.join(out, "README.md"), markdown_report(summary))
     if figures:
         write_figures(out, all_scores, classes, seeds, records, settings.epochs)
     return summary
