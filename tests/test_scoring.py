@@ -215,4 +215,5 @@ def test_scoring_does_not_retrace_for_each_batch_size(trained, normal_images):
     traced = trained._score_function.experimental_get_tracing_count()
     for n in (3, 50, 70):
         trained.score(normal_images[:n], batch_size=32)
-    assert trained._score_function.experimental_get_tracing_count() == traced <= 2
+    # At most a specific and a batch-generic trace per input dtype, then no more.
+    assert trained._score_function.experimental_get_tracing_count() == traced <= 4
