@@ -189,7 +189,6 @@ def bench_training(settings, flops_per_train_image):
 
     # The parts of a step (graph mode), on a separate model so the timed one is untouched.
     part_model = make_model()
-    kernels = [k.value for k in part_model.constrained_kernels]
 
     @tf.function
     def forward(x):

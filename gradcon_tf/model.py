@@ -180,11 +180,13 @@ class GradCon(keras.Model):
         cosine of the *global* batch gradient, as on one device.
         """
         kernels = [k.value for k in self.constrained_kernels]
+        network_input = self.preprocess(images)  # once: it is both the input and the target
         with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
             inner_tape.watch(kernels)
-            reconstructions = self(images, training=training)
+            latents = self.encoder(network_input, training=training)
+            reconstructions = self.decoder(latents, training=training)
             recon_loss = tf.reduce_mean(
-                gradients.per_sample_reconstruction_error(self.preprocess(images), reconstructions)
+                gradients.per_sample_reconstruction_error(network_input, reconstructions)
             )
         kernel_gradients = inner_tape.gradient(recon_loss, kernels)
         replica = _distributed_replica_context()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
