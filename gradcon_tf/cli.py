@@ -114,12 +114,13 @@ def command_reproduce(args):
         "gradcon", "reproduce", "--data", args.data, "--classes", args.classes,
         "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--out", args.out,
     ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else [])
-      + (["--milestones", args.milestones] if args.milestones else []))
+      + (["--milestones", args.milestones] if args.milestones else [])
+      + (["--method", args.method] if args.method != "gradcon" else []))
     reproduce(
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
         milestones=_parse_classes(args.milestones) if args.milestones else (),
-        report_only=args.report_only,
+        report_only=args.report_only, method=args.method,
     )
     return 0
 
@@ -161,6 +162,10 @@ def build_parser():
     )
     reproduce.add_argument(
         "--report-only", action="store_true", help="train nothing; report the finished runs"
+    )
+    reproduce.add_argument(
+        "--method", default="gradcon",
+        help="autoencoder of Table 1: gradcon (CAE + Grad, default), cae, vae, vae-grad",
     )
     reproduce.set_defaults(handler=command_reproduce)
     return parser

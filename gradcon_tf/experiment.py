@@ -4,10 +4,29 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from gradcon_tf.model import DEFAULT_BATCH_SIZE, GradCon
+from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
 
 #: The scores compared in the paper's tables: GradCon's combination and its two parts.
 SCORE_KINDS = ("score", "recon", "grad_loss")
+
+#: The autoencoders of Table 1 -> keyword arguments of the model. The CAE without the constraint
+#: still keeps the running averages of its decoder gradients, so its gradient loss is a score too.
+METHODS = {
+    "gradcon": {"alpha": DEFAULT_ALPHA},  # CAE + Grad
+    "cae": {"alpha": 0.0},
+}
+
+
+def method_arguments(method):
+    """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return {"beta": 4.0 * DEFAULT_ALPHA, **METHODS[method]}
+
+
+def build_model(method, input_shape):
+    """The model of Table 1 named ``method``, for images shaped ``input_shape``."""
+    return GradCon(input_shape=input_shape, **method_arguments(method))
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -25,9 +44,16 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 def train_one_class(
-    split, epochs, seed=0, batch_size=DEFAULT_BATCH_SIZE, fpr=0.05, verbose=1, callbacks=()
+    split,
+    epochs,
+    seed=0,
+    batch_size=DEFAULT_BATCH_SIZE,
+    fpr=0.05,
+    verbose=1,
+    callbacks=(),
+    method="gradcon",
 ):
-    """Fit a GradCon model on ``split.train`` with model selection by validation loss.
+    """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss.
 
     The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept,
     as in the authors' release; the threshold is calibrated on the validation images at ``fpr``.
@@ -36,7 +62,7 @@ def train_one_class(
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
     keras.utils.set_random_seed(seed)
-    model = GradCon(input_shape=split.train.shape[1:])
+    model = build_model(method, split.train.shape[1:])
     model.compile()
     best = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=epochs, restore_best_weights=True

@@ -22,6 +22,8 @@ from gradcon_tf import compat, files, gradients, networks, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
+#: PyTorch's Adam default, which the authors' release trains with (Keras' default is 1e-7).
+ADAM_EPSILON = 1e-8
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -133,9 +135,10 @@ class GradCon(keras.Model):
         return cls(**config)
 
     def compile(self, optimizer=None, jit_compile=False, **kwargs):
-        """Adam(1e-3) unless ``optimizer`` is given. XLA is off by default (slower on CPU here)."""
+        """Adam(1e-3, epsilon 1e-8) unless ``optimizer`` is given. XLA is off by default (slower
+        on CPU here)."""
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE)
+            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE, epsilon=ADAM_EPSILON)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):

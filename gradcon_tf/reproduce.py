@@ -81,6 +81,7 @@ class Settings:
     alpha: float
     beta: float
     validation_fraction: float = 0.1
+    method: str = "gradcon"  # experiment.METHODS; records made before it existed are GradCon
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -117,7 +118,7 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
             isinstance(record, dict)
             and record.get("complete") is True
             and record.get("format") == RUN_FORMAT
-            and record.get("settings") == settings.as_dict()
+            and {"method": "gradcon", **record.get("settings", {})} == settings.as_dict()
             and record.get("inlier_class") == inlier
             and record.get("seed") == seed
             and {str(m) for m in milestones if m < settings.epochs}
@@ -235,6 +236,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         batch_size=settings.batch_size,
         verbose=verbose,
         callbacks=callbacks,
+        method=settings.method,
     )
     train_seconds = time.perf_counter() - started
     if (model.alpha, model.beta) != (settings.alpha, settings.beta):
@@ -753,15 +755,18 @@ def reproduce(
     log=print,
     milestones=(),
     report_only=False,
+    method="gradcon",
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
     ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). ``milestones``: shorter
     budgets (epochs) to also evaluate within each run (see :func:`run_one`). ``report_only``:
-    train nothing, write the report over the runs already finished. Returns the summary.
+    train nothing, write the report over the runs already finished. ``method``: the autoencoder
+    of Table 1 (``experiment.METHODS``). Returns the summary.
+    Runs go seed by seed, so that an interrupted command leaves whole seeds.
     """
     from gradcon_tf import data as datasets
-    from gradcon_tf.model import DEFAULT_ALPHA
+    from gradcon_tf import experiment
 
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     classes = list(classes)
@@ -769,8 +774,8 @@ def reproduce(
         data=data,
         epochs=int(epochs),
         batch_size=int(batch_size),
-        alpha=DEFAULT_ALPHA,
-        beta=4.0 * DEFAULT_ALPHA,
+        **experiment.method_arguments(method),
+        method=method,
     )
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
@@ -779,12 +784,13 @@ def reproduce(
         f"gradcon reproduce --data {data} --classes {','.join(map(str, classes))} "
         f"--seeds {len(seeds)} --epochs {epochs} --out {out}"
         + (f" --milestones {','.join(map(str, milestones))}" if milestones else "")
+        + (f" --method {method}" if method != "gradcon" else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 
     records, all_scores, todo = {}, {}, []
-    for c in classes:
-        for s in seeds:
+    for s in seeds:
+        for c in classes:
             finished = load_finished_run(out, c, s, settings, milestones)
             if finished is None:
                 todo.append((c, s))
