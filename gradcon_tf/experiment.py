@@ -5,15 +5,18 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
+from gradcon_tf.vae import GradConVAE
 
 #: The scores compared in the paper's tables: GradCon's combination and its two parts.
 SCORE_KINDS = ("score", "recon", "grad_loss")
 
-#: The autoencoders of Table 1 -> keyword arguments of the model. The CAE without the constraint
-#: still keeps the running averages of its decoder gradients, so its gradient loss is a score too.
+#: The autoencoders of Table 1 -> (model class, alpha). Without the constraint (alpha 0) the
+#: running averages of the decoder gradients are still kept, so the gradient loss is a score too.
 METHODS = {
-    "gradcon": {"alpha": DEFAULT_ALPHA},  # CAE + Grad
-    "cae": {"alpha": 0.0},
+    "gradcon": (GradCon, DEFAULT_ALPHA),  # CAE + Grad
+    "cae": (GradCon, 0.0),
+    "vae": (GradConVAE, 0.0),
+    "vae-grad": (GradConVAE, DEFAULT_ALPHA),
 }
 
 
@@ -21,12 +24,13 @@ def method_arguments(method):
     """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return {"beta": 4.0 * DEFAULT_ALPHA, **METHODS[method]}
+    return {"alpha": METHODS[method][1], "beta": 4.0 * DEFAULT_ALPHA}
 
 
 def build_model(method, input_shape):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``."""
-    return GradCon(input_shape=input_shape, **method_arguments(method))
+    model_class = METHODS[method][0]
+    return model_class(input_shape=input_shape, **method_arguments(method))
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -55,9 +55,36 @@ def constrained_kernels(decoder):
     return [w for w in decoder.trainable_weights if w.name == "kernel"]
 
 
-def per_sample_reconstruction_error(images, reconstructions):
-    """``L_b``: mean squared error of each sample over its pixels and channels, shape (N,)."""
-    return tf.reduce_mean(tf.square(reconstructions - images), axis=[1, 2, 3])
+#: Reconstructions are clipped to [eps, 1 - eps] inside the binary cross-entropy (Keras' epsilon).
+BCE_EPSILON = 1e-7
+
+
+def per_sample_reconstruction_error(images, reconstructions, loss="mse"):
+    """``L_b`` of each sample, averaged over its pixels and channels, shape (N,).
+
+    ``loss``: ``"mse"`` (squared error: the CAE, Sec. 5.1) or ``"bce"`` (binary cross-entropy of
+    a Bernoulli decoder: the VAE of Table 1).
+    """
+    if loss == "mse":
+        return tf.reduce_mean(tf.square(reconstructions - images), axis=[1, 2, 3])
+    if loss == "bce":
+        clipped = tf.clip_by_value(reconstructions, BCE_EPSILON, 1.0 - BCE_EPSILON)
+        log_likelihood = images * tf.math.log(clipped) + (1.0 - images) * tf.math.log(1.0 - clipped)
+        return -tf.reduce_mean(log_likelihood, axis=[1, 2, 3])
+    raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}")
+
+
+def reconstruction_error_gradient(images, reconstructions, loss="mse"):
+    """``dL_b / d x_hat_b`` of :func:`per_sample_reconstruction_error`, by hand (fast path)."""
+    pixels = reconstructions.shape[1] * reconstructions.shape[2] * reconstructions.shape[3]
+    if loss == "mse":
+        return (2.0 / pixels) * (reconstructions - images)
+    if loss == "bce":
+        inside = (reconstructions >= BCE_EPSILON) & (reconstructions <= 1.0 - BCE_EPSILON)
+        clipped = tf.clip_by_value(reconstructions, BCE_EPSILON, 1.0 - BCE_EPSILON)
+        gradient = (clipped - images) / (clipped * (1.0 - clipped) * pixels)
+        return gradient * tf.cast(inside, gradient.dtype)
+    raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,7 +278,7 @@ def _per_sample_cosine(inputs, output_grad, step, reference):
     return _cosine(dot, squared_norm, tf.reduce_sum(tf.square(reference)))
 
 
-def decoder_scores(steps, latents, images, references):
+def decoder_scores(steps, latents, images, references, loss="mse"):
     """Fast path. Per-sample reconstruction error and per-layer gradient cosines.
 
     Args:
@@ -259,6 +286,7 @@ def decoder_scores(steps, latents, images, references):
       latents: (N, ...) encoder outputs.
       images: (N, H, W, C) the images the decoder should reconstruct (after preprocessing).
       references: one tensor per transposed conv, shaped like its kernel (kh, kw, out, in).
+      loss: the reconstruction error, see :func:`per_sample_reconstruction_error`.
 
     Returns:
       (recon (N,), cosines (N, n_layers), reconstructions (N, H, W, C)).
@@ -278,10 +306,8 @@ def decoder_scores(steps, latents, images, references):
             x = tf.sigmoid(x)
         activations.append(x)
     reconstructions = activations[-1]
-    recon = per_sample_reconstruction_error(images, reconstructions)
-
-    pixels = reconstructions.shape[1] * reconstructions.shape[2] * reconstructions.shape[3]
-    grad = (2.0 / pixels) * (reconstructions - images)  # dL_b / d x_hat_b
+    recon = per_sample_reconstruction_error(images, reconstructions, loss)
+    grad = reconstruction_error_gradient(images, reconstructions, loss)  # dL_b / d x_hat_b
     cosines = []
     reference_index = len(references)
     for index in range(len(steps) - 1, -1, -1):
@@ -311,7 +337,7 @@ def decoder_scores(steps, latents, images, references):
 # Generic path: any differentiable decoder, one GradientTape per sample, vectorized.
 
 
-def generic_decoder_scores(decoder, latents, images, references):
+def generic_decoder_scores(decoder, latents, images, references, loss="mse"):
     """Per-sample scores for any decoder; same outputs as :func:`decoder_scores`."""
     kernels = constrained_kernels(decoder)
 
@@ -320,9 +346,9 @@ def generic_decoder_scores(decoder, latents, images, references):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([k.value for k in kernels])
             reconstruction = decoder(latent[None], training=False)
-            loss = per_sample_reconstruction_error(image[None], reconstruction)[0]
-        grads = tape.gradient(loss, [k.value for k in kernels])
+            error = per_sample_reconstruction_error(image[None], reconstruction, loss)[0]
+        grads = tape.gradient(error, [k.value for k in kernels])
         cosines = tf.stack([cosine_similarity(g, r) for g, r in zip(grads, references)])
-        return loss, cosines, reconstruction[0]
+        return error, cosines, reconstruction[0]
 
     return tf.vectorized_map(one_sample, (latents, images), fallback_to_while_loop=True)

@@ -108,9 +108,15 @@ class GradCon(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
+        self.latent_loss_tracker = None  # models with a latent loss Omega set a tracker
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
         self._score_function = None  # compiled per_sample_scores, made on first use
         self.built = True
+
+    #: The reconstruction error L (gradients.per_sample_reconstruction_error): MSE for the CAE.
+    reconstruction_loss = "mse"
+    #: Keras models held by the model, serialized in its config.
+    _nested_models = ("encoder", "decoder")
 
     # ------------------------------------------------------------------ configuration
 
@@ -121,15 +127,15 @@ class GradCon(keras.Model):
             alpha=self.alpha,
             beta=self.beta,
             output_bias_from_data=self.output_bias_from_data,
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
         )
+        for key in self._nested_models:
+            config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
 
     @classmethod
     def from_config(cls, config):
         config = copy.deepcopy(config)  # deserialization consumes nested dicts
-        for key in ("encoder", "decoder"):
+        for key in cls._nested_models:
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
@@ -149,7 +155,10 @@ class GradCon(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.recon_loss_tracker, self.grad_loss_tracker]
+        trackers = [self.loss_tracker, self.recon_loss_tracker, self.grad_loss_tracker]
+        if self.latent_loss_tracker is not None:
+            trackers.append(self.latent_loss_tracker)
+        return trackers
 
     # ------------------------------------------------------------------ forward pass
 
@@ -157,9 +166,14 @@ class GradCon(keras.Model):
         """uint8 -> /255, float32, resize to 28x28 (bilinear) when ``input_shape`` differs."""
         return preprocessing.to_network_input(images)
 
+    def encode(self, network_input, training=False):
+        """(decoder input, per-sample latent loss Omega or None). The CAE has no latent loss."""
+        return self.encoder(network_input, training=training), None
+
     def call(self, images, training=False):
         """The reconstruction (N, 28, 28, C) of the preprocessed images."""
-        return self.decoder(self.encoder(self.preprocess(images), training=training), training=training)
+        latents, _ = self.encode(self.preprocess(images), training=training)
+        return self.decoder(latents, training=training)
 
     # ------------------------------------------------------------------ training
 
@@ -176,7 +190,7 @@ class GradCon(keras.Model):
         return -tf.reduce_mean(tf.stack(cosines))
 
     def _loss_terms(self, images, training):
-        """(L, L_grad) for a batch. The inner tape watches only the decoder kernels.
+        """(L, Omega, L_grad) for a batch. The inner tape watches only the decoder kernels.
 
         Under a ``tf.distribute`` strategy each replica sees part of the global batch; the inner
         gradients are averaged over replicas (a differentiable all-reduce) so that L_grad is the
@@ -186,16 +200,20 @@ class GradCon(keras.Model):
         network_input = self.preprocess(images)  # once: it is both the input and the target
         with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
             inner_tape.watch(kernels)
-            latents = self.encoder(network_input, training=training)
+            latents, latent_losses = self.encode(network_input, training=training)
             reconstructions = self.decoder(latents, training=training)
             recon_loss = tf.reduce_mean(
-                gradients.per_sample_reconstruction_error(network_input, reconstructions)
+                gradients.per_sample_reconstruction_error(
+                    network_input, reconstructions, self.reconstruction_loss
+                )
             )
+        # Omega does not depend on the decoder, so dL/dphi_i = d(L + Omega)/dphi_i.
         kernel_gradients = inner_tape.gradient(recon_loss, kernels)
         replica = _distributed_replica_context()
         if replica is not None:
             kernel_gradients = replica.all_reduce(tf.distribute.ReduceOp.MEAN, kernel_gradients)
-        return recon_loss, self.gradient_loss(kernel_gradients)
+        latent_loss = 0.0 if latent_losses is None else tf.reduce_mean(latent_losses)
+        return recon_loss, latent_loss, self.gradient_loss(kernel_gradients)
 
     def _unpack_images(self, data):
         if isinstance(data, (tuple, list)):
@@ -208,8 +226,8 @@ class GradCon(keras.Model):
         replicas = 1 if replica is None else replica.num_replicas_in_sync
         # The outer tape watches every trainable variable (encoder and decoder).
         with tf.GradientTape() as outer_tape:
-            recon_loss, grad_loss = self._loss_terms(images, training=True)
-            loss = recon_loss + self.alpha * grad_loss
+            recon_loss, latent_loss, grad_loss = self._loss_terms(images, training=True)
+            loss = recon_loss + latent_loss + self.alpha * grad_loss
             # The optimizer sums the replicas' gradients: each contributes 1/replicas of J.
             replica_loss = loss / replicas
         trainable = self.trainable_variables
@@ -220,7 +238,7 @@ class GradCon(keras.Model):
             kernel_gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, kernel_gradients)
         self.optimizer.apply(total_gradients, trainable)
         self.update_reference_gradients(kernel_gradients)
-        return self._record(loss, recon_loss, grad_loss)
+        return self._record(loss, recon_loss, latent_loss, grad_loss)
 
     def update_reference_gradients(self, total_gradients):
         """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
@@ -231,13 +249,16 @@ class GradCon(keras.Model):
 
     def test_step(self, data):
         images = self._unpack_images(data)
-        recon_loss, grad_loss = self._loss_terms(images, training=False)
-        return self._record(recon_loss + self.alpha * grad_loss, recon_loss, grad_loss)
+        recon_loss, latent_loss, grad_loss = self._loss_terms(images, training=False)
+        loss = recon_loss + latent_loss + self.alpha * grad_loss
+        return self._record(loss, recon_loss, latent_loss, grad_loss)
 
-    def _record(self, loss, recon_loss, grad_loss):
+    def _record(self, loss, recon_loss, latent_loss, grad_loss):
         self.loss_tracker.update_state(loss)
         self.recon_loss_tracker.update_state(recon_loss)
         self.grad_loss_tracker.update_state(grad_loss)
+        if self.latent_loss_tracker is not None:
+            self.latent_loss_tracker.update_state(latent_loss)
         return compat.logs_for_distribution({m.name: m.result() for m in self.metrics})
 
     def fit(self, x=None, y=None, **kwargs):
@@ -308,30 +329,42 @@ class GradCon(keras.Model):
     # ------------------------------------------------------------------ scoring
 
     def per_sample_scores(self, images):
-        """Per-sample score, recon, grad_loss and layer cosines of a batch, as tensors.
+        """Per-sample score, recon, grad_loss and layer cosines of a batch, as tensors (and
+        ``latent``, the latent loss, for a model that has one).
 
         Uses the closed-form fast path when the decoder is a chain of layers
         :func:`gradients.plan_decoder` knows, else the generic vectorized-tape path.
         """
         network_input = self.preprocess(images)
-        latents = self.encoder(network_input, training=False)
+        latents, latent_losses = self.encode(network_input, training=False)
         if self._decoder_plan is None:
             self._decoder_plan = gradients.plan_decoder(self.decoder) or ()
         if self._decoder_plan:
             recon, cosines, _ = gradients.decoder_scores(
-                self._decoder_plan, latents, network_input, self.reference_gradients
+                self._decoder_plan,
+                latents,
+                network_input,
+                self.reference_gradients,
+                self.reconstruction_loss,
             )
         else:
             recon, cosines, _ = gradients.generic_decoder_scores(
-                self.decoder, latents, network_input, [r.value for r in self.reference_gradients]
+                self.decoder,
+                latents,
+                network_input,
+                [r.value for r in self.reference_gradients],
+                self.reconstruction_loss,
             )
         grad_loss = -tf.reduce_mean(cosines, axis=1)
-        return {
+        outputs = {
             "score": recon + self.beta * grad_loss,
             "recon": recon,
             "grad_loss": grad_loss,
             "layer_cosines": cosines,
         }
+        if latent_losses is not None:
+            outputs["latent"] = latent_losses
+        return outputs
 
     def predict_step(self, data):
         return self.per_sample_scores(self._unpack_images(data))

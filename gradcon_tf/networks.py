@@ -34,11 +34,10 @@ def _torch_default_initializers(fan_in):
     )
 
 
-def build_encoder(channels=1, name="encoder"):
-    """The paper's encoder: (28, 28, C) images in [0, 1] -> (3, 3, 64) latent."""
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, channels), name="image")
+def _convolutions(inputs):
+    """The encoder's four padded stride-2 convolutions with ReLU: (28, 28, C) -> (3, 3, 64)."""
     x = inputs
-    in_channels = channels
+    in_channels = inputs.shape[-1]
     for index, filters in enumerate(ENCODER_FILTERS, start=1):
         kernel_init, bias_init = _torch_default_initializers(in_channels * KERNEL_SIZE**2)
         x = keras.layers.ZeroPadding2D(2, name=f"encoder_pad_{index}")(x)
@@ -52,7 +51,44 @@ def build_encoder(channels=1, name="encoder"):
             name=f"encoder_conv_{index}",
         )(x)
         in_channels = filters
-    return keras.Model(inputs, x, name=name)
+    return x
+
+
+def build_encoder(channels=1, name="encoder"):
+    """The paper's encoder: (28, 28, C) images in [0, 1] -> (3, 3, 64) latent."""
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, channels), name="image")
+    return keras.Model(inputs, _convolutions(inputs), name=name)
+
+
+def _dense(units, fan_in, name):
+    kernel_init, bias_init = _torch_default_initializers(fan_in)  # PyTorch nn.Linear: the same
+    return keras.layers.Dense(
+        units, kernel_initializer=kernel_init, bias_initializer=bias_init, name=name
+    )
+
+
+def build_vae_encoder(channels=1, name="vae_encoder"):
+    """The release's VAE encoder: the CAE's convolutions, flattened to 576, then two linear
+    layers giving the mean and the log-variance of the Gaussian posterior (576 each)."""
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, channels), name="image")
+    features = keras.layers.Flatten(name="encoder_flatten")(_convolutions(inputs))
+    size = features.shape[-1]
+    mean = _dense(size, size, "posterior_mean")(features)
+    log_variance = _dense(size, size, "posterior_log_variance")(features)
+    return keras.Model(inputs, [mean, log_variance], name=name)
+
+
+def build_latent_projection(name="latent_projection"):
+    """The release VAE's linear layer from the 576-d latent back to the decoder's (3, 3, 64) input.
+
+    The release runs it at the start of its decoder; here it stands apart so that the decoder is
+    exactly the CAE's and the gradient constraint acts on the same four transposed convolutions.
+    """
+    shape = (3, 3, ENCODER_FILTERS[-1])
+    size = shape[0] * shape[1] * shape[2]
+    inputs = keras.Input((size,), name="latent")
+    x = _dense(size, size, "latent_dense")(inputs)
+    return keras.Model(inputs, keras.layers.Reshape(shape, name="latent_reshape")(x), name=name)
 
 
 def build_decoder(channels=1, name="decoder"):

@@ -38,7 +38,16 @@ SCORES = {
     "gradcon": ("score", "GradCon"),
     "recon": ("recon", "recon only"),
     "grad": ("grad_loss", "grad only"),
+    "latent": ("latent", "latent only"),  # only models with a latent loss (the VAEs)
 }
+
+#: Names of the autoencoders of Table 1 (``experiment.METHODS``) in the report.
+METHOD_LABELS = {"gradcon": "GradCon", "cae": "CAE", "vae": "VAE", "vae-grad": "VAE + Grad"}
+
+
+def _kinds(present):
+    """The entries of SCORES that ``present`` (run record, scores, summary) has."""
+    return {name: v for name, v in SCORES.items() if name != "latent" or "latent" in present}
 
 #: Published numbers to show side by side, by dataset name (the part of the spec before ':').
 REFERENCES = {
@@ -146,7 +155,7 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
 def _run_record(scores, labels):
     """AUROC and Fig. 5 overlap of each score kind and each decoder layer's cosine."""
     record = {}
-    for name, (key, _) in SCORES.items():
+    for name, (key, _) in _kinds(scores).items():
         record[name] = {
             "auroc": metrics.auroc(scores[key], labels),
             "overlap": metrics.histogram_overlap(scores[key], labels),
@@ -188,7 +197,7 @@ def _milestone_callback(split, milestones):
                 self.model.set_weights(current)
                 record = _run_record(scores, scores["is_anomaly"])
                 self.results[str(epoch + 1)] = {
-                    **{name: record[name] for name in SCORES},
+                    **{name: record[name] for name in _kinds(record)},
                     "layers": record["layers"],
                     "best_epoch": self.best_epoch,
                 }
@@ -198,13 +207,11 @@ def _milestone_callback(split, milestones):
 
 def _test_scores(model, split):
     outputs = model.score(split.test)
-    return {
-        "is_anomaly": np.asarray(split.test_is_anomaly, bool),
-        "score": outputs["score"].astype(np.float32),
-        "recon": outputs["recon"].astype(np.float32),
-        "grad_loss": outputs["grad_loss"].astype(np.float32),
-        "layer_cosines": outputs["layer_cosines"].astype(np.float32),
-    }
+    scores = {"is_anomaly": np.asarray(split.test_is_anomaly, bool)}
+    for key in ("score", "recon", "grad_loss", "layer_cosines", "latent"):
+        if key in outputs:
+            scores[key] = outputs[key].astype(np.float32)
+    return scores
 
 
 def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None):
@@ -341,17 +348,18 @@ def _epoch_curve(records, classes, seeds, epochs):
         common = have if common is None else common & have
     if not common:
         return {}
+    kinds = _kinds(next(iter(records.values())))
     curve = {}
     for budget in sorted(common, key=int):
         curve[budget] = {
             name: _aggregate(
                 records, classes, seeds, lambda r, b=budget, n=name: r["milestones"][b][n]["auroc"]
             )
-            for name in SCORES
+            for name in kinds
         }
     curve[str(epochs)] = {
         name: _aggregate(records, classes, seeds, lambda r, n=name: r[n]["auroc"])
-        for name in SCORES
+        for name in kinds
     }
     return curve
 
@@ -361,8 +369,10 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
     gradcon = _aggregate(records, classes, seeds, lambda r: r["gradcon"]["auroc"])
     n_layers = max((len(r["layers"]) for r in records.values()), default=0)
     missing = [f"class{c}-seed{s}" for c in classes for s in seeds if (c, s) not in records]
+    kinds = _kinds(next(iter(records.values()), {}))
     summary = {
         "dataset": settings.data,
+        "method": settings.method,
         "protocol": "one-class (OCGAN/paper): inlier class of the train split, 10% held out for "
         "validation; test = all inlier test images + as many outliers drawn at random from the "
         "other classes; the seed draws the hold-out and the outliers and initialises the network",
@@ -390,7 +400,7 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
                 str(c): [records[(c, s)][name]["overlap"] for s in seeds if (c, s) in records]
                 for c in classes
             }
-            for name in SCORES
+            for name in kinds
         },
         "overlap_note": "Fig. 5 histogram overlap, fraction of test samples in the overlapped "
         f"region of the inlier and outlier histograms ({metrics.OVERLAP_BINS} bins over the "
@@ -416,8 +426,10 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             sum(r["train_seconds"] + r["score_seconds"] for r in records.values()), 1
         ),
         "environment": _environment(),
-        "reference": REFERENCES.get(dataset_name, {}),
+        "reference": REFERENCES.get(dataset_name, {}) if settings.method == "gradcon" else {},
     }
+    if "latent" in kinds:
+        summary["latent"] = _aggregate(records, classes, seeds, lambda r: r["latent"]["auroc"])
     return summary
 
 
@@ -451,8 +463,12 @@ def markdown_report(summary):
     paper = reference.get("paper")
     release = reference.get("release_e20")
     classes = summary["classes"]
+    method = METHOD_LABELS.get(summary.get("method", "gradcon"), summary.get("method"))
+    parts = [summary, summary["recon"], summary["grad"]] + (
+        [summary["latent"]] if "latent" in summary else []
+    )
     lines = [
-        f"# GradCon on `{summary['dataset']}`: {summary['epochs']} epochs per class, "
+        f"# {method} on `{summary['dataset']}`: {summary['epochs']} epochs per class, "
         f"seeds {summary['seeds']}",
         "",
         "Regenerate with:",
@@ -478,7 +494,9 @@ def markdown_report(summary):
         header.append(paper["label"])
     if release:
         header.append(release["label"])
-    header += ["GradCon (ours)", "recon only (ours)", "grad only (ours)", "best epochs"]
+    header += [f"{method} (ours)", "recon only (ours)", "grad only (ours)"]
+    header += ["latent only (ours)"] if "latent" in summary else []
+    header += ["best epochs"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in classes:
         row = [str(c)]
@@ -486,7 +504,7 @@ def markdown_report(summary):
             row.append(f"{paper['per_class'][c]:.3f}" if c < len(paper["per_class"]) else "-")
         if release:
             row.append(f"{release['per_class'][c]:.3f}" if c < len(release["per_class"]) else "-")
-        for part in (summary, summary["recon"], summary["grad"]):
+        for part in parts:
             row.append(_fmt(*_mean_std(part["per_class_auroc"][str(c)])))
         row.append(
             ", ".join(
@@ -505,7 +523,7 @@ def markdown_report(summary):
             f"{release['mean']:.3f} (recon {release['recon_mean']:.3f}, "
             f"grad {release['grad_mean']:.3f})"
         )
-    for part in (summary, summary["recon"], summary["grad"]):
+    for part in parts:
         row.append(f"**{_fmt(part['mean_auroc'], part['std_auroc'])}**")
     row.append("")
     lines.append("| " + " | ".join(row) + " |")
@@ -555,15 +573,16 @@ def markdown_report(summary):
             "## AUROC against the epoch budget (same runs; at each budget, the weights of the "
             "lowest validation loss up to that epoch)",
             "",
-            "| epochs | GradCon | recon only | grad only |",
-            "|---|---|---|---|",
+            "| epochs | " + " | ".join(label for _, label in _kinds(curve[budgets[0]]).values())
+            + " |",
+            "|---|" + "---|" * len(_kinds(curve[budgets[0]])),
         ]
         for budget in budgets:
             lines.append(
                 f"| {budget} | "
                 + " | ".join(
                     _fmt(curve[budget][name]["mean_auroc"], curve[budget][name]["std_auroc"])
-                    for name in SCORES
+                    for name in _kinds(curve[budget])
                 )
                 + " |"
             )
@@ -589,14 +608,15 @@ def markdown_report(summary):
         "",
         "## Histogram overlap (Fig. 5), % of test samples, mean over seeds",
         "",
-        "| class | " + " | ".join(label for _, label in SCORES.values()) + " |",
-        "|---|" + "---|" * len(SCORES),
+        "| class | " + " | ".join(label for _, label in _kinds(summary).values()) + " |",
+        "|---|" + "---|" * len(_kinds(summary)),
     ]
     for c in classes:
         lines.append(
             f"| {c} | "
             + " | ".join(
-                _percent(_mean_std(summary["overlap"][name][str(c)])[0]) for name in SCORES
+                _percent(_mean_std(summary["overlap"][name][str(c)])[0])
+                for name in _kinds(summary)
             )
             + " |"
         )
@@ -657,7 +677,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
 
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
     for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
-        for name, (key, label) in SCORES.items():
+        for name, (key, label) in _kinds(scores).items():
             fpr, tpr, _ = roc_curve(scores["is_anomaly"], scores[key])
             auc = metrics.auroc(scores[key], scores["is_anomaly"])
             axis.plot(fpr, tpr, label=f"{label} {auc:.3f}")
@@ -698,7 +718,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
         plt.close(figure)
         written.append(path)
 
-    for name, (key, label) in SCORES.items():
+    for name, (key, label) in _kinds(next(iter(shown.values()))[1]).items():
         figure, axes = plt.subplots(
             rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False
         )

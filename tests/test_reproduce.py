@@ -187,3 +187,26 @@ def test_summary_mean_and_std_over_seeds():
     assert not summary["complete"] and summary["missing_runs"] == ["class1-seed2"]
     report = reproduce.markdown_report(summary)
     assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
+
+def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
+    out = str(tmp_path / "vae")
+    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]
+    argv += ["--out", out, "--verbose", "0", "--method", "vae-grad"]
+    assert cli.main(argv) == 0
+    summary = read_json(os.path.join(out, "summary.json"))
+    run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
+    assert summary["method"] == "vae-grad" and run["settings"]["method"] == "vae-grad"
+    assert summary["command"].endswith("--method vae-grad")
+    assert summary["latent"]["per_class_auroc"] == {"3": [run["latent"]["auroc"]]}
+    from sklearn.metrics import roc_auc_score
+
+    with np.load(os.path.join(out, "runs", "class3-seed0.npz")) as scores:
+        assert roc_auc_score(scores["is_anomaly"], scores["latent"]) == pytest.approx(
+            run["latent"]["auroc"]
+        )
+    report = open(os.path.join(out, "README.md")).read()
+    assert report.startswith("# VAE + Grad on") and "latent only (ours)" in report
+    assert os.path.getsize(os.path.join(out, "hist_latent.png")) > 1000
+    # A GradCon command on the same folder does not take the VAE's run as its own.
+    settings = reproduce.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
+    assert reproduce.load_finished_run(out, 3, 0, settings) is None
