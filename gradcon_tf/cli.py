@@ -4,6 +4,8 @@
   gradcon train --data SPEC --inlier-class C --out model.keras
   gradcon score --model model.keras --images FILE [--out scores.csv]
   gradcon reproduce --data SPEC --classes 0-9 --seeds 3 --epochs E --out DIR   the paper's table
+            [--method gradcon|cae|vae|vae-grad]                the autoencoders of Table 1
+  gradcon compare DIR [DIR ...] [--out table1.md]              Table 1 from reproduce folders
 """
 
 import argparse
@@ -125,6 +127,19 @@ def command_reproduce(args):
     return 0
 
 
+def command_compare(args):
+    from gradcon_tf import files
+    from gradcon_tf.reproduce import compare_methods
+
+    text = compare_methods(args.results)
+    if args.out:
+        files.write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="gradcon", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +183,13 @@ def build_parser():
         help="autoencoder of Table 1: gradcon (CAE + Grad, default), cae, vae, vae-grad",
     )
     reproduce.set_defaults(handler=command_reproduce)
+
+    compare = commands.add_parser(
+        "compare", help="Table 1 (AUROC of each score of each model) from reproduce folders"
+    )
+    compare.add_argument("results", nargs="+", help="result folders of gradcon reproduce")
+    compare.add_argument("--out", help="Markdown file to write (default: stdout)")
+    compare.set_defaults(handler=command_compare)
     return parser
 
 

@@ -760,6 +760,51 @@ def write_report(
     return summary
 
 
+def compare_methods(folders):
+    """Table 1 and the Fig. 5 overlaps as Markdown, from ``gradcon reproduce`` result folders
+    (one per autoencoder, e.g. ``--method cae``, ``gradcon``, ``vae``, ``vae-grad``)."""
+    summaries = []
+    for folder in folders:
+        with open(os.path.join(folder, "summary.json")) as handle:
+            summaries.append((folder, json.load(handle)))
+    classes = sorted({c for _, summary in summaries for c in summary["classes"]})
+    lines = [
+        "# Baselines (Table 1): AUROC of each score of each autoencoder",
+        "",
+        "Mean over seeds per class; the last column is the mean over classes (± std over seeds "
+        "when there are several). Fig. 5 overlap: % of test samples in the overlapped region of "
+        "the inlier and outlier histograms, mean over classes and seeds. Higher AUROC and lower "
+        "overlap are better.",
+        "",
+        "| model | score | " + " | ".join(str(c) for c in classes) + " | mean | overlap % |",
+        "|---|---|" + "---|" * (len(classes) + 2),
+    ]
+    for folder, summary in summaries:
+        method = METHOD_LABELS.get(summary.get("method", "gradcon"), summary.get("method"))
+        parts = {"gradcon": summary, "recon": summary["recon"], "grad": summary["grad"]}
+        if "latent" in summary:
+            parts["latent"] = summary["latent"]
+        for name, part in parts.items():
+            label = "GradCon score" if name == "gradcon" else SCORES[name][1].replace(" only", "")
+            cells = [
+                _fmt(_mean_std(part["per_class_auroc"].get(str(c), []))[0]) for c in classes
+            ]
+            overlaps = [v for values in summary["overlap"][name].values() for v in values]
+            lines.append(
+                f"| {method} | {label} | "
+                + " | ".join(cells)
+                + f" | **{_fmt(part['mean_auroc'], part['std_auroc'])}** | "
+                + f"{_percent(float(np.mean(overlaps)) if overlaps else None)} |"
+            )
+    lines += ["", "From:", ""]
+    lines += [
+        f"- `{folder}`: {summary['epochs']} epochs, seeds {summary['seeds']}; "
+        f"`{summary['command']}`"
+        for folder, summary in summaries
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------- the command
 
 

@@ -210,3 +210,26 @@ def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     # A GradCon command on the same folder does not take the VAE's run as its own.
     settings = reproduce.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
     assert reproduce.load_finished_run(out, 3, 0, settings) is None
+
+
+def test_compare_methods_table_from_result_folders(tmp_path, capsys):
+    folders = []
+    for method in ("cae", "vae-grad"):
+        out = str(tmp_path / method)
+        argv = ["reproduce", "--data", "digits", "--classes", "1", "--seeds", "1", "--epochs", "1"]
+        assert cli.main([*argv, "--out", out, "--verbose", "0", "--method", method]) == 0
+        folders.append(out)
+    capsys.readouterr()
+    assert cli.main(["compare", *folders]) == 0
+    table = capsys.readouterr().out
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in table.splitlines()
+            if line.startswith("| CAE") or line.startswith("| VAE")}
+    assert set(rows) == {
+        ("CAE", "GradCon score"), ("CAE", "recon"), ("CAE", "grad"),
+        ("VAE + Grad", "GradCon score"), ("VAE + Grad", "recon"), ("VAE + Grad", "grad"),
+        ("VAE + Grad", "latent"),
+    }
+    vae = read_json(os.path.join(folders[1], "runs", "class1-seed0.json"))
+    assert f"| {vae['latent']['auroc']:.3f} |" in rows[("VAE + Grad", "latent")]
+    overlap = 100 * vae["latent"]["overlap"]
+    assert rows[("VAE + Grad", "latent")].rstrip(" |").endswith(f"{overlap:.1f}")
