@@ -33,6 +33,28 @@ def test_layer_output_shapes_follow_the_release():
     ]
 
 
+@pytest.mark.parametrize("cropping", [1, 2, ((1, 2), (0, 3))])
+def test_slice_cropping_equals_keras_cropping_to_second_order(cropping):
+    """The decoder's crop layer: Keras' outputs, gradients and gradients of gradients."""
+    from gradcon_tf.networks import SliceCropping2D
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 9, 8, 3)), tf.float32)
+    weights = tf.constant(np.random.default_rng(1).normal(size=(2, 9, 8, 3)), tf.float32)
+    results = []
+    for layer in (SliceCropping2D(cropping), keras.layers.Cropping2D(cropping)):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = layer(x * weights)
+                loss = tf.reduce_sum(tf.sin(y))
+            first = inner.gradient(loss, x)
+            second_objective = tf.reduce_sum(first * first)
+        results.append((y, first, outer.gradient(second_objective, x)))
+    for ours, expected in zip(*results):
+        np.testing.assert_allclose(ours, expected, atol=1e-6)
+
+
 def test_rgb_and_resized_input():
     model = gradcon_tf.GradCon(input_shape=(32, 32, 3))
     images = np.full((2, 32, 32, 3), 0.25, np.float32)
