@@ -1,6 +1,7 @@
 """GradCon: a convolutional autoencoder trained with a directional gradient constraint (Eq. 6).
 
-Training minimises ``J = L + alpha * L_grad`` with
+Training minimises ``J = L + Omega + alpha * L_grad`` (Omega, the latent loss, is 0 for the CAE;
+see :mod:`gradcon_tf.vae`) with
 
     L_grad = -mean_i cos(dL/dphi_i (this batch), avg_{t<k} dJ/dphi_i (past steps)),
 
@@ -53,6 +54,11 @@ class GradCon(keras.Model):
         Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
         outputs zeros and its gradients vanish for many epochs (README, "Initialisation").
     """
+
+    #: The reconstruction error L (gradients.per_sample_reconstruction_error): MSE for the CAE.
+    reconstruction_loss = "mse"
+    #: Keras models held by the model, serialized in its config.
+    _nested_models = ("encoder", "decoder")
 
     def __init__(
         self,
@@ -112,11 +118,6 @@ class GradCon(keras.Model):
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
         self._score_function = None  # compiled per_sample_scores, made on first use
         self.built = True
-
-    #: The reconstruction error L (gradients.per_sample_reconstruction_error): MSE for the CAE.
-    reconstruction_loss = "mse"
-    #: Keras models held by the model, serialized in its config.
-    _nested_models = ("encoder", "decoder")
 
     # ------------------------------------------------------------------ configuration
 
