@@ -41,6 +41,9 @@ SCORES = {
     "latent": ("latent", "latent only"),  # only models with a latent loss (the VAEs)
 }
 
+#: The anomaly score of Eq. 6 (GradCon's score), whichever autoencoder it is computed on.
+COMBINED_LABEL = "recon + beta * grad"
+
 #: Names of the autoencoders of Table 1 (``experiment.METHODS``) in the report.
 METHOD_LABELS = {"gradcon": "GradCon", "cae": "CAE", "vae": "VAE", "vae-grad": "VAE + Grad"}
 
@@ -494,7 +497,7 @@ def markdown_report(summary):
         header.append(paper["label"])
     if release:
         header.append(release["label"])
-    header += [f"{method} (ours)", "recon only (ours)", "grad only (ours)"]
+    header += [f"{COMBINED_LABEL} (ours)", "recon only (ours)", "grad only (ours)"]
     header += ["latent only (ours)"] if "latent" in summary else []
     header += ["best epochs"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -531,7 +534,7 @@ def markdown_report(summary):
     lines += [
         "",
         f"Seeds with every class finished (the mean row is over these): "
-        f"{', '.join(counted) if counted else 'none yet'}; per-seed GradCon means: "
+        f"{', '.join(counted) if counted else 'none yet'}; per-seed means of recon + beta * grad: "
         + ", ".join(f"seed {k} {v:.3f}" for k, v in summary["per_seed_mean_auroc"].items())
         + ".",
     ]
@@ -785,7 +788,7 @@ def compare_methods(folders):
         if "latent" in summary:
             parts["latent"] = summary["latent"]
         for name, part in parts.items():
-            label = "GradCon score" if name == "gradcon" else SCORES[name][1].replace(" only", "")
+            label = COMBINED_LABEL if name == "gradcon" else SCORES[name][1].replace(" only", "")
             cells = [
                 _fmt(_mean_std(part["per_class_auroc"].get(str(c), []))[0]) for c in classes
             ]

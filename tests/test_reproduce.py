@@ -225,8 +225,8 @@ def test_compare_methods_table_from_result_folders(tmp_path, capsys):
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in table.splitlines()
             if line.startswith("| CAE") or line.startswith("| VAE")}
     assert set(rows) == {
-        ("CAE", "GradCon score"), ("CAE", "recon"), ("CAE", "grad"),
-        ("VAE + Grad", "GradCon score"), ("VAE + Grad", "recon"), ("VAE + Grad", "grad"),
+        ("CAE", "recon + beta * grad"), ("CAE", "recon"), ("CAE", "grad"),
+        ("VAE + Grad", "recon + beta * grad"), ("VAE + Grad", "recon"), ("VAE + Grad", "grad"),
         ("VAE + Grad", "latent"),
     }
     vae = read_json(os.path.join(folders[1], "runs", "class1-seed0.json"))
