@@ -96,15 +96,19 @@ def command_score(args):
     lines = [",".join(["index"] + columns)]
     for i in range(len(outputs["score"])):
         lines.append(",".join([str(i)] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
-    text = "\n".join(lines) + "\n"
-    if args.out:
+    _write_text_output("\n".join(lines) + "\n", args.out, f"{len(outputs['score'])} scores")
+    return 0
+
+
+def _write_text_output(text, path, what):
+    """Write ``text`` to ``path`` (crash-safe) and say so, or to stdout when no path is given."""
+    if path:
         from gradcon_tf import files
 
-        files.write_text(args.out, text)
-        print(f"wrote {len(outputs['score'])} scores to {args.out}")
+        files.write_text(path, text)
+        print(f"wrote {what} to {path}")
     else:
         sys.stdout.write(text)
-    return 0
 
 
 def command_reproduce(args):
@@ -128,15 +132,9 @@ def command_reproduce(args):
 
 
 def command_compare(args):
-    from gradcon_tf import files
     from gradcon_tf.reproduce import compare_methods
 
-    text = compare_methods(args.results)
-    if args.out:
-        files.write_text(args.out, text)
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(text)
+    _write_text_output(compare_methods(args.results), args.out, "the table")
     return 0
 
 
