@@ -369,6 +369,8 @@ def _epoch_curve(records, classes, seeds, epochs):
 
 def summarize(records, classes, seeds, settings, command, dataset_name):
     """The ``summary.json`` dict from the finished runs' records {(class, seed): record}."""
+    from gradcon_tf.model import ADAM_EPSILON, DEFAULT_LEARNING_RATE
+
     gradcon = _aggregate(records, classes, seeds, lambda r: r["gradcon"]["auroc"])
     n_layers = max((len(r["layers"]) for r in records.values()), default=0)
     missing = [f"class{c}-seed{s}" for c in classes for s in seeds if (c, s) not in records]
@@ -412,7 +414,8 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             "alpha": settings.alpha,
             "beta": settings.beta,
             "optimizer": "Adam",
-            "learning_rate": 1e-3,
+            "learning_rate": DEFAULT_LEARNING_RATE,
+            "adam_epsilon": ADAM_EPSILON,
             "batch_size": settings.batch_size,
             "validation_fraction": settings.validation_fraction,
             "model_selection": "weights of the epoch with the lowest validation loss",
