@@ -878,6 +878,7 @@ def reproduce(
     from gradcon_tf import experiment, model  # noqa: F401
 
     code = _code_version()
+    combined = "GradCon" if method == "gradcon" else COMBINED_LABEL
     run_times = []
     for done, (c, s) in enumerate(todo, start=1):
         eta = ""
@@ -899,7 +900,7 @@ def reproduce(
         records[(c, s)], all_scores[(c, s)] = record, scores
         run_times.append(time.perf_counter() - started)
         log(
-            f"  AUROC GradCon {record['gradcon']['auroc']:.3f}, recon {record['recon']['auroc']:.3f}, "
+            f"  AUROC {combined} {record['gradcon']['auroc']:.3f}, recon {record['recon']['auroc']:.3f}, "
             f"grad {record['grad']['auroc']:.3f}; best epoch {record['best_epoch']}; "
             f"{run_times[-1]:.0f} s"
         )
@@ -921,7 +922,7 @@ def reproduce(
     )
     if summary["mean_auroc"] is not None:
         log(
-            f"mean AUROC GradCon {_fmt(summary['mean_auroc'], summary['std_auroc'])}, "
+            f"mean AUROC {combined} {_fmt(summary['mean_auroc'], summary['std_auroc'])}, "
             f"recon {_fmt(summary['recon']['mean_auroc'], summary['recon']['std_auroc'])}, "
             f"grad {_fmt(summary['grad']['mean_auroc'], summary['grad']['std_auroc'])}; "
             f"report in {out}"
