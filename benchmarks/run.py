@@ -198,14 +198,14 @@ def bench_training(settings, flops_per_train_image):
     @tf.function
     def forward_inner(x):
         # forward + inner tape (decoder kernel gradients of the MSE) + their cosines: L and L_grad
-        recon_loss, grad_loss = part_model._loss_terms(x, training=True)
+        recon_loss, _, grad_loss = part_model._loss_terms(x, training=True)
         return recon_loss + grad_loss
 
     @tf.function
     def loss_gradients(x):
         # J and dJ/dW for every weight (second-order term included), no optimizer update
         with tf.GradientTape() as tape:
-            recon_loss, grad_loss = part_model._loss_terms(x, training=True)
+            recon_loss, _, grad_loss = part_model._loss_terms(x, training=True)
             loss = recon_loss + part_model.alpha * grad_loss
         return [tf.reduce_sum(g) for g in tape.gradient(loss, part_model.trainable_variables)]
 
