@@ -11,7 +11,7 @@ percentage's validation set and the test set gives AUROC and F1 (GPND's procedur
 import numpy as np
 
 from gradcon_tf import protocols
-from gradcon_tf.reproduce import SCORES
+from gradcon_tf.reproduce import score_kinds
 
 
 def run_gpnd_fold(
@@ -26,7 +26,8 @@ def run_gpnd_fold(
     """Train one model and evaluate it at every outlier percentage.
 
     Returns ``{percentage: {score kind: {"auroc", "f1", "threshold", "validation_f1"}}}`` for the
-    score kinds of :data:`gradcon_tf.reproduce.SCORES` (GradCon, recon only, grad only).
+    score kinds the model gives (:func:`gradcon_tf.reproduce.score_kinds`: GradCon, recon only,
+    grad only).
     """
     from gradcon_tf import experiment
 
@@ -49,7 +50,7 @@ def run_gpnd_fold(
             name: protocols.gpnd_evaluate(
                 validation[key], split.validation_is_anomaly, test[key], split.test_is_anomaly
             )
-            for name, (key, _) in SCORES.items()
+            for name, (key, _) in score_kinds(test).items()
         }
     return results
 
@@ -63,7 +64,7 @@ def mean_over_runs(runs):
                 metric: float(np.mean([run[p][name][metric] for run in runs]))
                 for metric in ("auroc", "f1")
             }
-            for name in SCORES
+            for name in runs[0][p]
         }
         for p in percentages
     }

@@ -48,7 +48,7 @@ COMBINED_LABEL = "recon + beta * grad"
 METHOD_LABELS = {"gradcon": "GradCon", "cae": "CAE", "vae": "VAE", "vae-grad": "VAE + Grad"}
 
 
-def _kinds(present):
+def score_kinds(present):
     """The entries of SCORES that ``present`` (run record, scores, summary) has."""
     return {name: v for name, v in SCORES.items() if name != "latent" or "latent" in present}
 
@@ -158,7 +158,7 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
 def _run_record(scores, labels):
     """AUROC and Fig. 5 overlap of each score kind and each decoder layer's cosine."""
     record = {}
-    for name, (key, _) in _kinds(scores).items():
+    for name, (key, _) in score_kinds(scores).items():
         record[name] = {
             "auroc": metrics.auroc(scores[key], labels),
             "overlap": metrics.histogram_overlap(scores[key], labels),
@@ -200,7 +200,7 @@ def _milestone_callback(split, milestones):
                 self.model.set_weights(current)
                 record = _run_record(scores, scores["is_anomaly"])
                 self.results[str(epoch + 1)] = {
-                    **{name: record[name] for name in _kinds(record)},
+                    **{name: record[name] for name in score_kinds(record)},
                     "layers": record["layers"],
                     "best_epoch": self.best_epoch,
                 }
@@ -351,7 +351,7 @@ def _epoch_curve(records, classes, seeds, epochs):
         common = have if common is None else common & have
     if not common:
         return {}
-    kinds = _kinds(next(iter(records.values())))
+    kinds = score_kinds(next(iter(records.values())))
     curve = {}
     for budget in sorted(common, key=int):
         curve[budget] = {
@@ -374,7 +374,7 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
     gradcon = _aggregate(records, classes, seeds, lambda r: r["gradcon"]["auroc"])
     n_layers = max((len(r["layers"]) for r in records.values()), default=0)
     missing = [f"class{c}-seed{s}" for c in classes for s in seeds if (c, s) not in records]
-    kinds = _kinds(next(iter(records.values()), {}))
+    kinds = score_kinds(next(iter(records.values()), {}))
     summary = {
         "dataset": settings.data,
         "method": settings.method,
@@ -579,16 +579,16 @@ def markdown_report(summary):
             "## AUROC against the epoch budget (same runs; at each budget, the weights of the "
             "lowest validation loss up to that epoch)",
             "",
-            "| epochs | " + " | ".join(label for _, label in _kinds(curve[budgets[0]]).values())
+            "| epochs | " + " | ".join(label for _, label in score_kinds(curve[budgets[0]]).values())
             + " |",
-            "|---|" + "---|" * len(_kinds(curve[budgets[0]])),
+            "|---|" + "---|" * len(score_kinds(curve[budgets[0]])),
         ]
         for budget in budgets:
             lines.append(
                 f"| {budget} | "
                 + " | ".join(
                     _fmt(curve[budget][name]["mean_auroc"], curve[budget][name]["std_auroc"])
-                    for name in _kinds(curve[budget])
+                    for name in score_kinds(curve[budget])
                 )
                 + " |"
             )
@@ -614,15 +614,15 @@ def markdown_report(summary):
         "",
         "## Histogram overlap (Fig. 5), % of test samples, mean over seeds",
         "",
-        "| class | " + " | ".join(label for _, label in _kinds(summary).values()) + " |",
-        "|---|" + "---|" * len(_kinds(summary)),
+        "| class | " + " | ".join(label for _, label in score_kinds(summary).values()) + " |",
+        "|---|" + "---|" * len(score_kinds(summary)),
     ]
     for c in classes:
         lines.append(
             f"| {c} | "
             + " | ".join(
                 _percent(_mean_std(summary["overlap"][name][str(c)])[0])
-                for name in _kinds(summary)
+                for name in score_kinds(summary)
             )
             + " |"
         )
@@ -683,7 +683,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
 
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
     for axis, (c, (s, scores)) in zip(axes.flat, shown.items()):
-        for name, (key, label) in _kinds(scores).items():
+        for name, (key, label) in score_kinds(scores).items():
             fpr, tpr, _ = roc_curve(scores["is_anomaly"], scores[key])
             auc = metrics.auroc(scores[key], scores["is_anomaly"])
             axis.plot(fpr, tpr, label=f"{label} {auc:.3f}")
@@ -724,7 +724,7 @@ def write_figures(out, all_scores, classes, seeds, records=None, epochs=None):
         plt.close(figure)
         written.append(path)
 
-    for name, (key, label) in _kinds(next(iter(shown.values()))[1]).items():
+    for name, (key, label) in score_kinds(next(iter(shown.values()))[1]).items():
         figure, axes = plt.subplots(
             rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False
         )
