@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from gradcon_tf import networks
-from gradcon_tf.model import DEFAULT_ALPHA, GradCon
+from gradcon_tf.model import GradCon
 
 
 @keras.saving.register_keras_serializable(package="gradcon_tf")
@@ -31,20 +31,11 @@ class GradConVAE(GradCon):
     _nested_models = ("encoder", "decoder", "latent_projection")
 
     def __init__(
-        self,
-        input_shape=(28, 28, 1),
-        alpha=DEFAULT_ALPHA,
-        beta=None,
-        encoder=None,
-        decoder=None,
-        latent_projection=None,
-        seed=None,
-        **kwargs,
+        self, input_shape=(28, 28, 1), encoder=None, latent_projection=None, seed=None, **kwargs
     ):
-        channels = int(input_shape[-1])
         if encoder is None:
-            encoder = networks.build_vae_encoder(channels)
-        super().__init__(input_shape, alpha, beta, encoder=encoder, decoder=decoder, **kwargs)
+            encoder = networks.build_vae_encoder(int(input_shape[-1]))
+        super().__init__(input_shape, encoder=encoder, **kwargs)
         self.latent_projection = (
             latent_projection if latent_projection is not None else networks.build_latent_projection()
         )
