@@ -131,9 +131,11 @@ def pieces(model, images):
                     _elementwise(step), (x,))
         activations.append(x)
     reconstructions = activations[-1]
-    pixels = int(np.prod(reconstructions.shape[1:]))
     output_gradient = tf.function(
-        lambda r, x: (gradients.per_sample_reconstruction_error(x, r), (2.0 / pixels) * (r - x))
+        lambda r, x: (
+            gradients.per_sample_reconstruction_error(x, r),
+            gradients.reconstruction_error_gradient(x, r),
+        )
     )
     recon, grad = add("MSE and dL/dx_hat", "elementwise (forward and backward)", output_gradient,
                       (reconstructions, network_input))
