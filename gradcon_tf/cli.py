@@ -121,12 +121,13 @@ def command_reproduce(args):
         "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--out", args.out,
     ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else [])
       + (["--milestones", args.milestones] if args.milestones else [])
-      + (["--method", args.method] if args.method != "gradcon" else []))
+      + (["--method", args.method] if args.method != "gradcon" else [])
+      + (["--release-init"] if args.release_init else []))
     reproduce(
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
         milestones=_parse_classes(args.milestones) if args.milestones else (),
-        report_only=args.report_only, method=args.method,
+        report_only=args.report_only, method=args.method, release_init=args.release_init,
     )
     return 0
 
@@ -179,6 +180,11 @@ def build_parser():
     reproduce.add_argument(
         "--method", default="gradcon",
         help="autoencoder of Table 1: gradcon (CAE + Grad, default), cae, vae, vae-grad",
+    )
+    reproduce.add_argument(
+        "--release-init", action="store_true",
+        help="keep the release's PyTorch initialisation of the output bias instead of setting it "
+        "from the data (some runs then collapse to a blank output; README, Initialisation)",
     )
     reproduce.set_defaults(handler=command_reproduce)
 

@@ -27,10 +27,17 @@ def method_arguments(method):
     return {"alpha": METHODS[method][1], "beta": 4.0 * DEFAULT_ALPHA}
 
 
-def build_model(method, input_shape):
-    """The model of Table 1 named ``method``, for images shaped ``input_shape``."""
+def build_model(method, input_shape, output_bias_from_data=True):
+    """The model of Table 1 named ``method``, for images shaped ``input_shape``.
+
+    ``output_bias_from_data=False`` keeps the release's initialisation (see :class:`GradCon`).
+    """
     model_class = METHODS[method][0]
-    return model_class(input_shape=input_shape, **method_arguments(method))
+    return model_class(
+        input_shape=input_shape,
+        output_bias_from_data=output_bias_from_data,
+        **method_arguments(method),
+    )
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -56,6 +63,7 @@ def train_one_class(
     verbose=1,
     callbacks=(),
     method="gradcon",
+    output_bias_from_data=True,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss.
 
@@ -66,7 +74,7 @@ def train_one_class(
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
     keras.utils.set_random_seed(seed)
-    model = build_model(method, split.train.shape[1:])
+    model = build_model(method, split.train.shape[1:], output_bias_from_data)
     model.compile()
     best = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=epochs, restore_best_weights=True

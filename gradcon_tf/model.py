@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradcon_tf import callbacks as gradcon_callbacks
-from gradcon_tf import compat, files, gradients, networks, preprocessing
+from gradcon_tf import compat, files, gradients, networks, optimizers, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
@@ -142,10 +142,11 @@ class GradCon(keras.Model):
         return cls(**config)
 
     def compile(self, optimizer=None, jit_compile=False, **kwargs):
-        """Adam(1e-3, epsilon 1e-8) unless ``optimizer`` is given. XLA is off by default (slower
-        on CPU here)."""
+        """The paper's Adam (lr 1e-3, epsilon 1e-8 on sqrt(v_hat), as the release's PyTorch Adam:
+        :class:`gradcon_tf.optimizers.CorrectedEpsilonAdam`) unless ``optimizer`` is given. XLA is
+        off by default (slower on CPU here)."""
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(DEFAULT_LEARNING_RATE, epsilon=ADAM_EPSILON)
+            optimizer = optimizers.CorrectedEpsilonAdam(DEFAULT_LEARNING_RATE, epsilon=ADAM_EPSILON)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):

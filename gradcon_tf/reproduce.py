@@ -94,9 +94,18 @@ class Settings:
     beta: float
     validation_fraction: float = 0.1
     method: str = "gradcon"  # experiment.METHODS; records made before it existed are GradCon
+    #: The class of GradCon.compile()'s default optimizer; records made before this field existed
+    #: trained with Keras' Adam.
+    optimizer: str = "CorrectedEpsilonAdam"
+    #: False: the release's initialisation of the output bias (``--release-init``).
+    output_bias_from_data: bool = True
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+#: Settings that records made before the field existed lack, with the value they were made with.
+LEGACY_SETTINGS = {"method": "gradcon", "optimizer": "Adam", "output_bias_from_data": True}
 
 
 # ---------------------------------------------------------------------- files
@@ -130,7 +139,7 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
             isinstance(record, dict)
             and record.get("complete") is True
             and record.get("format") == RUN_FORMAT
-            and {"method": "gradcon", **record.get("settings", {})} == settings.as_dict()
+            and {**LEGACY_SETTINGS, **record.get("settings", {})} == settings.as_dict()
             and record.get("inlier_class") == inlier
             and record.get("seed") == seed
             and {str(m) for m in milestones if m < settings.epochs}
@@ -247,6 +256,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         verbose=verbose,
         callbacks=callbacks,
         method=settings.method,
+        output_bias_from_data=settings.output_bias_from_data,
     )
     train_seconds = time.perf_counter() - started
     if (model.alpha, model.beta) != (settings.alpha, settings.beta):
@@ -413,7 +423,8 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
         "hyperparameters": {
             "alpha": settings.alpha,
             "beta": settings.beta,
-            "optimizer": "Adam",
+            "optimizer": settings.optimizer,
+            "output_bias_from_data": settings.output_bias_from_data,
             "learning_rate": DEFAULT_LEARNING_RATE,
             "adam_epsilon": ADAM_EPSILON,
             "batch_size": settings.batch_size,
@@ -827,13 +838,15 @@ def reproduce(
     milestones=(),
     report_only=False,
     method="gradcon",
+    release_init=False,
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
     ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). ``milestones``: shorter
     budgets (epochs) to also evaluate within each run (see :func:`run_one`). ``report_only``:
     train nothing, write the report over the runs already finished. ``method``: the autoencoder
-    of Table 1 (``experiment.METHODS``). Returns the summary.
+    of Table 1 (``experiment.METHODS``). ``release_init``: keep the release's initialisation of
+    the output bias (``GradCon(output_bias_from_data=False)``). Returns the summary.
     Runs go seed by seed, so that an interrupted command leaves whole seeds.
     """
     from gradcon_tf import data as datasets
@@ -847,6 +860,7 @@ def reproduce(
         batch_size=int(batch_size),
         **experiment.method_arguments(method),
         method=method,
+        output_bias_from_data=not release_init,
     )
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
@@ -856,6 +870,7 @@ def reproduce(
         f"--seeds {len(seeds)} --epochs {epochs} --out {out}"
         + (f" --milestones {','.join(map(str, milestones))}" if milestones else "")
         + (f" --method {method}" if method != "gradcon" else "")
+        + (" --release-init" if release_init else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 

@@ -1,5 +1,6 @@
 """``gradcon reproduce`` end to end on tiny data, resume after a crash, and the report's numbers."""
 
+import dataclasses
 import json
 import os
 
@@ -126,16 +127,21 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     assert again["per_class_auroc"]["0"] == summary["per_class_auroc"]["0"]
 
 
-def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
-    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
-    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
-    scores = {
+def _stored_scores():
+    """The arrays a finished run's .npz must hold (two samples)."""
+    return {
         "is_anomaly": np.array([0, 1], bool),
         "score": np.zeros(2),
         "recon": np.zeros(2),
         "grad_loss": np.zeros(2),
         "layer_cosines": np.zeros((2, 4)),
     }
+
+
+def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
+    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
+    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
+    scores = _stored_scores()
     record = {
         "format": reproduce.RUN_FORMAT,
         "inlier_class": 3,
@@ -159,6 +165,46 @@ def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
     os.remove(npz_path)
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+
+
+def test_runs_made_with_another_optimizer_or_init_are_not_reused(tmp_path):
+    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
+    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
+    reproduce._write_npz(npz_path, _stored_scores())
+    legacy = {  # written before the optimizer and the initialisation were recorded: Keras' Adam
+        key: value
+        for key, value in settings.as_dict().items()
+        if key not in ("optimizer", "output_bias_from_data")
+    }
+    record = {"format": reproduce.RUN_FORMAT, "inlier_class": 3, "seed": 0, "complete": True}
+    reproduce.write_json(json_path, {**record, "settings": legacy})
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    keras_adam = dataclasses.replace(settings, optimizer="Adam")
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, keras_adam) is not None
+    released = dataclasses.replace(settings, output_bias_from_data=False)
+    reproduce.write_json(json_path, {**record, "settings": released.as_dict()})
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, released) is not None
+
+
+@pytest.mark.parametrize("method", ["gradcon", "vae-grad"])
+def test_models_keep_the_release_init_when_asked(method):
+    from gradcon_tf import experiment
+
+    assert experiment.build_model(method, (28, 28, 1)).output_bias_from_data
+    assert not experiment.build_model(method, (28, 28, 1), False).output_bias_from_data
+
+
+def test_release_init_is_recorded(tmp_path):
+    out = str(tmp_path / "release")
+    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]
+    assert cli.main(argv + ["--out", out, "--verbose", "0", "--release-init"]) == 0
+    summary = read_json(os.path.join(out, "summary.json"))
+    run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
+    assert summary["command"].endswith("--release-init")
+    assert run["settings"]["output_bias_from_data"] is False
+    assert summary["hyperparameters"]["output_bias_from_data"] is False
+    assert summary["hyperparameters"]["optimizer"] == "CorrectedEpsilonAdam"
 
 
 def test_summary_mean_and_std_over_seeds():
