@@ -13,7 +13,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="gradcon_tf")
 class CorrectedEpsilonAdam(keras.optimizers.Adam):
-    """``keras.optimizers.Adam`` with epsilon added to sqrt(v_hat) (Algorithm 1 / ``torch.optim.Adam``).
+    """``keras.optimizers.Adam`` with epsilon added to sqrt(v_hat), as Algorithm 1 and PyTorch do.
 
     Same arguments as Keras' Adam; ``amsgrad`` is not supported.
     """

@@ -264,6 +264,11 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
             f"the trained model has alpha={model.alpha}, beta={model.beta}; the settings say "
             f"alpha={settings.alpha}, beta={settings.beta}."
         )
+    if type(model.optimizer).__name__ != settings.optimizer:
+        raise RuntimeError(
+            f"the model trained with {type(model.optimizer).__name__}; the settings say "
+            f"{settings.optimizer}."
+        )
     history = getattr(model.history, "history", {}) or {}
     val_losses = [float(v) for v in history.get("val_loss", [])]
     started = time.perf_counter()
