@@ -1,8 +1,10 @@
-"""Training guards that GradCon.fit adds by itself."""
+"""Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
+``StopOnBlankReconstruction`` (``experiment.train_one_class`` redraws collapsed starts with it)."""
 
 import math
 
 import keras
+import numpy as np
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -50,3 +52,37 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._last_good_weights = self.model.get_weights()
         self._last_good_epoch = epoch
+
+
+class StopOnBlankReconstruction(keras.callbacks.Callback):
+    """Stop training when, after one of the first ``epochs`` epochs, the reconstruction is blank.
+
+    Blank: no pixel of the reconstructions of ``images`` reaches half the brightest pixel of
+    ``images``. With the release's initialisation, Adam's first steps can drive the final sigmoid
+    into saturation; the model then outputs (almost) zeros and its gradients vanish, often for
+    good (8 of 30 MNIST runs, ``docs/results/mnist-release-init/``). Healthy runs are far from the
+    line after one epoch (brightest output 0.65-0.88 against 0.09-0.22 for collapsed ones).
+
+    After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch that was blank, else None.
+    """
+
+    def __init__(self, images, epochs=1):
+        super().__init__()
+        self.images = images
+        self.epochs = int(epochs)
+        self.collapsed_at = None
+
+    def on_train_begin(self, logs=None):
+        self.collapsed_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.epochs or self.collapsed_at is not None:
+            return
+        brightest_input = brightest_output = 0.0
+        for start in range(0, len(self.images), 256):
+            chunk = self.images[start : start + 256]
+            brightest_input = max(brightest_input, float(np.max(self.model.preprocess(chunk))))
+            brightest_output = max(brightest_output, float(np.max(self.model(chunk))))
+        if brightest_output < 0.5 * brightest_input:
+            self.collapsed_at = epoch + 1
+            self.model.stop_training = True

@@ -122,12 +122,15 @@ def command_reproduce(args):
     ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else [])
       + (["--milestones", args.milestones] if args.milestones else [])
       + (["--method", args.method] if args.method != "gradcon" else [])
-      + (["--release-init"] if args.release_init else []))
+      + (["--release-init"] if args.release_init else [])
+      + ([] if args.redraw_collapsed in (None, args.release_init)
+         else ["--redraw-collapsed" if args.redraw_collapsed else "--no-redraw-collapsed"]))
     reproduce(
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
         milestones=_parse_classes(args.milestones) if args.milestones else (),
         report_only=args.report_only, method=args.method, release_init=args.release_init,
+        redraw_collapsed=args.redraw_collapsed,
     )
     return 0
 
@@ -185,6 +188,11 @@ def build_parser():
         "--release-init", action="store_true",
         help="keep the release's PyTorch initialisation of the output bias instead of setting it "
         "from the data (some runs then collapse to a blank output; README, Initialisation)",
+    )
+    reproduce.add_argument(
+        "--redraw-collapsed", action=argparse.BooleanOptionalAction, default=None,
+        help="start a run again from new initial weights when its first epoch leaves a blank "
+        "reconstruction (default: on with --release-init, off otherwise)",
     )
     reproduce.set_defaults(handler=command_reproduce)
 

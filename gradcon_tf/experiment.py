@@ -4,11 +4,17 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from gradcon_tf.callbacks import StopOnBlankReconstruction
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
 from gradcon_tf.vae import GradConVAE
 
 #: The scores compared in the paper's tables: GradCon's combination and its two parts.
 SCORE_KINDS = ("score", "recon", "grad_loss")
+
+#: Initial weights drawn at most this many times when collapsed starts are redrawn.
+MAX_INITIALIZATION_DRAWS = 5
+#: Draw k > 0 of a run with seed s seeds everything with s + k * INITIALIZATION_SEED_STRIDE.
+INITIALIZATION_SEED_STRIDE = 10_000
 
 #: The autoencoders of Table 1 -> (model class, alpha). Without the constraint (alpha 0) the
 #: running averages of the decoder gradients are still kept, so the gradient loss is a score too.
@@ -64,29 +70,45 @@ def train_one_class(
     callbacks=(),
     method="gradcon",
     output_bias_from_data=True,
+    redraw_collapsed=False,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss.
 
     The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept,
     as in the authors' release; the threshold is calibrated on the validation images at ``fpr``.
     ``verbose=1`` shows one progress bar over epochs, 2 Keras' per-epoch lines, 0 nothing.
+
+    ``redraw_collapsed``: when the reconstruction of the validation images is blank after the
+    first epoch (:class:`~gradcon_tf.callbacks.StopOnBlankReconstruction`), start again from new
+    initial weights (draw k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at
+    most ``MAX_INITIALIZATION_DRAWS`` draws; the last draw trains to the end whatever happens.
+    The returned model's ``initialization`` says which draw trained and which epochs collapsed.
     """
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    keras.utils.set_random_seed(seed)
-    model = build_model(method, split.train.shape[1:], output_bias_from_data)
-    model.compile()
-    best = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=epochs, restore_best_weights=True
-    )
-    model.fit(
-        split.train,
-        validation_data=split.validation,
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[best, *callbacks],
-        verbose=verbose,
-    )
+    draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
+    collapsed = []
+    for draw in range(draws):
+        keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
+        model = build_model(method, split.train.shape[1:], output_bias_from_data)
+        model.compile()
+        best = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=epochs, restore_best_weights=True
+        )
+        guard = [StopOnBlankReconstruction(split.validation)] if draw + 1 < draws else []
+        model.fit(
+            split.train,
+            validation_data=split.validation,
+            epochs=epochs,
+            batch_size=batch_size,
+            callbacks=[best, *guard, *callbacks],
+            verbose=verbose,
+        )
+        if not guard or guard[0].collapsed_at is None:
+            break
+        collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
+        keras.backend.clear_session()
+    model.initialization = {"draw": draw, "collapsed": collapsed}
     model.calibrate(split.validation, fpr=fpr)
     return model
 

@@ -99,13 +99,22 @@ class Settings:
     optimizer: str = "CorrectedEpsilonAdam"
     #: False: the release's initialisation of the output bias (``--release-init``).
     output_bias_from_data: bool = True
+    #: Start again from new weights when the first epoch leaves a blank reconstruction
+    #: (``experiment.train_one_class``); ``--redraw-collapsed``, on by default with
+    #: ``--release-init``.
+    redraw_collapsed: bool = False
 
     def as_dict(self):
         return dataclasses.asdict(self)
 
 
 #: Settings that records made before the field existed lack, with the value they were made with.
-LEGACY_SETTINGS = {"method": "gradcon", "optimizer": "Adam", "output_bias_from_data": True}
+LEGACY_SETTINGS = {
+    "method": "gradcon",
+    "optimizer": "Adam",
+    "output_bias_from_data": True,
+    "redraw_collapsed": False,
+}
 
 
 # ---------------------------------------------------------------------- files
@@ -190,8 +199,7 @@ def _milestone_callback(split, milestones):
     import keras
 
     class Milestones(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
+        def on_train_begin(self, logs=None):  # again for each initialisation drawn
             self.results, self.best, self.best_weights, self.best_epoch = {}, np.inf, None, None
 
         def on_epoch_end(self, epoch, logs=None):
@@ -257,6 +265,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         callbacks=callbacks,
         method=settings.method,
         output_bias_from_data=settings.output_bias_from_data,
+        redraw_collapsed=settings.redraw_collapsed,
     )
     train_seconds = time.perf_counter() - started
     if (model.alpha, model.beta) != (settings.alpha, settings.beta):
@@ -294,9 +303,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         "code": code,
         "complete": True,
     }
-    initialization = getattr(model, "initialization", None)
-    if initialization is not None:  # which random draw trained (experiment.train_one_class)
-        record["initialization"] = initialization
+    record["initialization"] = model.initialization  # which draw trained, which collapsed
     if milestones:
         record["milestones"] = callbacks[0].results
     keras.backend.clear_session()
@@ -430,6 +437,7 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             "beta": settings.beta,
             "optimizer": settings.optimizer,
             "output_bias_from_data": settings.output_bias_from_data,
+            "redraw_collapsed": settings.redraw_collapsed,
             "learning_rate": DEFAULT_LEARNING_RATE,
             "adam_epsilon": ADAM_EPSILON,
             "batch_size": settings.batch_size,
@@ -442,6 +450,13 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             for c in classes
             for s in seeds
             if (c, s) in records
+        },
+        # Runs whose first draw(s) of initial weights collapsed and were drawn again.
+        "redrawn_runs": {
+            f"class{c}-seed{s}": records[(c, s)]["initialization"]
+            for c in classes
+            for s in seeds
+            if records.get((c, s), {}).get("initialization", {}).get("collapsed")
         },
         "train_seconds_total": round(sum(r["train_seconds"] for r in records.values()), 1),
         "run_seconds_total": round(
@@ -651,6 +666,21 @@ def markdown_report(summary):
         "",
         f"Hyperparameters (the paper's, same for every class): {summary['hyperparameters']}.",
         "",
+    ]
+    if summary["hyperparameters"].get("redraw_collapsed"):
+        redrawn = summary["redrawn_runs"]
+        lines += [
+            f"Collapsed starts redrawn: {len(redrawn)} of {len(summary['best_epochs'])} runs"
+            + (
+                " (" + "; ".join(
+                    f"{run}: trained draw {info['draw']}" for run, info in redrawn.items()
+                ) + ")"
+                if redrawn else ""
+            )
+            + ".",
+            "",
+        ]
+    lines += [
         f"Compute: {summary['run_seconds_total'] / 60:.1f} min of training and scoring in total "
         f"({summary['environment']['cpu_count']} CPU cores, {summary['environment']['gpus']} GPUs, "
         f"TensorFlow {summary['environment']['tensorflow']}, Keras {summary['environment']['keras']}).",
@@ -844,6 +874,7 @@ def reproduce(
     report_only=False,
     method="gradcon",
     release_init=False,
+    redraw_collapsed=None,
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
@@ -851,7 +882,9 @@ def reproduce(
     budgets (epochs) to also evaluate within each run (see :func:`run_one`). ``report_only``:
     train nothing, write the report over the runs already finished. ``method``: the autoencoder
     of Table 1 (``experiment.METHODS``). ``release_init``: keep the release's initialisation of
-    the output bias (``GradCon(output_bias_from_data=False)``). Returns the summary.
+    the output bias (``GradCon(output_bias_from_data=False)``). ``redraw_collapsed``: start a run
+    again from new weights when its first epoch collapses (default: with ``release_init``).
+    Returns the summary.
     Runs go seed by seed, so that an interrupted command leaves whole seeds.
     """
     from gradcon_tf import data as datasets
@@ -866,6 +899,7 @@ def reproduce(
         **experiment.method_arguments(method),
         method=method,
         output_bias_from_data=not release_init,
+        redraw_collapsed=release_init if redraw_collapsed is None else bool(redraw_collapsed),
     )
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
@@ -876,6 +910,8 @@ def reproduce(
         + (f" --milestones {','.join(map(str, milestones))}" if milestones else "")
         + (f" --method {method}" if method != "gradcon" else "")
         + (" --release-init" if release_init else "")
+        + (" --no-redraw-collapsed" if release_init and not settings.redraw_collapsed else "")
+        + (" --redraw-collapsed" if settings.redraw_collapsed and not release_init else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 

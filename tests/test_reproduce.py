@@ -174,7 +174,7 @@ def test_runs_made_with_another_optimizer_or_init_are_not_reused(tmp_path):
     legacy = {  # written before the optimizer and the initialisation were recorded: Keras' Adam
         key: value
         for key, value in settings.as_dict().items()
-        if key not in ("optimizer", "output_bias_from_data")
+        if key not in ("optimizer", "output_bias_from_data", "redraw_collapsed")
     }
     record = {"format": reproduce.RUN_FORMAT, "inlier_class": 3, "seed": 0, "complete": True}
     reproduce.write_json(json_path, {**record, "settings": legacy})
@@ -185,6 +185,12 @@ def test_runs_made_with_another_optimizer_or_init_are_not_reused(tmp_path):
     reproduce.write_json(json_path, {**record, "settings": released.as_dict()})
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
     assert reproduce.load_finished_run(str(tmp_path), 3, 0, released) is not None
+    redrawn = dataclasses.replace(released, redraw_collapsed=True)
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, redrawn) is None
+    older = {key: value for key, value in released.as_dict().items() if key != "redraw_collapsed"}
+    reproduce.write_json(json_path, {**record, "settings": older})  # before redrawing existed
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, released) is not None
+    assert reproduce.load_finished_run(str(tmp_path), 3, 0, redrawn) is None
 
 
 @pytest.mark.parametrize("method", ["gradcon", "vae-grad"])
@@ -203,8 +209,67 @@ def test_release_init_is_recorded(tmp_path):
     run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
     assert summary["command"].endswith("--release-init")
     assert run["settings"]["output_bias_from_data"] is False
+    assert run["settings"]["redraw_collapsed"] is True  # the default with the release's init
     assert summary["hyperparameters"]["output_bias_from_data"] is False
+    assert summary["hyperparameters"]["redraw_collapsed"] is True
     assert summary["hyperparameters"]["optimizer"] == "CorrectedEpsilonAdam"
+
+
+def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
+    """Draw 0 is forced blank; the run must equal a run seeded with draw 1's seed."""
+    from gradcon_tf import experiment, networks
+
+    built = []
+    original = experiment.build_model
+
+    def first_draw_blank(*args, **kwargs):
+        model = original(*args, **kwargs)
+        if not built:  # a bias this low stays blank through the first epoch
+            networks.sigmoid_output_bias(model.decoder).assign([-30.0])
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(experiment, "build_model", first_draw_blank)
+    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "2",
+            "--verbose", "0", "--milestones", "1", "--release-init"]
+    redrawn = str(tmp_path / "redrawn")
+    assert cli.main(argv + ["--out", redrawn]) == 0
+    run = read_json(os.path.join(redrawn, "runs", "class3-seed0.json"))
+    assert len(built) == 2
+    assert run["initialization"] == {"draw": 1, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]}
+    assert run["settings"]["redraw_collapsed"] is True
+    assert run["milestones"]["1"]["best_epoch"] == 1 and len(run["val_loss"]) == 2
+    summary = read_json(os.path.join(redrawn, "summary.json"))
+    assert summary["redrawn_runs"] == {"class3-seed0": run["initialization"]}
+    with open(os.path.join(redrawn, "README.md")) as handle:
+        assert "Collapsed starts redrawn: 1 of 1 runs (class3-seed0: trained draw 1)." in handle.read()
+
+    split = reproduce_split(3, seed=0)
+    direct = experiment.train_one_class(
+        split, 2, seed=experiment.INITIALIZATION_SEED_STRIDE, verbose=0,
+        output_bias_from_data=False,
+    )
+    assert direct.initialization == {"draw": 0, "collapsed": []}
+    direct_val_loss = [float(v) for v in direct.history.history["val_loss"]]
+    np.testing.assert_allclose(run["val_loss"], direct_val_loss, rtol=1e-5)
+
+    built.clear()
+
+    kept = str(tmp_path / "kept")  # without redrawing, the blank draw trains to the end
+    assert cli.main(argv + ["--out", kept, "--no-redraw-collapsed"]) == 0
+    run = read_json(os.path.join(kept, "runs", "class3-seed0.json"))
+    summary = read_json(os.path.join(kept, "summary.json"))
+    assert run["initialization"] == {"draw": 0, "collapsed": []}
+    assert run["settings"]["redraw_collapsed"] is False
+    assert summary["command"].endswith("--release-init --no-redraw-collapsed")
+    assert run["val_loss"] != direct_val_loss  # the blank draw itself trained
+
+
+def reproduce_split(inlier, seed):
+    from gradcon_tf import data, protocols
+
+    splits = data.load("digits")
+    return protocols.one_class_split(splits["train"], splits["test"], inlier, seed=seed)
 
 
 def test_summary_mean_and_std_over_seeds():

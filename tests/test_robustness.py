@@ -13,7 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 import gradcon_tf
 from gradcon_tf import files, preprocessing
-from gradcon_tf.callbacks import NonFiniteLossError
+from gradcon_tf import networks
+from gradcon_tf.callbacks import NonFiniteLossError, StopOnBlankReconstruction
 from gradcon_tf.data.idx import DataFileError, read_idx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +56,22 @@ def test_nan_loss_stops_training_with_a_clear_error_and_keeps_the_checkpoint(tmp
     assert checkpoint.read_bytes() == saved
     for before, after in zip(good, model.weights):  # weights put back to the last good state
         np.testing.assert_array_equal(before, after.numpy())
+
+
+@pytest.mark.parametrize("output_bias, blank", [(-30.0, True), (3.0, False)])
+def test_a_blank_reconstruction_after_the_first_epoch_stops_training(
+    normal_images, output_bias, blank
+):
+    model = gradcon_tf.GradCon(output_bias_from_data=False)
+    model.compile()
+    networks.sigmoid_output_bias(model.decoder).assign([output_bias])
+    guard = StopOnBlankReconstruction(normal_images)
+    history = model.fit(normal_images, epochs=3, batch_size=32, callbacks=[guard], verbose=0)
+    brightest_input = float(np.max(preprocessing.to_network_input(normal_images)))
+    brightest_output = float(np.max(model(normal_images)))  # independent of the callback
+    assert (brightest_output < 0.5 * brightest_input) is blank
+    assert guard.collapsed_at == (1 if blank else None)
+    assert len(history.history["loss"]) == (1 if blank else 3)
 
 
 def test_atomic_output_never_leaves_a_partial_file(tmp_path):
