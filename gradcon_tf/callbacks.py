@@ -61,7 +61,8 @@ class StopOnBlankReconstruction(keras.callbacks.Callback):
     ``images``. With the release's initialisation, Adam's first steps can drive the final sigmoid
     into saturation; the model then outputs (almost) zeros and its gradients vanish, often for
     good (8 of 30 MNIST runs, ``docs/results/mnist-release-init/``). Healthy runs are far from the
-    line after one epoch (brightest output 0.65-0.88 against 0.09-0.22 for collapsed ones).
+    line after one epoch (brightest output 0.60-0.95 against 0.01-0.22 for collapsed ones;
+    ``docs/investigations/collapse_probes_output.txt``).
 
     After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch that was blank, else None.
     """
