@@ -244,7 +244,7 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
     with open(os.path.join(redrawn, "README.md")) as handle:
         assert "Collapsed starts redrawn: 1 of 1 runs (class3-seed0: trained draw 1)." in handle.read()
 
-    split = reproduce_split(3, seed=0)
+    split = _digits_split(3, seed=0)
     direct = experiment.train_one_class(
         split, 2, seed=experiment.INITIALIZATION_SEED_STRIDE, verbose=0,
         output_bias_from_data=False,
@@ -265,7 +265,7 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
     assert run["val_loss"] != direct_val_loss  # the blank draw itself trained
 
 
-def reproduce_split(inlier, seed):
+def _digits_split(inlier, seed):
     from gradcon_tf import data, protocols
 
     splits = data.load("digits")
