@@ -1,5 +1,6 @@
 """Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
-``StopOnBlankReconstruction`` (``experiment.train_one_class`` redraws collapsed starts with it)."""
+``StopOnBlankReconstruction`` (``experiment.train_one_class`` redraws collapsed starts with it);
+model selection by validation loss: ``KeepBestWeights``."""
 
 import math
 
@@ -87,3 +88,60 @@ class StopOnBlankReconstruction(keras.callbacks.Callback):
         if brightest_output < 0.5 * brightest_input:
             self.collapsed_at = epoch + 1
             self.model.stop_training = True
+
+
+class KeepBestWeights(keras.callbacks.Callback):
+    """Model selection by validation loss: after ``fit`` the model holds the weights (running
+    averages included) of the epoch with the lowest ``val_loss`` ("the checkpoint with the best
+    validation loss", as the paper and the authors' release keep).
+
+    ``every=k`` selects as the release does with its checkpoint frequency (``--write-freq``, 5):
+    it writes a checkpoint only after epochs 1, 1 + k, 1 + 2k, ... and the last, and a written
+    epoch becomes the best checkpoint when its validation loss is the lowest of all epochs so
+    far. When the lowest loss falls between two writes, the release keeps an earlier written
+    epoch (or the last one, if that is lower still). ``every=1`` is the plain rule.
+
+    ``best_epoch`` (1-based) is the selected epoch after ``fit``; ``selected()`` is the
+    (epoch, weights) that would be kept if training ended after the latest epoch.
+    """
+
+    def __init__(self, every=1, monitor="val_loss", restore=True):
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"every must be a positive number of epochs, got {every}")
+        self.every = int(every)
+        self.monitor = monitor
+        self.restore = restore
+        self.best_epoch = None
+
+    def on_train_begin(self, logs=None):  # again for each initialisation drawn
+        self._lowest = math.inf
+        self._written = None  # (epoch, weights) of the best checkpoint written so far
+        self._latest = None  # (epoch, whether its loss is the lowest so far)
+        self.best_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get(self.monitor)
+        if loss is None:
+            return
+        is_lowest = float(loss) < self._lowest  # never true for NaN
+        if is_lowest:
+            self._lowest = float(loss)
+        self._latest = (epoch + 1, is_lowest)
+        if is_lowest and epoch % self.every == 0:
+            self._written = (epoch + 1, self.model.get_weights())
+
+    def selected(self):
+        """(epoch, weights) kept if training ended now: the last epoch is always written."""
+        if self._latest is None:
+            return None, None
+        epoch, is_lowest = self._latest
+        if is_lowest:
+            return epoch, self.model.get_weights()
+        return self._written if self._written is not None else (None, None)
+
+    def on_train_end(self, logs=None):
+        epoch, weights = self.selected()
+        self.best_epoch = epoch
+        if self.restore and weights is not None:
+            self.model.set_weights(weights)

@@ -124,13 +124,14 @@ def command_reproduce(args):
       + (["--method", args.method] if args.method != "gradcon" else [])
       + (["--release-init"] if args.release_init else [])
       + ([] if args.redraw_collapsed in (None, args.release_init)
-         else ["--redraw-collapsed" if args.redraw_collapsed else "--no-redraw-collapsed"]))
+         else ["--redraw-collapsed" if args.redraw_collapsed else "--no-redraw-collapsed"])
+      + (["--checkpoint-every", str(args.checkpoint_every)] if args.checkpoint_every != 1 else []))
     reproduce(
         args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, command=command, verbose=args.verbose,
         milestones=_parse_classes(args.milestones) if args.milestones else (),
         report_only=args.report_only, method=args.method, release_init=args.release_init,
-        redraw_collapsed=args.redraw_collapsed,
+        redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
     )
     return 0
 
@@ -193,6 +194,11 @@ def build_parser():
         "--redraw-collapsed", action=argparse.BooleanOptionalAction, default=None,
         help="start a run again from new initial weights when its first epoch leaves a blank "
         "reconstruction (default: on with --release-init, off otherwise)",
+    )
+    reproduce.add_argument(
+        "--checkpoint-every", type=int, default=1, metavar="K",
+        help="model selection among epochs 1, 1+K, ... and the last, as the authors' release "
+        "writes checkpoints (it uses 5); default 1: every epoch",
     )
     reproduce.set_defaults(handler=command_reproduce)
 

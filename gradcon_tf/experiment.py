@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from gradcon_tf.callbacks import StopOnBlankReconstruction
+from gradcon_tf.callbacks import KeepBestWeights, StopOnBlankReconstruction
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
 from gradcon_tf.vae import GradConVAE
 
@@ -71,11 +71,14 @@ def train_one_class(
     method="gradcon",
     output_bias_from_data=True,
     redraw_collapsed=False,
+    checkpoint_every=1,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss.
 
-    The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept,
-    as in the authors' release; the threshold is calibrated on the validation images at ``fpr``.
+    The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept;
+    ``checkpoint_every=5`` chooses among the epochs the authors' release writes
+    (:class:`~gradcon_tf.callbacks.KeepBestWeights`). The model's ``selected_epoch`` says which
+    epoch that was. The threshold is calibrated on the validation images at ``fpr``.
     ``verbose=1`` shows one progress bar over epochs, 2 Keras' per-epoch lines, 0 nothing.
 
     ``redraw_collapsed``: when the reconstruction of the validation images is blank after the
@@ -92,9 +95,7 @@ def train_one_class(
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
         model = build_model(method, split.train.shape[1:], output_bias_from_data)
         model.compile()
-        best = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=epochs, restore_best_weights=True
-        )
+        best = KeepBestWeights(every=checkpoint_every)
         guard = [StopOnBlankReconstruction(split.validation)] if draw + 1 < draws else []
         model.fit(
             split.train,
@@ -109,6 +110,7 @@ def train_one_class(
         collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
         keras.backend.clear_session()
     model.initialization = {"draw": draw, "collapsed": collapsed}
+    model.selected_epoch = best.best_epoch
     model.calibrate(split.validation, fpr=fpr)
     return model
 

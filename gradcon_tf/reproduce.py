@@ -103,6 +103,9 @@ class Settings:
     #: (``experiment.train_one_class``); ``--redraw-collapsed``, on by default with
     #: ``--release-init``.
     redraw_collapsed: bool = False
+    #: Model selection among the epochs 1, 1 + k, ... and the last, as the release writes its
+    #: checkpoints (``--checkpoint-every 5``); 1: every epoch (``callbacks.KeepBestWeights``).
+    checkpoint_every: int = 1
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -114,6 +117,7 @@ LEGACY_SETTINGS = {
     "optimizer": "Adam",
     "output_bias_from_data": True,
     "redraw_collapsed": False,
+    "checkpoint_every": 1,
 }
 
 
@@ -192,37 +196,36 @@ def _run_record(scores, labels):
     return record
 
 
-def _milestone_callback(split, milestones):
-    """A callback that, at each epoch in ``milestones``, scores the test split with the weights of
-    the lowest validation loss so far: the result a shorter budget would have given, from the
-    same training run (the same rule as the final model selection, EarlyStopping's ``<``)."""
-    import keras
+def _milestone_callback(split, milestones, checkpoint_every=1):
+    """A callback that, at each epoch in ``milestones``, scores the test split with the weights
+    model selection would keep if training ended there (the same rule as the final selection,
+    :class:`~gradcon_tf.callbacks.KeepBestWeights`): the result a shorter budget would have
+    given, from the same training run."""
+    from gradcon_tf.callbacks import KeepBestWeights
 
-    class Milestones(keras.callbacks.Callback):
+    class Milestones(KeepBestWeights):
         def on_train_begin(self, logs=None):  # again for each initialisation drawn
-            self.results, self.best, self.best_weights, self.best_epoch = {}, np.inf, None, None
+            super().on_train_begin(logs)
+            self.results = {}
 
         def on_epoch_end(self, epoch, logs=None):
-            loss = (logs or {}).get("val_loss")
-            if loss is not None and (self.best_weights is None or loss < self.best):
-                self.best, self.best_weights, self.best_epoch = (
-                    loss,
-                    self.model.get_weights(),
-                    epoch + 1,
-                )
-            if epoch + 1 in milestones and self.best_weights is not None:
+            super().on_epoch_end(epoch, logs)
+            if epoch + 1 not in milestones:
+                return
+            best_epoch, best_weights = self.selected()
+            if best_weights is not None:
                 current = self.model.get_weights()
-                self.model.set_weights(self.best_weights)
+                self.model.set_weights(best_weights)
                 scores = _test_scores(self.model, split)
                 self.model.set_weights(current)
                 record = _run_record(scores, scores["is_anomaly"])
                 self.results[str(epoch + 1)] = {
                     **{name: record[name] for name in score_kinds(record)},
                     "layers": record["layers"],
-                    "best_epoch": self.best_epoch,
+                    "best_epoch": best_epoch,
                 }
 
-    return Milestones()
+    return Milestones(every=checkpoint_every, restore=False)
 
 
 def _test_scores(model, split):
@@ -254,7 +257,9 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         validation_fraction=settings.validation_fraction,
     )
     milestones = sorted({int(m) for m in milestones if 0 < int(m) < settings.epochs})
-    callbacks = [_milestone_callback(split, milestones)] if milestones else []
+    callbacks = (
+        [_milestone_callback(split, milestones, settings.checkpoint_every)] if milestones else []
+    )
     started = time.perf_counter()
     model = experiment.train_one_class(
         split,
@@ -266,6 +271,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         method=settings.method,
         output_bias_from_data=settings.output_bias_from_data,
         redraw_collapsed=settings.redraw_collapsed,
+        checkpoint_every=settings.checkpoint_every,
     )
     train_seconds = time.perf_counter() - started
     if (model.alpha, model.beta) != (settings.alpha, settings.beta):
@@ -296,7 +302,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
             "test_outliers": int(np.sum(labels)),
         },
         **_run_record(scores, labels),
-        "best_epoch": int(np.argmin(val_losses)) + 1 if val_losses else None,
+        "best_epoch": model.selected_epoch,
         "val_loss": val_losses,
         "train_seconds": round(train_seconds, 2),
         "score_seconds": round(score_seconds, 2),
@@ -442,7 +448,14 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             "adam_epsilon": ADAM_EPSILON,
             "batch_size": settings.batch_size,
             "validation_fraction": settings.validation_fraction,
-            "model_selection": "weights of the epoch with the lowest validation loss",
+            "model_selection": "weights of the epoch with the lowest validation loss"
+            + (
+                f", among epochs 1, {1 + settings.checkpoint_every}, ... and the last (the "
+                "release's checkpoints)"
+                if settings.checkpoint_every > 1
+                else ""
+            ),
+            "checkpoint_every": settings.checkpoint_every,
         },
         "epoch_curve": _epoch_curve(records, classes, seeds, settings.epochs),
         "best_epochs": {
@@ -875,6 +888,7 @@ def reproduce(
     method="gradcon",
     release_init=False,
     redraw_collapsed=None,
+    checkpoint_every=1,
 ):
     """Train and score every (class, seed) not finished yet under ``out``; write the report.
 
@@ -884,6 +898,7 @@ def reproduce(
     of Table 1 (``experiment.METHODS``). ``release_init``: keep the release's initialisation of
     the output bias (``GradCon(output_bias_from_data=False)``). ``redraw_collapsed``: start a run
     again from new weights when its first epoch collapses (default: with ``release_init``).
+    ``checkpoint_every``: select among the epochs the release writes (5), not every epoch.
     Returns the summary.
     Runs go seed by seed, so that an interrupted command leaves whole seeds.
     """
@@ -900,6 +915,7 @@ def reproduce(
         method=method,
         output_bias_from_data=not release_init,
         redraw_collapsed=release_init if redraw_collapsed is None else bool(redraw_collapsed),
+        checkpoint_every=int(checkpoint_every),
     )
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
@@ -912,6 +928,7 @@ def reproduce(
         + (" --release-init" if release_init else "")
         + (" --no-redraw-collapsed" if release_init and not settings.redraw_collapsed else "")
         + (" --redraw-collapsed" if settings.redraw_collapsed and not release_init else "")
+        + (f" --checkpoint-every {checkpoint_every}" if settings.checkpoint_every != 1 else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 
