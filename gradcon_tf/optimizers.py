@@ -38,3 +38,21 @@ class CorrectedEpsilonAdam(keras.optimizers.Adam):
         self.assign_sub(
             variable, ops.divide(ops.multiply(m, lr / first_correction), denominator)
         )
+
+
+@keras.saving.register_keras_serializable(package="gradcon_tf")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate * min(1, (step + 1) / warmup_steps)``: a linear ramp, then constant."""
+
+    def __init__(self, learning_rate, warmup_steps):
+        if int(warmup_steps) < 1:
+            raise ValueError(f"warmup_steps must be a positive number of steps, got {warmup_steps}")
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        fraction = ops.minimum(1.0, ops.divide(ops.cast(step, "float32") + 1.0, self.warmup_steps))
+        return self.learning_rate * fraction
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
