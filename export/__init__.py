@@ -1,5 +1,9 @@
-"""Deploy a trained GradCon model: SavedModel for TF Serving and builtin-only LiteRT models.
+"""Deploy a trained GradCon model: a SavedModel for TF Serving and builtin-only LiteRT models.
 
-Run ``python -m export MODEL.keras --out DIR`` from the repository root. This package is not
-installed into site-packages (``pyproject.toml`` packages ``gradcon_tf*`` only).
+Installed as ``gradcon_tf.export`` (the repository keeps it in the top-level ``export/`` folder);
+the command is ``gradcon export MODEL.keras --out DIR``. ``docs/deploy.md`` describes the files.
 """
+
+from .exporter import MANIFEST, export_model
+
+__all__ = ["MANIFEST", "export_model"]

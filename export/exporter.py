@@ -7,8 +7,8 @@ import numpy as np
 
 import gradcon_tf
 from gradcon_tf import files, gradients, preprocessing
-from export import litert, saved_model
-from export.scoring_module import FLOAT_SIGNATURE, OUTPUT_NAMES, UINT8_SIGNATURE, ScoringModule
+from . import litert, saved_model
+from .scoring_module import FLOAT_SIGNATURE, OUTPUT_NAMES, UINT8_SIGNATURE, ScoringModule
 
 MANIFEST = "export.json"
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.python import schema_util
 
-from export.scoring_module import FLOAT_SIGNATURE, INPUT_NAME, UINT8_SIGNATURE
+from .scoring_module import FLOAT_SIGNATURE, INPUT_NAME, UINT8_SIGNATURE
 
 _OPERATOR_NAMES = {
     value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")

@@ -4,11 +4,10 @@
     {"signature_name": "serving_default", "instances": [image, image, ...]}
     -> {"predictions": [{"score": ..., "recon": ..., ...}, ...]}
 
-Usage: ``python -m export.serving_client images.npy --url http://localhost:8501 --model gradcon``
+Usage: ``gradcon query images.npy --url http://localhost:8501 --model gradcon``
 (``images.npy``: (N, H, W, C) uint8, sent to the ``score_uint8`` signature, or float in [0, 1]).
 """
 
-import argparse
 import json
 import urllib.error
 import urllib.request
@@ -32,7 +31,7 @@ def request_body(images):
 def parse_predictions(body):
     """``{"predictions": [row, ...]}`` -> ``{output name: numpy array with one row per image}``."""
     if "error" in body:
-        raise RuntimeError(f"TF Serving error: {body['error']}")
+        raise ValueError(f"TF Serving error: {body['error']}")
     rows = body["predictions"]
     if not rows:
         return {}
@@ -52,19 +51,6 @@ def predict(images, url="http://localhost:8501", model="gradcon", version=None, 
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return parse_predictions(json.load(response))
     except urllib.error.HTTPError as error:
-        raise RuntimeError(f"TF Serving answered {error.code}: {error.read().decode()}") from error
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m export.serving_client", description=__doc__)
-    parser.add_argument("images", help=".npy file with (N, H, W, C) images")
-    parser.add_argument("--url", default="http://localhost:8501")
-    parser.add_argument("--model", default="gradcon")
-    args = parser.parse_args(argv)
-    outputs = predict(np.load(args.images), url=args.url, model=args.model)
-    for index, (score, anomalous) in enumerate(zip(outputs["score"], outputs["is_anomaly"])):
-        print(f"{index}\tscore={score:.6f}\t{'ANOMALY' if anomalous else 'normal'}")
-
-
-if __name__ == "__main__":
-    main()
+        raise ConnectionError(f"TF Serving answered {error.code}: {error.read().decode()}") from None
+    except urllib.error.URLError as error:
+        raise ConnectionError(f"cannot reach TF Serving at {url}: {error.reason}") from None

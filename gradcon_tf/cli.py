@@ -1,54 +1,183 @@
-"""``gradcon``: a thin command line over the library.
+"""``gradcon``: the command line over the library.
 
-  gradcon evaluate [--data digits] [--classes 0]      train per inlier class, print an AUROC table
+  gradcon evaluate --data digits --classes 0-9       train per inlier class, print an AUROC table
   gradcon train --data SPEC --inlier-class C --out model.keras
-  gradcon score --model model.keras --images FILE [--out scores.csv]
-  gradcon reproduce --data SPEC --classes 0-9 --seeds 3 --epochs E --out DIR   the paper's table
-            [--method gradcon|cae|vae|vae-grad]                the autoencoders of Table 1
-  gradcon compare DIR [DIR ...] [--out table1.md]              Table 1 from reproduce folders
+  gradcon score --model model.keras --images FILE|FOLDER|GLOB [--out scores.csv]
+  gradcon export model.keras --out DIR                SavedModel (TF Serving) + LiteRT models
+  gradcon query IMAGES.npy --url http://host:8501     score with a model served by TF Serving
+  gradcon sample-images --data SPEC --out DIR         test-split images as PNG files
+  gradcon reproduce --data SPEC --epochs E --out DIR  the paper's one-class table, resumable
+  gradcon compare DIR [DIR ...]                       Table 1 from reproduce folders
+
+A user error (a missing or unreadable file, a bad value) prints one ``gradcon: error:`` line and
+exits with status 2; ``--debug`` shows the traceback instead. TensorFlow is imported only by the
+commands that need it, and its log lines are hidden unless ``--verbose``.
 """
 
 import argparse
+import contextlib
+import glob
 import os
 import sys
 import time
 
-import numpy as np
+DATA_HELP = (
+    "dataset: digits (scikit-learn's 8x8 digits, bundled), mnist:DIR, fashion_mnist:DIR, "
+    "idx:DIR (IDX files, gzipped or not), cifar10:PATH (python batches: tarball or folder), "
+    "folder:DIR (one sub-folder per class), npz:FILE (x_train, y_train, x_test, y_test), "
+    "tfds:NAME[:DATA_DIR] (prepared TFDS data; never downloads)"
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
+
+class UserError(Exception):
+    """A mistake in the command's input, reported as one line."""
+
+
+def _error_message(error):
+    """One line for a user error: the file and what went wrong."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+#: What a user's input can cause (FloatingPointError: callbacks.NonFiniteLossError); anything
+#: else is a bug and shows its traceback.
+USER_ERRORS = (UserError, OSError, ValueError, FloatingPointError)
+
+
+# ---------------------------------------------------------------------- TensorFlow
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to /dev/null (TensorFlow's C++ start-up lines bypass Python)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_tensorflow(verbose):
+    """Import TensorFlow (and Keras) once, silently unless ``verbose``."""
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+
+
+# ---------------------------------------------------------------------- inputs
 
 def _parse_classes(text):
-    classes = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        classes.extend(range(int(low), int(high or low) + 1))
+    try:
+        classes = []
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            classes.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0, 0-9 or 1,7; got {text!r}")
     return classes
 
 
-def _add_training_arguments(parser, default_epochs):
-    parser.add_argument("--data", default="digits", help="dataset spec: digits, mnist:DIR, npz:FILE")
-    parser.add_argument("--epochs", type=int, default=default_epochs)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fpr", type=float, default=0.05, help="target false-positive rate")
+def _parse_input_shape(text):
+    try:
+        shape = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1 or shape[-1] not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected H,W,C with C 1 or 3, e.g. 32,32,3; got {text!r}")
+    return shape
 
 
-def _load_images(path):
-    """Images to score: .npy, or an IDX file (gzipped or not)."""
-    if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _image_paths(spec):
+    """Image files named by ``spec``: one file, a folder (its images, sorted) or a glob."""
+    if os.path.isdir(spec):
+        paths = sorted(
+            os.path.join(spec, n)
+            for n in os.listdir(spec)
+            if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+        )
+        if not paths:
+            raise UserError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        return paths
+    if glob.has_magic(spec):
+        paths = sorted(p for p in glob.glob(spec) if p.lower().endswith(IMAGE_SUFFIXES))
+        if not paths:
+            raise UserError(f"{spec}: the pattern matches no image files")
+        return paths
+    return [spec]
+
+
+def _load_images(spec, image_shape):
+    """(images, names) to score: a .npy array, an IDX file, or image files (file, folder, glob)
+    read and resized to the model's ``image_shape``."""
+    if spec.endswith(".npy"):
+        import numpy as np
+
+        try:
+            images = np.load(spec, allow_pickle=False)
+        except ValueError as error:
+            raise UserError(f"{spec}: not a numpy array file ({error})") from None
+        return images, None
+    if spec.lower().endswith(IMAGE_SUFFIXES) or os.path.isdir(spec) or glob.has_magic(spec):
+        import numpy as np
+
+        from gradcon_tf.data.folder import read_image
+
+        paths = _image_paths(spec)
+        images = []
+        for path in paths:
+            image = read_image(path, image_size=image_shape[:2])
+            if image.shape[-1] != image_shape[-1]:  # grayscale <-> RGB to the model's channels
+                image = image.mean(-1, keepdims=True).astype(np.uint8) if image_shape[-1] == 1 else np.repeat(image, 3, -1)
+            images.append(image)
+        return np.stack(images), paths
+    if not os.path.exists(spec):
+        raise UserError(f"{spec}: no such file")
     from gradcon_tf.data.idx import read_idx
 
-    return read_idx(path)
+    return read_idx(spec), None
 
+
+def _write_text_output(text, path, what):
+    """Write ``text`` to ``path`` (crash-safe) and say so, or to stdout when no path is given."""
+    if path:
+        from gradcon_tf import files
+
+        files.write_text(path, text)
+        print(f"wrote {what} to {path}")
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------------- commands
 
 def command_evaluate(args):
+    import numpy as np
+
     from gradcon_tf import data, experiment, protocols
 
     splits = data.load(args.data)
-    classes = _parse_classes(args.classes)
     rows = []
     started = time.perf_counter()
-    for inlier in classes:
+    for inlier in args.classes:
         print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(
@@ -70,17 +199,24 @@ def command_evaluate(args):
 
 
 def command_train(args):
+    import keras
+
     from gradcon_tf import data, experiment, protocols
 
     splits = data.load(args.data)
+    if args.input_shape is not None:
+        splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
     split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
+    callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
     model = experiment.train_one_class(
-        split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr
+        split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
+        callbacks=callbacks,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     result = experiment.evaluate_one_class(model, split)
     print(
-        f"saved {args.out}; threshold {model.threshold:.6g}; test AUROC {result['score']:.3f} "
+        f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}); threshold "
+        f"{model.threshold:.6g}; test AUROC {result['score']:.3f} "
         f"(recon {result['recon']:.3f}, grad {result['grad_loss']:.3f})"
     )
     return 0
@@ -89,47 +225,73 @@ def command_train(args):
 def command_score(args):
     import gradcon_tf
 
-    images = _load_images(args.images)  # a bad file fails before the model is loaded
     model = gradcon_tf.load_model(args.model)
+    images, names = _load_images(args.images, model.image_shape)
+    from gradcon_tf.preprocessing import check_images
+
+    images = check_images(images, model.image_shape, name=args.images)
     outputs = model.score(images, batch_size=args.batch_size)
     columns = ["score", "recon", "grad_loss"] + (["is_anomaly"] if "is_anomaly" in outputs else [])
-    lines = [",".join(["index"] + columns)]
-    for i in range(len(outputs["score"])):
-        lines.append(",".join([str(i)] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
-    _write_text_output("\n".join(lines) + "\n", args.out, f"{len(outputs['score'])} scores")
+    first_column = "index" if names is None else "path"
+    names = names if names is not None else [str(i) for i in range(len(outputs["score"]))]
+    lines = [",".join([first_column] + columns)]
+    for i, name in enumerate(names):
+        lines.append(",".join([name] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
+    _write_text_output("\n".join(lines) + "\n", args.out, f"{len(names)} scores")
     return 0
 
 
-def _write_text_output(text, path, what):
-    """Write ``text`` to ``path`` (crash-safe) and say so, or to stdout when no path is given."""
-    if path:
-        from gradcon_tf import files
+def command_export(args):
+    import numpy as np
 
-        files.write_text(path, text)
-        print(f"wrote {what} to {path}")
-    else:
-        sys.stdout.write(text)
+    from gradcon_tf.export import export_model
+
+    targets = () if args.targets == "none" else tuple(t for t in args.targets.split(",") if t)
+    representative = np.load(args.representative) if args.representative else None
+    manifest = export_model(
+        args.model,
+        args.out,
+        version=args.version,
+        threshold=args.threshold,
+        targets=targets,
+        representative_images=representative,
+    )
+    print(f"SavedModel: {manifest['saved_model']}")
+    for tag, info in manifest["litert"].items():
+        print(f"LiteRT {tag}: {info['path']} ({info['bytes'] / 1024:.0f} KiB, builtin ops only)")
+    if manifest["threshold"] is None:
+        print("threshold: not set (NaN): is_anomaly is all False; calibrate the model first")
+    return 0
+
+
+def command_query(args):
+    import numpy as np
+
+    from gradcon_tf.export import serving_client
+
+    if not os.path.isfile(args.images):
+        raise UserError(f"{args.images}: no such file (expected a .npy of (N, H, W, C) images)")
+    outputs = serving_client.predict(np.load(args.images), url=args.url, model=args.model)
+    for index, (score, anomalous) in enumerate(zip(outputs["score"], outputs["is_anomaly"])):
+        print(f"{index}\tscore={score:.6f}\t{'ANOMALY' if anomalous else 'normal'}")
+    return 0
+
+
+def command_sample_images(args):
+    from gradcon_tf.export.sample_images import write_test_images
+
+    count = write_test_images(args.data, args.inlier_class, args.count, args.out, seed=args.seed)
+    print(f"wrote {count} images to {args.out}")
+    return 0
 
 
 def command_reproduce(args):
-    import shlex
-
     from gradcon_tf.reproduce import reproduce
 
-    command = shlex.join([
-        "gradcon", "reproduce", "--data", args.data, "--classes", args.classes,
-        "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--out", args.out,
-    ] + (["--batch-size", str(args.batch_size)] if args.batch_size != 64 else [])
-      + (["--milestones", args.milestones] if args.milestones else [])
-      + (["--method", args.method] if args.method != "gradcon" else [])
-      + (["--release-init"] if args.release_init else [])
-      + ([] if args.redraw_collapsed in (None, args.release_init)
-         else ["--redraw-collapsed" if args.redraw_collapsed else "--no-redraw-collapsed"])
-      + (["--checkpoint-every", str(args.checkpoint_every)] if args.checkpoint_every != 1 else []))
     reproduce(
-        args.data, _parse_classes(args.classes), args.seeds, args.epochs, args.out,
-        batch_size=args.batch_size, command=command, verbose=args.verbose,
-        milestones=_parse_classes(args.milestones) if args.milestones else (),
+        args.data, args.classes, args.seeds, args.epochs, args.out,
+        batch_size=args.batch_size, verbose=args.progress,
+        milestones=args.milestones or (),
         report_only=args.report_only, method=args.method, release_init=args.release_init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
     )
@@ -143,52 +305,127 @@ def command_compare(args):
     return 0
 
 
+# ---------------------------------------------------------------------- parser
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one error format of the command (``gradcon: error: ...``, status 2)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"gradcon: error: {message}\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help with each option's default (where it has one)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and default not in (None, "", argparse.SUPPRESS) and default is not False:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _add_training_arguments(parser, default_epochs):
+    parser.add_argument("--data", default="digits", help=DATA_HELP)
+    parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
+    parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
+    parser.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="gradcon", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    common.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
+    parser = _Parser(prog="gradcon", description=__doc__, formatter_class=_Formatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    evaluate = commands.add_parser("evaluate", help="train on inlier classes, print AUROC table")
+    def command(name, handler, help, **kwargs):
+        sub = commands.add_parser(
+            name, help=help, description=help, formatter_class=_Formatter, parents=[common], **kwargs
+        )
+        sub.set_defaults(handler=handler, needs_tensorflow=name != "compare")
+        return sub
+
+    evaluate = command("evaluate", command_evaluate, "train on inlier classes, print an AUROC table")
     _add_training_arguments(evaluate, default_epochs=60)
-    evaluate.add_argument("--classes", default="0", help="inlier classes, e.g. 0 or 0-9 or 1,7")
-    evaluate.set_defaults(handler=command_evaluate)
+    evaluate.add_argument("--classes", type=_parse_classes, default="0", help="e.g. 0, 0-9, 1,7")
 
-    train = commands.add_parser("train", help="train one inlier class and save the model")
+    train = command("train", command_train, "train on one inlier class and save the model")
     _add_training_arguments(train, default_epochs=20)
-    train.add_argument("--inlier-class", type=int, required=True)
-    train.add_argument("--out", required=True, help="where to write the .keras model")
-    train.set_defaults(handler=command_train)
-
-    score = commands.add_parser("score", help="score images with a saved model")
-    score.add_argument("--model", required=True)
-    score.add_argument("--images", required=True, help=".npy array or IDX file of images")
-    score.add_argument("--batch-size", type=int, default=256)
-    score.add_argument("--out", help="CSV file to write (default: stdout)")
-    score.set_defaults(handler=command_score)
-
-    reproduce = commands.add_parser(
-        "reproduce", help="one model per (class, seed), resumable; JSON/Markdown/PNG report"
+    train.add_argument("--inlier-class", type=int, required=True, help="the normal class")
+    train.add_argument("--out", required=True, help="the .keras file to write")
+    train.add_argument(
+        "--input-shape", type=_parse_input_shape, metavar="H,W,C",
+        help="image size the model takes (images are resized to it; default: the data's)",
     )
-    reproduce.add_argument("--data", required=True, help="dataset spec, e.g. mnist:DIR")
-    reproduce.add_argument("--classes", default="0-9", help="inlier classes, e.g. 0-9 or 1,7")
-    reproduce.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
-    reproduce.add_argument("--epochs", type=int, required=True)
-    reproduce.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
+
+    score = command("score", command_score, "score images with a saved model, write a CSV")
+    score.add_argument("--model", required=True, help="a .keras file written by gradcon train")
+    score.add_argument(
+        "--images", required=True,
+        help=".npy array (N, H, W, C), IDX file, or PNG/JPEG images: a file, a folder or a "
+        "quoted glob ('shots/*.png'); image files are resized to the model's input size",
+    )
+    score.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
+    score.add_argument("--out", help="CSV file to write (default: stdout)")
+
+    export = command("export", command_export, "write the SavedModel (TF Serving) and LiteRT models")
+    export.add_argument("model", help="a .keras file written by gradcon train")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--version", type=_positive_int, default=1, help="SavedModel version")
+    export.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    export.add_argument(
+        "--targets", default="f32,f16,dynamic_int8",
+        help="comma-separated LiteRT variants (f32, f16, dynamic_int8), or 'none'",
+    )
+    export.add_argument(
+        "--representative", metavar="NPY",
+        help=".npy of normal images (N, H, W, C) to calibrate an extra full-int8 model",
+    )
+
+    query = command("query", command_query, "score images with a model served by TF Serving (REST)")
+    query.add_argument("images", help=".npy of (N, H, W, C) images (uint8 or float in [0, 1])")
+    query.add_argument("--url", default="http://localhost:8501", help="TF Serving's REST address")
+    query.add_argument("--model", default="gradcon", help="the model name TF Serving serves")
+
+    sample = command("sample-images", command_sample_images, "write test-split images as PNG files")
+    sample.add_argument("--data", required=True, help=DATA_HELP)
+    sample.add_argument("--inlier-class", type=int, default=0, help="the normal class")
+    sample.add_argument("--count", type=_positive_int, default=16, help="how many images")
+    sample.add_argument("--seed", type=int, default=0, help="the split's seed (as in training)")
+    sample.add_argument("--out", required=True, help="folder to write the PNG files to")
+
+    reproduce = command(
+        "reproduce", command_reproduce,
+        "one model per (class, seed), resumable; JSON, Markdown and PNG report",
+    )
+    reproduce.add_argument("--data", required=True, help=DATA_HELP)
+    reproduce.add_argument("--classes", type=_parse_classes, default="0-9", help="e.g. 0-9 or 1,7")
+    reproduce.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (0..N-1)")
+    reproduce.add_argument("--epochs", type=_positive_int, required=True)
+    reproduce.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     reproduce.add_argument("--out", required=True, help="results folder (finished runs are kept)")
-    reproduce.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 bar, 2 epoch lines")
     reproduce.add_argument(
-        "--milestones", default="", help="shorter budgets to evaluate within each run, e.g. 20,50"
+        "--progress", type=int, choices=(0, 1, 2), default=1,
+        help="0 quiet, 1 one line or bar per run, 2 Keras' epoch lines",
+    )
+    reproduce.add_argument(
+        "--milestones", type=_parse_classes, default=None,
+        help="shorter budgets to evaluate within each run, e.g. 20,50",
     )
     reproduce.add_argument(
         "--report-only", action="store_true", help="train nothing; report the finished runs"
     )
     reproduce.add_argument(
-        "--method", default="gradcon",
-        help="autoencoder of Table 1: gradcon (CAE + Grad, default), cae, vae, vae-grad",
+        "--method", default="gradcon", choices=("gradcon", "cae", "vae", "vae-grad"),
+        help="autoencoder of Table 1 (gradcon = CAE + Grad)",
     )
     reproduce.add_argument(
         "--release-init", action="store_true",
-        help="keep the release's PyTorch initialisation of the output bias instead of setting it "
-        "from the data (some runs then collapse to a blank output; README, Initialisation)",
+        help="keep the release's PyTorch initialisation of the output bias (docs/initialisation.md)",
     )
     reproduce.add_argument(
         "--redraw-collapsed", action=argparse.BooleanOptionalAction, default=None,
@@ -196,25 +433,28 @@ def build_parser():
         "reconstruction (default: on with --release-init, off otherwise)",
     )
     reproduce.add_argument(
-        "--checkpoint-every", type=int, default=1, metavar="K",
+        "--checkpoint-every", type=_positive_int, default=1, metavar="K",
         help="model selection among epochs 1, 1+K, ... and the last, as the authors' release "
-        "writes checkpoints (it uses 5); default 1: every epoch",
+        "writes checkpoints (it uses 5)",
     )
-    reproduce.set_defaults(handler=command_reproduce)
 
-    compare = commands.add_parser(
-        "compare", help="Table 1 (AUROC of each score of each model) from reproduce folders"
-    )
+    compare = command("compare", command_compare, "Table 1 from reproduce folders")
     compare.add_argument("results", nargs="+", help="result folders of gradcon reproduce")
     compare.add_argument("--out", help="Markdown file to write (default: stdout)")
-    compare.set_defaults(handler=command_compare)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return args.handler(args)
+    try:
+        if args.needs_tensorflow:
+            _import_tensorflow(args.verbose)
+        return args.handler(args)
+    except Exception as error:
+        if args.debug or not isinstance(error, USER_ERRORS):
+            raise
+        print(f"gradcon: error: {_error_message(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

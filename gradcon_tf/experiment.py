@@ -1,5 +1,7 @@
 """Train GradCon on one inlier class and measure how well its scores find the outliers."""
 
+import sys
+
 import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -47,17 +49,29 @@ def build_model(method, input_shape, output_bias_from_data=True):
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """One progress bar over epochs (instead of one per epoch), with the latest losses."""
+    """One progress bar over epochs (instead of one per epoch), with the latest losses; on a
+    stream that is not a terminal (a log file), one plain line per epoch instead."""
 
     SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
 
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stdout
+
     def on_train_begin(self, logs=None):
-        self._bar = keras.utils.Progbar(
-            self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
-        )
+        self._bar = None
+        if self.stream.isatty():
+            self._bar = keras.utils.Progbar(
+                self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
+            )
 
     def on_epoch_end(self, epoch, logs=None):
-        self._bar.update(epoch + 1, [(k, logs[k]) for k in self.SHOWN if k in (logs or {})])
+        shown = [(k, float(logs[k])) for k in self.SHOWN if k in (logs or {})]
+        if self._bar is not None:
+            self._bar.update(epoch + 1, shown)
+            return
+        values = " ".join(f"{k} {v:.5g}" for k, v in shown)
+        print(f"epoch {epoch + 1}/{self.params['epochs']} {values}", file=self.stream, flush=True)
 
 
 def train_one_class(

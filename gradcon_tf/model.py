@@ -11,8 +11,10 @@ are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of 
 """
 
 import copy
+import errno
 import math
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -328,6 +330,29 @@ class GradCon(keras.Model):
         with files.atomic_output(filepath) as temporary:
             super().save_weights(temporary, overwrite=True, **kwargs)
 
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """``keras.Model.export`` for GradCon: the scoring SavedModel at ``filepath``.
+
+        Its signatures (``serving_default`` for float images, ``score_uint8``) compute the
+        per-sample scores, gradients included, as :func:`gradcon_tf.export.export_model` writes
+        them; ``gradcon export`` also writes TF Serving's version folder and the LiteRT models.
+        """
+        if format != "tf_saved_model" or kwargs:
+            raise ValueError(
+                f"GradCon.export writes the scoring SavedModel only (format='tf_saved_model'); "
+                f"for LiteRT and TF Serving's layout use `gradcon export MODEL.keras --out DIR`."
+            )
+        import tensorflow as tf
+
+        from gradcon_tf.export.scoring_module import ScoringModule
+
+        module = ScoringModule(self)
+        with files.atomic_output(os.fspath(filepath), directory=True) as temporary:
+            tf.saved_model.save(module, temporary, signatures=module.signatures())
+        if verbose:
+            print(f"Saved the GradCon scoring SavedModel to {filepath} (`gradcon export` also "
+                  "writes the LiteRT models).")
+
     # ------------------------------------------------------------------ scoring
 
     def per_sample_scores(self, images):
@@ -430,11 +455,20 @@ class GradCon(keras.Model):
 
 
 def load_model(path):
-    """Load a saved GradCon model (Keras safe mode), or raise ValueError saying what ``path`` is."""
+    """Load a saved GradCon model (Keras safe mode), or raise an error saying what ``path`` is."""
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file (expected a .keras model)", path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: a folder; expected a .keras file written by model.save")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not a .keras archive (truncated, or another kind of file); expected a "
+            "file written by model.save"
+        )
     try:
         model = keras.models.load_model(path)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: cannot load a Keras model ({error})") from None
     if not isinstance(model, GradCon):
         raise ValueError(f"{path}: not a GradCon model (it holds a {type(model).__name__}).")

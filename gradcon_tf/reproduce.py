@@ -22,6 +22,7 @@ score histograms of Fig. 5 with their overlap percentage).
 """
 
 import dataclasses
+import importlib.util
 import io
 import json
 import os
@@ -507,8 +508,20 @@ def _percent(fraction):
     return "-" if fraction is None else f"{100 * fraction:.1f}"
 
 
-def markdown_report(summary):
-    """The Markdown report: per-class and mean AUROC next to the published numbers."""
+def _figures_line(figures):
+    """The report's line naming the figure files in ``figures`` (those that were written)."""
+    parts = []
+    if "roc.png" in figures:
+        parts.append("`roc.png` (ROC curves, first seed)")
+    histograms = [f"`{name}`" for name in figures if name.startswith("hist_")]
+    if histograms:
+        parts.append(", ".join(histograms) + " (test score histograms, first seed, with the overlap)")
+    return ["Figures: " + ", ".join(parts) + ".", ""] if parts else []
+
+
+def markdown_report(summary, figures=()):
+    """The Markdown report: per-class and mean AUROC next to the published numbers, and the
+    ``figures`` (file names in the folder) that go with it."""
     reference = summary["reference"]
     paper = reference.get("paper")
     release = reference.get("release_e20")
@@ -674,9 +687,7 @@ def markdown_report(summary):
         "",
         summary["overlap_note"] + ".",
         "",
-        "Figures: `roc.png` (ROC curves, first seed), `hist_gradcon.png`, `hist_recon.png`, "
-        "`hist_grad.png` (test score histograms, first seed, with the overlap).",
-        "",
+        *_figures_line(figures),
         f"Hyperparameters (the paper's, same for every class): {summary['hyperparameters']}.",
         "",
     ]
@@ -815,14 +826,24 @@ def _save_figure(figure, path):
 
 
 def write_report(
-    out, records, all_scores, classes, seeds, settings, command, dataset_name, figures=True
+    out, records, all_scores, classes, seeds, settings, command, dataset_name, figures=True,
+    log=print,
 ):
     summary = summarize(records, classes, seeds, settings, command, dataset_name)
     write_json(os.path.join(out, "summary.json"), summary)
-    files.write_text(os.path.join(out, "README.md"), markdown_report(summary))
-    if figures:
+    if figures and importlib.util.find_spec("matplotlib") is None:
+        if not _FIGURES_SKIPPED:
+            log("figures skipped: matplotlib is not installed (pip install 'gradcon-tf[data]')")
+            _FIGURES_SKIPPED.append(True)
+    elif figures:
         write_figures(out, all_scores, classes, seeds, records, settings.epochs)
+    names = ["roc.png"] + [f"hist_{name}.png" for name in score_kinds(summary)]
+    present = [name for name in names if os.path.exists(os.path.join(out, name))]
+    files.write_text(os.path.join(out, "README.md"), markdown_report(summary, present))
     return summary
+
+
+_FIGURES_SKIPPED = []  # the notice is given once per process
 
 
 def compare_methods(folders):
@@ -873,6 +894,18 @@ def compare_methods(folders):
 # ---------------------------------------------------------------------- the command
 
 
+def _ranges(numbers):
+    """[0, 1, 2, 5] -> "0-2,5" (as ``--classes`` takes them)."""
+    parts, numbers = [], list(numbers)
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            low, high = numbers[start], numbers[i - 1]
+            parts.append(str(low) if low == high else f"{low}-{high}" if high > low + 1 else f"{low},{high}")
+            start = i
+    return ",".join(parts)
+
+
 def reproduce(
     data,
     classes,
@@ -921,9 +954,10 @@ def reproduce(
     if dataset_name == "tfds":
         dataset_name = data.partition(":")[2].split("/")[0]
     command = command or (
-        f"gradcon reproduce --data {data} --classes {','.join(map(str, classes))} "
+        f"gradcon reproduce --data {data} --classes {_ranges(classes)} "
         f"--seeds {len(seeds)} --epochs {epochs} --out {out}"
-        + (f" --milestones {','.join(map(str, milestones))}" if milestones else "")
+        + (f" --batch-size {batch_size}" if int(batch_size) != 64 else "")
+        + (f" --milestones {_ranges(milestones)}" if milestones else "")
         + (f" --method {method}" if method != "gradcon" else "")
         + (" --release-init" if release_init else "")
         + (" --no-redraw-collapsed" if release_init and not settings.redraw_collapsed else "")

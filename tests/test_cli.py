@@ -1,19 +1,41 @@
 """The `gradcon` command: a thin layer over the library, checked end to end on small data."""
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from gradcon_tf import cli
+from gradcon_tf.data import load_digits
 
 
 def write_idx(path, array):
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def digits_npz(tmp_path_factory):
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, x_train=digits["train"].images, y_train=digits["train"].labels,
+             x_test=digits["test"].images, y_test=digits["test"].labels)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_model(digits_npz, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    assert cli.main(["train", "--data", f"npz:{digits_npz}", "--inlier-class", "3", "--epochs", "1",
+                     "--out", str(path)]) == 0
+    return path
 
 
 def test_evaluate_prints_an_auroc_table(capsys):
@@ -25,25 +47,18 @@ def test_evaluate_prints_an_auroc_table(capsys):
     for row in rows:
         assert all(0.0 <= float(v) <= 1.0 for v in row[1:5])
     assert any(line.startswith(" mean") for line in out.splitlines())
+    # stdout is not a terminal here: one plain line per epoch, no carriage returns or ANSI codes
+    assert "epoch 2/2 loss" in out and "\r" not in out and "\x1b" not in out
 
 
-def test_train_then_score_an_idx_file(tmp_path, capsys):
-    from gradcon_tf.data import load_digits
-
-    digits = load_digits()
-    npz = tmp_path / "digits.npz"
-    np.savez(npz, x_train=digits["train"].images, y_train=digits["train"].labels,
-             x_test=digits["test"].images, y_test=digits["test"].labels)
-    model_path = tmp_path / "model.keras"
-    assert cli.main(["train", "--data", f"npz:{npz}", "--inlier-class", "3", "--epochs", "1",
-                     "--out", str(model_path)]) == 0
-    model = keras.models.load_model(model_path)
+def test_train_then_score_an_idx_file(trained_model, tmp_path):
+    model = keras.models.load_model(trained_model)
     assert model.threshold is not None
-
+    digits = load_digits()
     images = tmp_path / "images-idx3-ubyte.gz"
     write_idx(images, digits["test"].images[:5, ..., 0])
     scores = tmp_path / "scores.csv"
-    assert cli.main(["score", "--model", str(model_path), "--images", str(images),
+    assert cli.main(["score", "--model", str(trained_model), "--images", str(images),
                      "--out", str(scores)]) == 0
     lines = scores.read_text().splitlines()
     assert lines[0] == "index,score,recon,grad_loss,is_anomaly" and len(lines) == 6
@@ -51,8 +66,119 @@ def test_train_then_score_an_idx_file(tmp_path, capsys):
     np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
 
 
-def test_bad_idx_file_names_the_file(tmp_path):
+def test_score_a_folder_and_a_glob_of_pngs(trained_model, tmp_path):
+    model = keras.models.load_model(trained_model)
+    images = load_digits()["test"].images[:4]
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    expected = model.score(images)["score"]
+    for spec in (str(folder), str(folder / "*.png")):
+        out = tmp_path / "scores.csv"
+        assert cli.main(["score", "--model", str(trained_model), "--images", spec, "--out", str(out)]) == 0
+        lines = out.read_text().splitlines()
+        assert lines[0].startswith("path,score")
+        assert [os.path.basename(l.split(",")[0]) for l in lines[1:]] == [f"{i}.png" for i in range(4)]
+        np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
+
+
+def test_train_with_input_shape_and_tensorboard(digits_npz, tmp_path):
+    path, logs = tmp_path / "big.keras", tmp_path / "logs"
+    assert cli.main(["train", "--data", f"npz:{digits_npz}", "--inlier-class", "0", "--epochs", "1",
+                     "--input-shape", "16,16,1", "--tensorboard", str(logs), "--out", str(path)]) == 0
+    model = keras.models.load_model(path)
+    assert model.image_shape == (16, 16, 1)
+    assert model.score(np.zeros((2, 16, 16, 1), np.uint8))["score"].shape == (2,)
+    events = [f for _, _, names in os.walk(logs) for f in names if f.startswith("events.out")]
+    assert events
+
+
+def one_error_line(capsys, argv):
+    """Run the command; it must fail with status 2 and a single `gradcon: error:` line."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        status = stop.code
+    err = capsys.readouterr().err
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.startswith("gradcon: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_user_errors_are_one_line(trained_model, tmp_path, capsys):
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(trained_model.read_bytes()[:2000])
+    empty = tmp_path / "empty"
+    empty.mkdir()
     broken = tmp_path / "broken-idx3-ubyte"
     broken.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 10, 28, 28) + b"\0" * 100)
-    with pytest.raises(ValueError, match="broken-idx3-ubyte.*truncated"):
-        cli.main(["score", "--model", "unused.keras", "--images", str(broken)])
+    wrong_shape = tmp_path / "wrong.npy"
+    np.save(wrong_shape, np.zeros((2, 5, 5, 1), np.uint8))
+    wrong_dtype = tmp_path / "strings.npy"
+    np.save(wrong_dtype, np.full((2, 8, 8, 1), "a"))
+    model = str(trained_model)
+    cases = {
+        ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "missing.keras: no such file",
+        ("score", "--model", str(text), "--images", "x.npy"): "notes.keras: not a .keras archive",
+        ("score", "--model", str(truncated), "--images", "x.npy"): "truncated.keras: not a .keras archive",
+        ("score", "--model", model, "--images", str(tmp_path / "none.npy")): "none.npy: No such file",
+        ("score", "--model", model, "--images", str(empty)): "empty: no image files",
+        ("score", "--model", model, "--images", str(tmp_path / "*.png")): "matches no image files",
+        ("score", "--model", model, "--images", str(broken)): "broken-idx3-ubyte.*truncated",
+        ("score", "--model", model, "--images", str(wrong_shape)): r"shape \(N, 8, 8, 1\)",
+        ("score", "--model", model, "--images", str(wrong_dtype)): "uint8",
+        ("train", "--data", f"npz:{tmp_path / 'none.npz'}", "--inlier-class", "0", "--out", "m.keras"): "none.npz",
+        ("train", "--data", f"mnist:{empty}", "--inlier-class", "0", "--out", "m.keras"): "train-images-idx3-ubyte",
+        ("train", "--data", "nonsense", "--inlier-class", "0", "--out", "m.keras"): "unknown dataset spec",
+        ("evaluate", "--epochs", "0"): "--epochs: expected a positive integer",
+        ("evaluate", "--classes", "one"): "--classes: expected integers",
+        ("train", "--input-shape", "28,28", "--inlier-class", "0", "--out", "m.keras"): "expected H,W,C",
+        ("export", str(text), "--out", str(tmp_path / "out")): "not a .keras archive",
+        ("export", model, "--out", str(tmp_path / "out"), "--targets", "f64"): "unknown LiteRT targets",
+        ("query", str(wrong_shape), "--url", "http://127.0.0.1:9"): "cannot reach TF Serving at http://127.0.0.1:9",
+    }
+    import re
+
+    for argv, expected in cases.items():
+        line = one_error_line(capsys, list(argv))
+        assert re.search(expected, line), (argv, line)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        cli.main(["score", "--debug", "--model", str(tmp_path / "m.keras"), "--images", "x.npy"])
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys, contextlib, io\n"
+        "from gradcon_tf import cli\n"
+        "for argv in ([], ['train'], ['score'], ['export'], ['reproduce']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try: cli.main([*argv, '--help'])\n"
+        "        except SystemExit: pass\n"
+        "    assert 'usage: gradcon' in out.getvalue()\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+        "print(out.getvalue())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for kind in ("digits", "mnist:DIR", "fashion_mnist:DIR", "idx:DIR", "cifar10:PATH", "folder:DIR",
+                 "npz:FILE", "tfds:NAME"):
+        assert kind in result.stdout
+    assert "(default: 3)" in result.stdout  # --seeds
+
+
+def test_tensorflow_start_up_lines_are_hidden(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcon_tf.cli", "score", "--model", str(tmp_path / "m.keras"), "--images", "x.npy"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"gradcon: error: {tmp_path / 'm.keras'}: no such file (expected a .keras model)"]

@@ -268,7 +268,7 @@ def test_digits_split_is_stratified_and_disjoint():
 
 
 def test_unknown_spec():
-    with pytest.raises(ValueError, match="Unknown dataset spec"):
+    with pytest.raises(ValueError, match="unknown dataset spec"):
         data.load("imagenet:/x")
 
 

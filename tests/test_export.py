@@ -18,12 +18,8 @@ import tensorflow as tf
 
 from gradcon_tf import GradCon, gradients
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # `export` lives at the repository root and is not installed
-
-from export import litert, serving_client  # noqa: E402
-from export.exporter import export_model  # noqa: E402
-from export.scoring_module import OUTPUT_NAMES, ScoringModule  # noqa: E402
+from gradcon_tf.export import export_model, litert, serving_client
+from gradcon_tf.export.scoring_module import OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
 SCORE_KEYS = ("score", "recon", "grad_loss", "layer_cosines")
@@ -72,14 +68,15 @@ def threshold(keras_scores):
 
 @pytest.fixture(scope="session")
 def exported(trained_model, threshold, tmp_path_factory):
-    """The model saved as .keras and exported by the command line, as users run it."""
+    """The model saved as .keras and exported by `gradcon export`, as users run it."""
     directory = tmp_path_factory.mktemp("export")
     model_path = str(directory / "model.keras")
     trained_model.save(model_path)
     out = directory / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "export", model_path, "--out", str(out), "--threshold", repr(threshold)],
-        cwd=REPO,
+        [sys.executable, "-m", "gradcon_tf.cli", "export", model_path, "--out", str(out),
+         "--threshold", repr(threshold)],
+        cwd=directory,
         capture_output=True,
         text=True,
         timeout=300,
@@ -272,13 +269,16 @@ def test_full_int8_with_representative_images(trained_model, images, exported, t
     # The accuracy of full int8 is measured on MNIST by export/quantization_report.py.
 
 
-def test_cli_reports_bad_input(tmp_path, capsys):
-    from export.__main__ import main
-
-    assert main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out")]) == 2
-    assert "error:" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out"), "--targets", "f64"]) == 2
-    assert "unknown LiteRT targets ['f64']" in capsys.readouterr().err
+def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores, images, tmp_path):
+    """``model.export(path)`` (Keras' API) writes the scoring SavedModel; other formats name
+    ``gradcon export``."""
+    path = str(tmp_path / "scorer")
+    trained_model.export(path, verbose=False)
+    loaded = tf.saved_model.load(path)
+    outputs = loaded.signatures["score_uint8"](images=tf.constant(images))
+    assert_scores_close({k: outputs[k].numpy() for k in SCORE_KEYS}, keras_scores)
+    with pytest.raises(ValueError, match="gradcon export"):
+        trained_model.export(str(tmp_path / "m.tflite"), format="litert")
 
 
 # ------------------------------------------------------------------------------------ threshold
@@ -327,7 +327,7 @@ def test_rest_client_format():
     )
     np.testing.assert_array_equal(parsed["score"], [0.5, 0.7])
     np.testing.assert_array_equal(parsed["layer_cosines"], [[1, 2], [3, 4]])
-    with pytest.raises(RuntimeError, match="bad input"):
+    with pytest.raises(ValueError, match="bad input"):
         serving_client.parse_predictions({"error": "bad input"})
 
 

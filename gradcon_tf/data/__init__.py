@@ -62,6 +62,6 @@ def load(spec):
     if kind in _LOADERS and argument:
         return _LOADERS[kind](argument)
     raise ValueError(
-        f"Unknown dataset spec {spec!r}; expected digits, mnist:DIR, fashion_mnist:DIR, "
-        "cifar10:PATH, folder:DIR, npz:FILE or tfds:NAME[:DATA_DIR]."
+        f"unknown dataset spec {spec!r}; expected digits, mnist:DIR, fashion_mnist:DIR, "
+        "idx:DIR, cifar10:PATH, folder:DIR, npz:FILE or tfds:NAME[:DATA_DIR]."
     )

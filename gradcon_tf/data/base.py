@@ -33,6 +33,23 @@ class LabeledImages:
     def subset(self, index):
         return LabeledImages(self.images[index], self.labels[index])
 
+    def resized(self, shape):
+        """The same images at ``shape`` = (H, W, C) (bilinear; same dtype); C must match."""
+        height, width, channels = shape
+        if self.images.shape[-1] != channels:
+            raise ValueError(
+                f"the images have {self.images.shape[-1]} channel(s), the shape asked for "
+                f"{channels}."
+            )
+        if self.images.shape[1:3] == (height, width):
+            return self
+        import tensorflow as tf
+
+        resized = tf.image.resize(self.images, (height, width), method="bilinear").numpy()
+        if self.images.dtype == np.uint8:
+            resized = np.clip(np.round(resized), 0, 255).astype(np.uint8)
+        return LabeledImages(resized.astype(self.images.dtype, copy=False), self.labels)
+
 
 def concatenate(*parts):
     """One LabeledImages holding ``parts`` in order (e.g. train + test, pooled for GPND)."""
