@@ -60,7 +60,7 @@ def write_sheet(path, ranked):
         sheet.paste(tile, (x, y))
         colour = ANOMALY_COLOUR if result.is_anomaly else "black"
         text_y = y + tile.height + 2
-        draw.text((x, text_y), f"{index + 1}. {result.score:.6g}", fill=colour, font=font)
+        draw.text((x, text_y), f"#{index + 1} score {result.score:.5g}", fill=colour, font=font)
         draw.text((x, text_y + CAPTION // 2), fit(draw, result.path, tile.width, font), fill="black", font=font)
     sheet.save(path, format="PNG")
 
