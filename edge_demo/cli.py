@@ -28,6 +28,7 @@ from .scorer import Scorer, latency_summary
 from .sheet import TopImages, write_sheet
 
 PROG = "gradcon-edge"
+EXPORTER = "`python -m export`"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_POLL_INTERVAL = 0.1
 
@@ -37,11 +38,14 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing the usage block."""
+
     def error(self, message):
         raise UsageError(message)
 
 
 def at_least(minimum, kind):
+    """An argparse type: ``kind(text)``, at least ``minimum``."""
     def convert(text):
         try:
             value = kind(text)
@@ -54,7 +58,8 @@ def at_least(minimum, kind):
     return convert
 
 
-def positive_seconds(text):
+def seconds(text):
+    """An argparse type: a finite number of seconds > 0."""
     try:
         value = float(text)
     except ValueError:
@@ -66,20 +71,25 @@ def positive_seconds(text):
 
 def parse_args(argv):
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image file, folder or quoted glob pattern")
-    parser.add_argument("--model", required=True, help=".tflite written by `python -m export`")
-    parser.add_argument("--watch", metavar="DIR", help="score images as they appear in DIR (instead of INPUTs)")
-    parser.add_argument("--max-images", type=at_least(1, int), help="--watch: stop after this many images")
-    parser.add_argument("--timeout", type=positive_seconds, help=f"--watch: stop after this many seconds ({DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--poll-interval", type=positive_seconds, help=f"--watch: seconds between polls ({DEFAULT_POLL_INTERVAL:g})")
-    parser.add_argument("--csv", metavar="FILE", help="write path,score,recon,grad_loss,is_anomaly,threshold "
-                        "to FILE ('-' or none: one line per image on stdout)")
-    parser.add_argument("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
-    parser.add_argument("--top", type=at_least(1, int), help="images on the --sheet (default 16)")
-    parser.add_argument("--batch-size", type=at_least(1, int), default=1, help="images per call; 1 = single-image mode (default)")
-    parser.add_argument("--threads", type=at_least(1, int), default=1, help="LiteRT CPU threads (default 1)")
-    parser.add_argument("--threshold", type=float, help="decision threshold (default: the one exported with the model)")
-    parser.add_argument("--no-resize", dest="resize", action="store_false", help="reject images of the wrong size")
+    add = parser.add_argument
+    count = at_least(1, int)
+    add("inputs", nargs="*", metavar="INPUT", help="image file, folder or quoted glob pattern")
+    add("--model", metavar="FILE.tflite", required=True, help=".tflite written by `python -m export`")
+    add("--watch", metavar="DIR", help="score images as they appear in DIR (instead of INPUTs)")
+    add("--max-images", metavar="N", type=count, help="--watch: stop after this many images")
+    add("--timeout", metavar="S", type=seconds,
+        help=f"--watch: stop after this many seconds ({DEFAULT_TIMEOUT:g})")
+    add("--poll-interval", metavar="S", type=seconds,
+        help=f"--watch: seconds between polls ({DEFAULT_POLL_INTERVAL:g})")
+    add("--csv", metavar="FILE", help="write a CSV row per image to FILE ('-' or none: lines on stdout)")
+    add("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
+    add("--top", metavar="K", type=count, help="images on the --sheet (default 16)")
+    add("--batch-size", metavar="N", type=count, default=1,
+        help="images per call; 1 = single-image mode (default)")
+    add("--threads", metavar="N", type=count, default=1, help="LiteRT CPU threads (default 1)")
+    add("--threshold", metavar="T", type=float,
+        help="decision threshold (default: the one exported with the model)")
+    add("--no-resize", dest="resize", action="store_false", help="reject images of the wrong size")
     args = parser.parse_args(argv)
     if bool(args.inputs) == bool(args.watch):
         raise UsageError("give INPUT files, folders or patterns, or --watch DIR (one of the two)")
@@ -190,7 +200,7 @@ def print_summary(image_scorer, args, wall_seconds):
 
 def open_scorer(args):
     if not os.path.isfile(args.model):
-        raise UsageError(f"{args.model}: no such model file (expected a .tflite written by `python -m export`)")
+        raise UsageError(f"{args.model}: no such model file (expected a .tflite written by {EXPORTER})")
     try:
         return Scorer(args.model, threads=args.threads)
     except ValueError as error:
@@ -220,6 +230,7 @@ def run(args):
     scorer.warm_up(args.batch_size)
     image_scorer = ImageScorer(scorer, args.batch_size, args.resize, args.threshold, on_results)
     started = time.perf_counter()
+    lost_folder = False
     try:
         if args.watch:
             watch(image_scorer, args.watch, args.max_images, args.timeout, args.poll_interval)
@@ -227,6 +238,9 @@ def run(args):
             image_scorer.score_files(paths)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
+    except ImageError as error:  # the watched folder went away
+        print(f"{PROG}: {error} (stopped watching)", file=sys.stderr)
+        lost_folder = True
     finally:
         writer.close()
     print_summary(image_scorer, args, time.perf_counter() - started)
@@ -242,7 +256,7 @@ def run(args):
             print(f"sheet: top {len(ranked)} images written to {args.sheet}")
         else:
             print(f"{PROG}: no images scored, {args.sheet} not written", file=sys.stderr)
-    return 1 if image_scorer.failed else 0
+    return 1 if image_scorer.failed or lost_folder else 0
 
 
 def main(argv=None):

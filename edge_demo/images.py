@@ -62,7 +62,7 @@ def find_images(inputs):
                 elif is_image_name(match):
                     found.append(match)
         else:
-            raise ImageError(f"{item}: no such file or folder (expected an image, a folder or a glob pattern)")
+            raise ImageError(f"{item}: no such file or folder (expected an image, folder or glob pattern)")
         if not found:
             raise ImageError(f"{item}: no image files matched ({', '.join(IMAGE_SUFFIXES)})")
         paths.extend(found)

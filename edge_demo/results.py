@@ -59,9 +59,8 @@ class CsvWriter:
         for result in results:
             anomaly = "" if result.is_anomaly is None else str(result.is_anomaly).lower()
             threshold = "" if math.isnan(result.threshold) else f"{result.threshold:.9g}"
-            self.writer.writerow(
-                (result.path, f"{result.score:.9g}", f"{result.recon:.9g}", f"{result.grad_loss:.9g}", anomaly, threshold)
-            )
+            numbers = (f"{value:.9g}" for value in (result.score, result.recon, result.grad_loss))
+            self.writer.writerow((result.path, *numbers, anomaly, threshold))
         self.file.flush()
         self.rows += len(results)
 

@@ -22,7 +22,7 @@ class Scorer:
             self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
         except ValueError as error:
             raise ValueError(
-                f"{model_path}: not a LiteRT model ({error}); expected a .tflite written by `python -m export`"
+                f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `python -m export`"
             ) from None
         signatures = self.interpreter.get_signature_list()
         if UINT8_SIGNATURE in signatures:

@@ -43,7 +43,8 @@ def layout(count, image_shape):
     columns = min(count, COLUMNS)
     rows = math.ceil(count / columns)
     cell_width, cell_height = width * scale + MARGIN, height * scale + CAPTION + MARGIN
-    return scale, columns, cell_width, cell_height, (MARGIN + columns * cell_width, MARGIN + rows * cell_height)
+    size = (MARGIN + columns * cell_width, MARGIN + rows * cell_height)
+    return scale, columns, cell_width, cell_height, size
 
 
 def write_sheet(path, ranked):
@@ -56,12 +57,14 @@ def write_sheet(path, ranked):
         x = MARGIN + (index % columns) * cell_width
         y = MARGIN + (index // columns) * cell_height
         pixels = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
-        tile = Image.fromarray(pixels).resize((image.shape[1] * scale, image.shape[0] * scale), Image.Resampling.NEAREST)
+        tile_size = (image.shape[1] * scale, image.shape[0] * scale)
+        tile = Image.fromarray(pixels).resize(tile_size, Image.Resampling.NEAREST)
         sheet.paste(tile, (x, y))
         colour = ANOMALY_COLOUR if result.is_anomaly else "black"
         text_y = y + tile.height + 2
         draw.text((x, text_y), f"#{index + 1} score {result.score:.5g}", fill=colour, font=font)
-        draw.text((x, text_y + CAPTION // 2), fit(draw, result.path, tile.width, font), fill="black", font=font)
+        name = fit(draw, result.path, tile.width, font)
+        draw.text((x, text_y + CAPTION // 2), name, fill="black", font=font)
     sheet.save(path, format="PNG")
 
 

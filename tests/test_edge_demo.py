@@ -135,7 +135,8 @@ def expected_decisions(setup):
 @pytest.mark.parametrize("batch_size,threads", [(1, 1), (4, 2)])
 def test_folder_scores_match_keras_without_tensorflow(setup, batch_size, threads):
     result = run_demo(
-        "--model", setup["model"], str(setup["folder"]), "--batch-size", str(batch_size), "--threads", str(threads),
+        "--model", setup["model"], str(setup["folder"]),
+        "--batch-size", str(batch_size), "--threads", str(threads),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = parse_lines(result.stdout)
@@ -144,7 +145,8 @@ def test_folder_scores_match_keras_without_tensorflow(setup, batch_size, threads
     np.testing.assert_allclose(scores, setup["score"], rtol=0, atol=FLOAT_TOLERANCE)
     assert [rows[n][1] for n in setup["names"]] == expected_decisions(setup)
     mode = "single-image" if batch_size == 1 else f"batch size {batch_size}"
-    assert f"summary: {len(setup['names'])} images scored, 0 failed; {mode}, {threads} thread(s)" in result.stdout
+    summary = f"summary: {len(setup['names'])} images scored, 0 failed; {mode}, {threads} thread(s)"
+    assert summary in result.stdout
     assert re.search(r"latency per call: p50 [0-9.]+ ms, p99 [0-9.]+ ms", result.stdout)
     assert re.search(r"throughput: [0-9.]+ images/s", result.stdout)
 
@@ -177,7 +179,8 @@ def test_recursive_glob_and_csv_dash(setup, tmp_path):
 
 def test_sheet_shows_the_top_images_by_score(setup, tmp_path):
     top, path = 5, tmp_path / "top.png"
-    result = run_demo("--model", setup["model"], str(setup["folder"]), "--sheet", str(path), "--top", str(top))
+    options = ("--sheet", str(path), "--top", str(top))
+    result = run_demo("--model", setup["model"], str(setup["folder"]), *options)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"sheet: top {top} images written to {path}" in result.stdout
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -246,7 +249,7 @@ USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error li
     "empty folder": ("{empty}", "empty: no image files matched"),
     "glob matches nothing": ("{folder}/*.jpg", "*.jpg: no image files matched"),
     "no such path": ("{tmp}/nowhere.png", "nowhere.png: no such file or folder"),
-    "named file not an image": ("{folder}/img_00.png {tmp}/notes.png", "notes.png: not an image file (expected"),
+    "named file not an image": ("{folder}/img_00.png {tmp}/notes.png", "notes.png: not an image file"),
     "no inputs": ("", "give INPUT files, folders or patterns, or --watch DIR"),
     "inputs and watch": ("{folder} --watch {tmp}", "or --watch DIR (one of the two)"),
     "watch not a folder": ("--watch {tmp}/nowhere", "--watch {tmp}/nowhere: not a folder"),
@@ -257,7 +260,7 @@ USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error li
     "bad threshold": ("{folder} --threshold high", "argument --threshold: invalid float value: 'high'"),
     "top 0": ("{folder} --sheet {tmp}/s.png --top 0", "argument --top: expected int >= 1, got '0'"),
     "top without sheet": ("{folder} --top 3", "--top needs --sheet FILE.png"),
-    "sheet not png": ("{folder} --sheet {tmp}/s.jpg", "--sheet {tmp}/s.jpg: expected a file name ending in .png"),
+    "sheet not png": ("{folder} --sheet {tmp}/s.jpg", "--sheet {tmp}/s.jpg: expected a file name ending in"),
     "csv folder missing": ("{folder} --csv {tmp}/no/s.csv", "--csv {tmp}/no/s.csv: folder"),
     "unknown option": ("{folder} --colour", "unrecognized arguments: --colour"),
 }
@@ -268,7 +271,8 @@ def test_usage_errors_are_one_line(setup, tmp_path, capsys, case):
     (tmp_path / "corrupt.tflite").write_bytes(b"\x00" * 64)
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.png").write_text("this is text")
-    names = {"corrupt": tmp_path / "corrupt.tflite", "empty": tmp_path / "empty", "folder": setup["folder"], "tmp": tmp_path}
+    names = {"corrupt": tmp_path / "corrupt.tflite", "empty": tmp_path / "empty"}
+    names.update(folder=setup["folder"], tmp=tmp_path)
     arguments, fragment = USAGE_ERRORS[case]
     argv = arguments.format(**names).split()
     if "--model" not in argv:
@@ -286,8 +290,8 @@ def test_watch_mode_scores_images_as_they_arrive(setup, tmp_path):
     inbox.mkdir()
     csv_path = tmp_path / "stream.csv"
     process = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, "--model", setup["model"], "--watch", str(inbox), "--csv", str(csv_path),
-         "--max-images", "3", "--timeout", "60", "--poll-interval", "0.05", "--batch-size", "2"],
+        [sys.executable, "-c", RUNNER, "--model", setup["model"], "--watch", str(inbox),
+         "--csv", str(csv_path), "--max-images", "3", "--timeout", "60", "--poll-interval", "0.05", "--batch-size", "2"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     time.sleep(1.0)
@@ -339,8 +343,9 @@ def test_installs_in_a_fresh_venv_without_tensorflow(setup, tmp_path):
     assert listing.stdout.split() == ["['gradcon_edge',", "'gradcon_edge-0.1.0.dist-info']"], listing
 
     csv_path = tmp_path / "scores.csv"
+    command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"]), "--csv"]
     result = subprocess.run(
-        [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"]), "--csv", str(csv_path)],
+        [*command, str(csv_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
