@@ -199,6 +199,7 @@ def print_summary(image_scorer, args, wall_seconds):
 
 
 def open_scorer(args):
+    """The :class:`Scorer` of ``--model``; a missing or corrupt file is a usage error."""
     if not os.path.isfile(args.model):
         raise UsageError(f"{args.model}: no such model file (expected a .tflite written by {EXPORTER})")
     try:
