@@ -14,11 +14,16 @@ class Scorer:
 
     Uses the model's uint8 signature when it has one (f32, f16, dynamic int8), else the float
     signature (full int8) with images scaled to [0, 1]. ``timings`` collects (seconds, images) of
-    every call.
+    every call. Raises ValueError, naming ``model_path``, for a file that is not such a model.
     """
 
     def __init__(self, model_path, threads=1):
-        self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
+        try:
+            self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
+        except ValueError as error:
+            raise ValueError(
+                f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `python -m export`"
+            ) from None
         signatures = self.interpreter.get_signature_list()
         if UINT8_SIGNATURE in signatures:
             self.signature = UINT8_SIGNATURE

@@ -1,5 +1,8 @@
-"""The edge demo: same scores as Keras from PNG files, no TensorFlow, clear errors, stream mode."""
+"""gradcon-edge (edge_demo/): same scores as Keras from PNG files, no TensorFlow, file / folder /
+glob / watch inputs, CSV and PNG sheet outputs, one-line usage errors, installs on its own."""
 
+import csv
+import glob
 import os
 import re
 import subprocess
@@ -17,10 +20,12 @@ from gradcon_tf import GradCon
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # `export` and `edge_demo` live at the repository root
 
+from edge_demo import cli, sheet  # noqa: E402
 from export.exporter import export_model  # noqa: E402
 
 FLOAT_TOLERANCE = 1e-5
 LINE = re.compile(r"^(?P<path>\S+)\tscore=(?P<score>-?[0-9.]+)\t(?P<decision>\S+)$")
+CSV_COLUMNS = ["path", "score", "recon", "grad_loss", "is_anomaly", "threshold"]
 
 # Runs the demo in this interpreter after forbidding the heavy frameworks: any attempt to import
 # them (even one that would be caught) is recorded, and sys.modules is checked at the end.
@@ -67,6 +72,23 @@ def parse_lines(stdout):
     return rows
 
 
+def read_csv(path):
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        assert reader.fieldnames == CSV_COLUMNS
+        return list(reader)
+
+
+def check_csv_against_keras(rows, setup, indices):
+    assert [os.path.basename(r["path"]) for r in rows] == [setup["names"][i] for i in indices]
+    for column in ("score", "recon", "grad_loss"):
+        got = np.array([float(r[column]) for r in rows])
+        np.testing.assert_allclose(got, setup[column][indices], rtol=0, atol=FLOAT_TOLERANCE, err_msg=column)
+    expected = [d == "ANOMALY" for d in np.array(expected_decisions(setup))[indices]]
+    assert [r["is_anomaly"] for r in rows] == [str(e).lower() for e in expected]
+    assert {np.float32(r["threshold"]) for r in rows} == {np.float32(setup["threshold"])}
+
+
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(3)
@@ -98,35 +120,86 @@ def setup(images, tmp_path_factory):
         "model": manifest["litert"]["f32"]["path"],
         "folder": folder,
         "names": names,
-        "scores": scores["score"],
+        "images": images,
+        "score": scores["score"],
+        "recon": scores["recon"],
+        "grad_loss": scores["grad_loss"],
         "threshold": model.threshold,
     }
 
 
 def expected_decisions(setup):
-    return ["ANOMALY" if s > np.float32(setup["threshold"]) else "normal" for s in setup["scores"]]
+    return ["ANOMALY" if s > np.float32(setup["threshold"]) else "normal" for s in setup["score"]]
 
 
 @pytest.mark.parametrize("batch_size,threads", [(1, 1), (4, 2)])
 def test_folder_scores_match_keras_without_tensorflow(setup, batch_size, threads):
     result = run_demo(
-        "--model", setup["model"], "--images", str(setup["folder"]),
+        "--model", setup["model"], str(setup["folder"]),
         "--batch-size", str(batch_size), "--threads", str(threads),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = parse_lines(result.stdout)
     assert list(rows) == setup["names"]
     scores = np.array([rows[n][0] for n in setup["names"]])
-    np.testing.assert_allclose(scores, setup["scores"], rtol=0, atol=FLOAT_TOLERANCE)
+    np.testing.assert_allclose(scores, setup["score"], rtol=0, atol=FLOAT_TOLERANCE)
     assert [rows[n][1] for n in setup["names"]] == expected_decisions(setup)
     mode = "single-image" if batch_size == 1 else f"batch size {batch_size}"
-    assert f"summary: {len(setup['names'])} images scored, 0 failed; {mode}, {threads} thread(s)" in result.stdout
+    summary = f"summary: {len(setup['names'])} images scored, 0 failed; {mode}, {threads} thread(s)"
+    assert summary in result.stdout
     assert re.search(r"latency per call: p50 [0-9.]+ ms, p99 [0-9.]+ ms", result.stdout)
     assert re.search(r"throughput: [0-9.]+ images/s", result.stdout)
 
 
+def test_files_globs_and_folders_in_order_each_once(setup, tmp_path):
+    folder = str(setup["folder"])
+    inputs = [os.path.join(folder, "img_03.png"), os.path.join(folder, "img_1[01].png"), folder]
+    csv_path = tmp_path / "scores.csv"
+    result = run_demo("--model", setup["model"], *inputs, "--csv", str(csv_path), "--batch-size", "5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    order = [3, 10, 11] + [i for i in range(12) if i not in (3, 10, 11)]
+    check_csv_against_keras(read_csv(csv_path), setup, order)
+    assert not parse_lines(result.stdout)  # the rows went to the CSV file
+    assert f"csv: 12 rows written to {csv_path}" in result.stdout
+    assert "summary: 12 images scored, 0 failed" in result.stdout
+
+
+def test_recursive_glob_and_csv_dash(setup, tmp_path):
+    for index, sub in ((0, "a"), (7, "b/c")):
+        os.makedirs(tmp_path / sub)
+        Image.open(setup["folder"] / setup["names"][index]).save(tmp_path / sub / setup["names"][index])
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    result = run_demo("--model", setup["model"], str(tmp_path / "**" / "*"), "--csv", "-")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = parse_lines(result.stdout)  # `-`: the per-line output
+    assert list(rows) == [setup["names"][0], setup["names"][7]]
+    for index in (0, 7):
+        assert abs(rows[setup["names"][index]][0] - setup["score"][index]) <= FLOAT_TOLERANCE
+
+
+def test_sheet_shows_the_top_images_by_score(setup, tmp_path):
+    top, path = 5, tmp_path / "top.png"
+    options = ("--sheet", str(path), "--top", str(top))
+    result = run_demo("--model", setup["model"], str(setup["folder"]), *options)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"sheet: top {top} images written to {path}" in result.stdout
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    picture = Image.open(path)
+    scale, columns, cell_width, cell_height, size = sheet.layout(top, (28, 28, 1))
+    assert (scale, columns) == (4, 5)  # 28x28 drawn at 112x112, one row
+    assert picture.format == "PNG" and picture.mode == "RGB" and picture.size == size == (608, 158)
+    pixels = np.asarray(picture)
+    for rank, index in enumerate(np.argsort(-setup["score"], kind="stable")[:top]):
+        x, y = sheet.MARGIN + rank * cell_width, sheet.MARGIN
+        tile = pixels[y : y + 112, x : x + 112]
+        expected = np.repeat(np.repeat(setup["images"][index], 4, axis=0), 4, axis=1)
+        np.testing.assert_array_equal(tile, np.repeat(expected, 3, axis=-1), err_msg=f"rank {rank + 1}")
+        caption = pixels[y + 112 : y + cell_height - sheet.MARGIN, x : x + 112]
+        assert caption.min() < 128  # some text under each image
+
+
 def test_threshold_option_overrides_the_exported_one(setup):
-    result = run_demo("--model", setup["model"], "--images", str(setup["folder"]), "--threshold=-1e9")
+    result = run_demo("--model", setup["model"], str(setup["folder"]), "--threshold=-1e9")
     assert result.returncode == 0, result.stderr[-3000:]
     assert {d for _, d in parse_lines(result.stdout).values()} == {"ANOMALY"}
 
@@ -140,19 +213,20 @@ def test_bad_images_are_named_and_the_rest_scored(setup, tmp_path):
     big = original.resize((56, 56), Image.Resampling.BILINEAR)
     big.save(folder / "c_big.png")
 
-    result = run_demo("--model", setup["model"], "--images", str(folder), "--no-resize")
+    result = run_demo("--model", setup["model"], str(folder), "--no-resize")
     assert result.returncode == 1
     assert "b_broken.png: cannot decode image" in result.stderr
     assert "c_big.png: image is 56x56, the model expects 28x28" in result.stderr
+    assert "Traceback" not in result.stderr
     assert list(parse_lines(result.stdout)) == ["a_good.png"]
     assert "1 images scored, 2 failed" in result.stdout
 
-    result = run_demo("--model", setup["model"], "--images", str(folder))  # resize allowed
+    result = run_demo("--model", setup["model"], str(folder))  # resize allowed
     assert result.returncode == 1
     rows = parse_lines(result.stdout)
     assert list(rows) == ["a_good.png", "c_big.png"]
     assert "c_big.png: resized 56x56 -> 28x28" in result.stderr
-    assert abs(rows["a_good.png"][0] - setup["scores"][0]) <= FLOAT_TOLERANCE
+    assert abs(rows["a_good.png"][0] - setup["score"][0]) <= FLOAT_TOLERANCE
     # The demo resizes on the host with Pillow (bilinear): score those pixels directly.
     from ai_edge_litert.interpreter import Interpreter
 
@@ -161,19 +235,63 @@ def test_bad_images_are_named_and_the_rest_scored(setup, tmp_path):
     assert abs(rows["c_big.png"][0] - runner(images=resized)["score"][0]) <= FLOAT_TOLERANCE
 
 
-def test_usage_errors(setup, tmp_path):
-    result = run_demo("--model", str(tmp_path / "missing.tflite"), "--images", str(setup["folder"]))
-    assert result.returncode == 2 and "missing.tflite: no such model file" in result.stderr
-    result = run_demo("--model", setup["model"], "--images", str(tmp_path))
-    assert result.returncode == 2 and "no image files" in result.stderr
+def test_usage_error_through_the_command_is_one_line(setup, tmp_path):
+    result = run_demo("--model", str(tmp_path / "missing.tflite"), str(setup["folder"]))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"gradcon-edge: error: {tmp_path / 'missing.tflite'}: no such model file "
+        "(expected a .tflite written by `python -m export`)"
+    ]
+
+
+USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error line)
+    "corrupt model": ("--model {corrupt} {folder}", "corrupt.tflite: not a LiteRT model"),
+    "empty folder": ("{empty}", "empty: no image files matched"),
+    "glob matches nothing": ("{folder}/*.jpg", "*.jpg: no image files matched"),
+    "no such path": ("{tmp}/nowhere.png", "nowhere.png: no such file or folder"),
+    "named file not an image": ("{folder}/img_00.png {tmp}/notes.png", "notes.png: not an image file"),
+    "no inputs": ("", "give INPUT files, folders or patterns, or --watch DIR"),
+    "inputs and watch": ("{folder} --watch {tmp}", "or --watch DIR (one of the two)"),
+    "watch not a folder": ("--watch {tmp}/nowhere", "--watch {tmp}/nowhere: not a folder"),
+    "batch size 0": ("{folder} --batch-size 0", "argument --batch-size: expected int >= 1, got '0'"),
+    "threads not a number": ("{folder} --threads two", "argument --threads: expected int >= 1, got 'two'"),
+    "negative timeout": ("--watch {tmp} --timeout -1", "argument --timeout: expected seconds > 0, got '-1'"),
+    "timeout without watch": ("{folder} --timeout 5", "apply only with --watch DIR"),
+    "bad threshold": ("{folder} --threshold high", "argument --threshold: invalid float value: 'high'"),
+    "top 0": ("{folder} --sheet {tmp}/s.png --top 0", "argument --top: expected int >= 1, got '0'"),
+    "top without sheet": ("{folder} --top 3", "--top needs --sheet FILE.png"),
+    "sheet not png": ("{folder} --sheet {tmp}/s.jpg", "--sheet {tmp}/s.jpg: expected a file name ending in"),
+    "csv folder missing": ("{folder} --csv {tmp}/no/s.csv", "--csv {tmp}/no/s.csv: folder"),
+    "unknown option": ("{folder} --colour", "unrecognized arguments: --colour"),
+}
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS)
+def test_usage_errors_are_one_line(setup, tmp_path, capsys, case):
+    (tmp_path / "corrupt.tflite").write_bytes(b"\x00" * 64)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.png").write_text("this is text")
+    names = {"corrupt": tmp_path / "corrupt.tflite", "empty": tmp_path / "empty"}
+    names.update(folder=setup["folder"], tmp=tmp_path)
+    arguments, fragment = USAGE_ERRORS[case]
+    argv = arguments.format(**names).split()
+    if "--model" not in argv:
+        argv = ["--model", setup["model"], *argv]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gradcon-edge: error: "), captured.err
+    assert fragment.format(**names) in lines[0]
+    assert captured.out == ""
 
 
 def test_watch_mode_scores_images_as_they_arrive(setup, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
+    csv_path = tmp_path / "stream.csv"
     process = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, "--model", setup["model"], "--images", str(inbox), "--watch",
-         "--max-images", "3", "--timeout", "60", "--poll-interval", "0.05", "--batch-size", "2"],
+        [sys.executable, "-c", RUNNER, "--model", setup["model"], "--watch", str(inbox),
+         "--csv", str(csv_path), "--max-images", "3", "--timeout", "60", "--poll-interval", "0.05", "--batch-size", "2"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     time.sleep(1.0)
@@ -184,16 +302,52 @@ def test_watch_mode_scores_images_as_they_arrive(setup, tmp_path):
         time.sleep(0.2)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-3000:]
-    rows = parse_lines(stdout)
-    assert sorted(rows) == sorted(setup["names"][i] for i in (0, 6, 7))
-    for index in (0, 6, 7):
-        assert abs(rows[setup["names"][index]][0] - setup["scores"][index]) <= FLOAT_TOLERANCE
+    rows = sorted(read_csv(csv_path), key=lambda r: r["path"])
+    check_csv_against_keras(rows, setup, [0, 6, 7])
     assert "summary: 3 images scored, 0 failed" in stdout
 
 
 def test_watch_mode_stops_at_the_timeout(setup, tmp_path):
     started = time.monotonic()
-    result = run_demo("--model", setup["model"], "--images", str(tmp_path), "--watch", "--timeout", "0.5")
+    result = run_demo("--model", setup["model"], "--watch", str(tmp_path), "--timeout", "0.5")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "summary: 0 images scored, 0 failed" in result.stdout
     assert time.monotonic() - started < 30
+
+
+def venv_program(venv, name):
+    return str(venv / ("Scripts" if os.name == "nt" else "bin") / name)
+
+
+@pytest.mark.slow
+def test_installs_in_a_fresh_venv_without_tensorflow(setup, tmp_path):
+    """`pip install ./edge_demo` into a bare venv: package gradcon_edge only, no TensorFlow, same scores."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv_program(venv, "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", os.path.join(REPO, "edge_demo")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    def in_venv(code):
+        return subprocess.run([python, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    assert in_venv("import tensorflow").returncode != 0
+    assert in_venv("import edge_demo").returncode != 0
+    listing = in_venv(
+        "import importlib.metadata as m; files = m.files('gradcon-edge'); "
+        "print(sorted({str(f).split('/')[0] for f in files if not str(f).startswith('..')}))"
+    )
+    assert listing.stdout.split() == ["['gradcon_edge',", "'gradcon_edge-0.1.0.dist-info']"], listing
+
+    csv_path = tmp_path / "scores.csv"
+    command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"]), "--csv"]
+    result = subprocess.run(
+        [*command, str(csv_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_csv_against_keras(read_csv(csv_path), setup, list(range(12)))
+    assert "summary: 12 images scored, 0 failed" in result.stdout

@@ -1,0 +1,269 @@
+"""gradcon-edge: score images with an exported GradCon LiteRT model; report scores and latency.
+
+    gradcon-edge --model gradcon_f32.tflite shot.png FOLDER 'more/*.png' [--csv scores.csv]
+    gradcon-edge --model gradcon_f32.tflite 'line/**/*.jpg' --csv scores.csv --sheet top.png --top 16
+    gradcon-edge --model gradcon_f32.tflite --watch INBOX --max-images 100 --timeout 60
+
+INPUTs are image files, folders (their images, sorted by name) and quoted glob patterns, scored in
+that order. --watch scores the images already in DIR, then new ones once their size is stable,
+until --max-images were scored or --timeout seconds passed (or Ctrl-C); write images under a
+hidden or non-image name and rename them, so that no half-written file is read.
+Latencies are of the LiteRT calls after one untimed warm-up call at the batch size.
+Exit status: 0 all scored, 1 some images could not be scored (named on stderr, the rest scored),
+2 usage error (one line on stderr: a missing or corrupt model, an input with no images, a named
+file that is not an image, a bad option).
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .images import ImageError, find_images, list_images, load_image
+from .results import CsvWriter, LineWriter, Result
+from .scorer import Scorer, latency_summary
+from .sheet import TopImages, write_sheet
+
+PROG = "gradcon-edge"
+EXPORTER = "`python -m export`"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_POLL_INTERVAL = 0.1
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its files: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing the usage block."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def at_least(minimum, kind):
+    """An argparse type: ``kind(text)``, at least ``minimum``."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not value >= minimum:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} >= {minimum}, got {text!r}")
+        return value
+
+    return convert
+
+
+def seconds(text):
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+def parse_args(argv):
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    count = at_least(1, int)
+    add("inputs", nargs="*", metavar="INPUT", help="image file, folder or quoted glob pattern")
+    add("--model", metavar="FILE.tflite", required=True, help=".tflite written by `python -m export`")
+    add("--watch", metavar="DIR", help="score images as they appear in DIR (instead of INPUTs)")
+    add("--max-images", metavar="N", type=count, help="--watch: stop after this many images")
+    add("--timeout", metavar="S", type=seconds,
+        help=f"--watch: stop after this many seconds ({DEFAULT_TIMEOUT:g})")
+    add("--poll-interval", metavar="S", type=seconds,
+        help=f"--watch: seconds between polls ({DEFAULT_POLL_INTERVAL:g})")
+    add("--csv", metavar="FILE", help="write a CSV row per image to FILE ('-' or none: lines on stdout)")
+    add("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
+    add("--top", metavar="K", type=count, help="images on the --sheet (default 16)")
+    add("--batch-size", metavar="N", type=count, default=1,
+        help="images per call; 1 = single-image mode (default)")
+    add("--threads", metavar="N", type=count, default=1, help="LiteRT CPU threads (default 1)")
+    add("--threshold", metavar="T", type=float,
+        help="decision threshold (default: the one exported with the model)")
+    add("--no-resize", dest="resize", action="store_false", help="reject images of the wrong size")
+    args = parser.parse_args(argv)
+    if bool(args.inputs) == bool(args.watch):
+        raise UsageError("give INPUT files, folders or patterns, or --watch DIR (one of the two)")
+    if not args.watch and (args.max_images, args.timeout, args.poll_interval) != (None, None, None):
+        raise UsageError("--max-images, --timeout and --poll-interval apply only with --watch DIR")
+    if args.top is not None and args.sheet is None:
+        raise UsageError("--top needs --sheet FILE.png")
+    if args.sheet is not None and not args.sheet.lower().endswith(".png"):
+        raise UsageError(f"--sheet {args.sheet}: expected a file name ending in .png")
+    for option, path in (("--csv", args.csv), ("--sheet", args.sheet)):
+        if path not in (None, "-") and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{option} {path}: folder {os.path.dirname(path)!r} does not exist")
+    if args.watch and not os.path.isdir(args.watch):
+        raise UsageError(f"--watch {args.watch}: not a folder")
+    args.top = 16 if args.top is None else args.top
+    args.timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    args.poll_interval = DEFAULT_POLL_INTERVAL if args.poll_interval is None else args.poll_interval
+    return args
+
+
+class ImageScorer:
+    """Decodes image files, scores them in batches and hands each batch's results on.
+
+    ``on_results(results, images)`` gets the :class:`Result` list and the uint8 images scored.
+    Images that cannot be decoded are named on stderr and counted in ``failed``.
+    """
+
+    def __init__(self, scorer, batch_size, resize, threshold, on_results):
+        self.scorer = scorer
+        self.batch_size = batch_size
+        self.resize = resize
+        self.threshold = threshold
+        self.on_results = on_results
+        self.scored = 0
+        self.failed = 0
+
+    def score_files(self, paths):
+        for start in range(0, len(paths), self.batch_size):
+            batch_paths, images = [], []
+            for path in paths[start : start + self.batch_size]:
+                try:
+                    image, note = load_image(path, self.scorer.image_shape, self.resize)
+                except ImageError as error:
+                    print(f"{PROG}: {error} (skipped)", file=sys.stderr)
+                    self.failed += 1
+                    continue
+                if note:
+                    print(f"{PROG}: note: {note}", file=sys.stderr)
+                batch_paths.append(path)
+                images.append(image)
+            if not images:
+                continue
+            outputs = self.scorer.score(np.stack(images))
+            results = [
+                Result(
+                    path,
+                    float(outputs["score"][i]),
+                    float(outputs["recon"][i]),
+                    float(outputs["grad_loss"][i]),
+                    float(outputs["threshold"][i]) if self.threshold is None else self.threshold,
+                )
+                for i, path in enumerate(batch_paths)
+            ]
+            self.on_results(results, images)
+            self.scored += len(results)
+
+
+def watch(image_scorer, folder, max_images, timeout, poll_interval):
+    """Score files appearing in ``folder`` (once their size is stable across two polls)."""
+    deadline = time.monotonic() + timeout
+    seen, sizes = set(), {}
+    while time.monotonic() < deadline:
+        ready = []
+        for path in list_images(folder):
+            if path in seen:
+                continue
+            size = os.path.getsize(path)
+            if sizes.get(path) == size:
+                ready.append(path)
+            sizes[path] = size
+        if max_images is not None:
+            ready = ready[: max_images - image_scorer.scored - image_scorer.failed]
+        seen.update(ready)
+        image_scorer.score_files(ready)
+        if max_images is not None and image_scorer.scored + image_scorer.failed >= max_images:
+            return
+        time.sleep(poll_interval)
+
+
+def print_summary(image_scorer, args, wall_seconds):
+    scorer = image_scorer.scorer
+    summary = latency_summary(scorer.timings)
+    mode = "single-image" if args.batch_size == 1 else f"batch size {args.batch_size}"
+    print(
+        f"summary: {image_scorer.scored} images scored, {image_scorer.failed} failed; {mode}, "
+        f"{args.threads} thread(s), signature {scorer.signature}"
+    )
+    if summary["images"]:
+        print(
+            f"latency per call: p50 {summary['call_ms_p50']:.3f} ms, p99 {summary['call_ms_p99']:.3f} ms; "
+            f"per image: p50 {summary['image_ms_p50']:.3f} ms, p99 {summary['image_ms_p99']:.3f} ms"
+        )
+        print(
+            f"throughput: {summary['images_per_s']:.1f} images/s (inference), "
+            f"{image_scorer.scored / wall_seconds:.1f} images/s (end to end, with decoding)"
+        )
+
+
+def open_scorer(args):
+    """The :class:`Scorer` of ``--model``; a missing or corrupt file is a usage error."""
+    if not os.path.isfile(args.model):
+        raise UsageError(f"{args.model}: no such model file (expected a .tflite written by {EXPORTER})")
+    try:
+        return Scorer(args.model, threads=args.threads)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def run(args):
+    """Score ``args``' images; returns the exit status (0, or 1 when some images failed)."""
+    scorer = open_scorer(args)
+    try:
+        paths = find_images(args.inputs)
+    except ImageError as error:
+        raise UsageError(str(error)) from None
+    to_file = args.csv not in (None, "-")
+    try:
+        writer = CsvWriter(args.csv) if to_file else LineWriter(sys.stdout)
+    except OSError as error:
+        raise UsageError(f"--csv {args.csv}: cannot write ({error.strerror or error})") from None
+    top = TopImages(args.top) if args.sheet else None
+
+    def on_results(results, images):
+        writer.write(results)
+        if top is not None:
+            for result, image in zip(results, images):
+                top.add(result, image)
+
+    scorer.warm_up(args.batch_size)
+    image_scorer = ImageScorer(scorer, args.batch_size, args.resize, args.threshold, on_results)
+    started = time.perf_counter()
+    lost_folder = False
+    try:
+        if args.watch:
+            watch(image_scorer, args.watch, args.max_images, args.timeout, args.poll_interval)
+        else:
+            image_scorer.score_files(paths)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+    except ImageError as error:  # the watched folder went away
+        print(f"{PROG}: {error} (stopped watching)", file=sys.stderr)
+        lost_folder = True
+    finally:
+        writer.close()
+    print_summary(image_scorer, args, time.perf_counter() - started)
+    if to_file:
+        print(f"csv: {writer.rows} rows written to {args.csv}")
+    if top is not None:
+        ranked = top.ranked()
+        if ranked:
+            try:
+                write_sheet(args.sheet, ranked)
+            except OSError as error:
+                raise UsageError(f"--sheet {args.sheet}: cannot write ({error.strerror or error})") from None
+            print(f"sheet: top {len(ranked)} images written to {args.sheet}")
+        else:
+            print(f"{PROG}: no images scored, {args.sheet} not written", file=sys.stderr)
+    return 1 if image_scorer.failed or lost_folder else 0
+
+
+def main(argv=None):
+    """The ``gradcon-edge`` command; returns its exit status."""
+    try:
+        return run(parse_args(argv))
+    except UsageError as error:
+        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
