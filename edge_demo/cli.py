@@ -28,7 +28,7 @@ from .scorer import Scorer, latency_summary
 from .sheet import TopImages, write_sheet
 
 PROG = "gradcon-edge"
-EXPORTER = "`python -m export`"
+EXPORTER = "`gradcon export`"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_POLL_INTERVAL = 0.1
 
@@ -74,7 +74,7 @@ def parse_args(argv):
     add = parser.add_argument
     count = at_least(1, int)
     add("inputs", nargs="*", metavar="INPUT", help="image file, folder or quoted glob pattern")
-    add("--model", metavar="FILE.tflite", required=True, help=".tflite written by `python -m export`")
+    add("--model", metavar="FILE.tflite", required=True, help=".tflite written by `gradcon export`")
     add("--watch", metavar="DIR", help="score images as they appear in DIR (instead of INPUTs)")
     add("--max-images", metavar="N", type=count, help="--watch: stop after this many images")
     add("--timeout", metavar="S", type=seconds,

@@ -10,7 +10,7 @@ FLOAT_SIGNATURE = "serving_default"
 
 
 class Scorer:
-    """Scores uint8 NHWC batches with a ``.tflite`` written by ``python -m export``.
+    """Scores uint8 NHWC batches with a ``.tflite`` written by ``gradcon export``.
 
     Uses the model's uint8 signature when it has one (f32, f16, dynamic int8), else the float
     signature (full int8) with images scaled to [0, 1]. ``timings`` collects (seconds, images) of
@@ -22,7 +22,7 @@ class Scorer:
             self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
         except ValueError as error:
             raise ValueError(
-                f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `python -m export`"
+                f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `gradcon export`"
             ) from None
         signatures = self.interpreter.get_signature_list()
         if UINT8_SIGNATURE in signatures:
@@ -32,7 +32,7 @@ class Scorer:
         else:
             raise ValueError(
                 f"{model_path}: no '{UINT8_SIGNATURE}' or '{FLOAT_SIGNATURE}' signature "
-                f"(found {sorted(signatures)}); export it with `python -m export`."
+                f"(found {sorted(signatures)}); export it with `gradcon export`."
             )
         self.runner = self.interpreter.get_signature_runner(self.signature)
         details = self.runner.get_input_details()["images"]

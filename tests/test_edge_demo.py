@@ -18,10 +18,10 @@ from PIL import Image
 from gradcon_tf import GradCon
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # `export` and `edge_demo` live at the repository root
+sys.path.insert(0, REPO)  # `edge_demo` is run from the repository root here (installed: gradcon_edge)
 
 from edge_demo import cli, sheet  # noqa: E402
-from export.exporter import export_model  # noqa: E402
+from gradcon_tf.export import export_model  # noqa: E402
 
 FLOAT_TOLERANCE = 1e-5
 LINE = re.compile(r"^(?P<path>\S+)\tscore=(?P<score>-?[0-9.]+)\t(?P<decision>\S+)$")
@@ -240,7 +240,7 @@ def test_usage_error_through_the_command_is_one_line(setup, tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"gradcon-edge: error: {tmp_path / 'missing.tflite'}: no such model file "
-        "(expected a .tflite written by `python -m export`)"
+        "(expected a .tflite written by `gradcon export`)"
     ]
 
 
