@@ -58,12 +58,13 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 class StopOnBlankReconstruction(keras.callbacks.Callback):
     """Stop training when, after one of the first ``epochs`` epochs, the reconstruction is blank.
 
-    Blank: no pixel of the reconstructions of ``images`` reaches half the brightest pixel of
-    ``images``. With the release's initialisation, Adam's first steps can drive the final sigmoid
-    into saturation; the model then outputs (almost) zeros and its gradients vanish, often for
-    good (8 of 30 MNIST runs, ``docs/results/mnist-release-init/``). Healthy runs are far from the
-    line after one epoch (brightest output 0.60-0.95 against 0.01-0.22 for collapsed ones;
-    ``docs/investigations/collapse_probes_output.txt``).
+    Blank (:func:`is_blank`): the reconstructions of ``images`` span less than half the
+    intensity range of ``images`` (max - min over all pixels) with the sigmoid saturated. On
+    MNIST (black background) that is: no pixel reaches half the brightest input pixel; an output
+    saturated at white is blank too. With the release's initialisation, Adam's first steps can drive the final sigmoid into
+    saturation; the model then outputs (almost) one value and its gradients vanish, often for
+    good. Healthy runs are far from the line after one epoch (brightest output 0.60-0.95 against
+    0.01-0.22 for collapsed ones; ``docs/investigations/collapse_probes_output.txt``).
 
     After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch that was blank, else None.
     """
@@ -80,14 +81,32 @@ class StopOnBlankReconstruction(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.epochs or self.collapsed_at is not None:
             return
-        brightest_input = brightest_output = 0.0
-        for start in range(0, len(self.images), 256):
-            chunk = self.images[start : start + 256]
-            brightest_input = max(brightest_input, float(np.max(self.model.preprocess(chunk))))
-            brightest_output = max(brightest_output, float(np.max(self.model(chunk))))
-        if brightest_output < 0.5 * brightest_input:
+        if is_blank(self.model, self.images):
             self.collapsed_at = epoch + 1
             self.model.stop_training = True
+
+
+def is_blank(model, images, chunk=256):
+    """Whether ``model``'s reconstructions of ``images`` are blank: they span less than half the
+    intensity range of ``images`` while the output sigmoid is saturated (outputs on average more
+    than 0.3 away from 0.5). An output still near 0.5 everywhere (too few steps to have moved
+    from the initial weights) is not blank."""
+    low_in = low_out = math.inf
+    high_in = high_out = -math.inf
+    distance, pixels = 0.0, 0
+    for start in range(0, len(images), chunk):
+        inputs = np.asarray(model.preprocess(images[start : start + chunk]))
+        outputs = np.asarray(model(images[start : start + chunk]))
+        low_in, high_in = min(low_in, inputs.min()), max(high_in, inputs.max())
+        low_out, high_out = min(low_out, outputs.min()), max(high_out, outputs.max())
+        distance += float(np.abs(outputs - 0.5).sum())
+        pixels += outputs.size
+    saturated = distance / pixels > SATURATED_DISTANCE
+    return saturated and float(high_out - low_out) < 0.5 * float(high_in - low_in)
+
+
+#: Mean |output - 0.5| above which the output sigmoid counts as saturated (0.5 is all 0 or 1).
+SATURATED_DISTANCE = 0.3
 
 
 class KeepBestWeights(keras.callbacks.Callback):

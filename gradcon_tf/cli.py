@@ -292,7 +292,7 @@ def command_reproduce(args):
         args.data, args.classes, args.seeds, args.epochs, args.out,
         batch_size=args.batch_size, verbose=args.progress,
         milestones=args.milestones or (),
-        report_only=args.report_only, method=args.method, release_init=args.release_init,
+        report_only=args.report_only, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
     )
     return 0
@@ -424,13 +424,19 @@ def build_parser():
         help="autoencoder of Table 1 (gradcon = CAE + Grad)",
     )
     reproduce.add_argument(
-        "--release-init", action="store_true",
-        help="keep the release's PyTorch initialisation of the output bias (docs/initialisation.md)",
+        "--init", choices=("guarded", "release", "data"), default="guarded",
+        help="guarded: PyTorch's draw as the release, trained again with the output bias from data "
+        "when the first epoch leaves a blank reconstruction; release: PyTorch's draw whatever "
+        "happens; data: always the output bias from data (docs/initialisation.md)",
+    )
+    reproduce.add_argument(
+        "--release-init", dest="init", action="store_const", const="release",
+        help="the same as --init release",
     )
     reproduce.add_argument(
         "--redraw-collapsed", action=argparse.BooleanOptionalAction, default=None,
-        help="start a run again from new initial weights when its first epoch leaves a blank "
-        "reconstruction (default: on with --release-init, off otherwise)",
+        help="with --init release or data: start a run again from new initial weights when its "
+        "first epoch leaves a blank reconstruction (default: on with release)",
     )
     reproduce.add_argument(
         "--checkpoint-every", type=_positive_int, default=1, metavar="K",

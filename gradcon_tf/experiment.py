@@ -74,6 +74,22 @@ class EpochProgress(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.params['epochs']} {values}", file=self.stream, flush=True)
 
 
+#: Initialisations of ``train_one_class``: ``guarded`` (the default) trains from PyTorch's draw, as
+#: the authors' release does, and only when that leaves a blank reconstruction after the first
+#: epoch trains again from the same weights with the output bias from data; ``release`` keeps
+#: PyTorch's draw whatever happens; ``data`` always sets the output bias from data.
+INITIALIZATIONS = ("guarded", "release", "data")
+
+
+def _draws(seed, initialization, redraw_collapsed):
+    """(seed, output_bias_from_data) of each training run that may be tried, in order."""
+    if initialization == "guarded":
+        return [(seed, False), (seed, True)]
+    bias_from_data = initialization == "data"
+    count = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
+    return [(seed + k * INITIALIZATION_SEED_STRIDE, bias_from_data) for k in range(count)]
+
+
 def train_one_class(
     split,
     epochs,
@@ -83,7 +99,7 @@ def train_one_class(
     verbose=1,
     callbacks=(),
     method="gradcon",
-    output_bias_from_data=True,
+    initialization="guarded",
     redraw_collapsed=False,
     checkpoint_every=1,
 ):
@@ -93,24 +109,29 @@ def train_one_class(
     ``checkpoint_every=5`` chooses among the epochs the authors' release writes
     (:class:`~gradcon_tf.callbacks.KeepBestWeights`). The model's ``selected_epoch`` says which
     epoch that was. The threshold is calibrated on the validation images at ``fpr``.
-    ``verbose=1`` shows one progress bar over epochs, 2 Keras' per-epoch lines, 0 nothing.
+    ``verbose=1`` shows one progress bar over epochs (one line per epoch off a terminal), 2
+    Keras' per-epoch lines, 0 nothing.
 
-    ``redraw_collapsed``: when the reconstruction of the validation images is blank after the
-    first epoch (:class:`~gradcon_tf.callbacks.StopOnBlankReconstruction`), start again from new
-    initial weights (draw k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at
-    most ``MAX_INITIALIZATION_DRAWS`` draws; the last draw trains to the end whatever happens.
-    The returned model's ``initialization`` says which draw trained and which epochs collapsed.
+    ``initialization``: one of :data:`INITIALIZATIONS`. A run is blank when the reconstruction of
+    the validation images is blank after the first epoch
+    (:class:`~gradcon_tf.callbacks.StopOnBlankReconstruction`). ``redraw_collapsed`` (``release``
+    or ``data``): after a blank first epoch, start again from new initial weights (draw k seeds
+    everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
+    ``MAX_INITIALIZATION_DRAWS`` draws. The last run tried trains to the end whatever happens.
+    The returned model's ``initialization`` says which run trained and which epochs were blank.
     """
+    if initialization not in INITIALIZATIONS:
+        raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
+    draws = _draws(seed, initialization, redraw_collapsed)
     collapsed = []
-    for draw in range(draws):
-        keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(method, split.train.shape[1:], output_bias_from_data)
+    for draw, (draw_seed, bias_from_data) in enumerate(draws):
+        keras.utils.set_random_seed(draw_seed)
+        model = build_model(method, split.train.shape[1:], bias_from_data)
         model.compile()
         best = KeepBestWeights(every=checkpoint_every)
-        guard = [StopOnBlankReconstruction(split.validation)] if draw + 1 < draws else []
+        guard = [StopOnBlankReconstruction(split.validation)] if draw + 1 < len(draws) else []
         model.fit(
             split.train,
             validation_data=split.validation,
@@ -123,7 +144,11 @@ def train_one_class(
             break
         collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
         keras.backend.clear_session()
-    model.initialization = {"draw": draw, "collapsed": collapsed}
+    model.initialization = {
+        "draw": draw,
+        "output_bias_from_data": bias_from_data,
+        "collapsed": collapsed,
+    }
     model.selected_epoch = best.best_epoch
     model.calibrate(split.validation, fpr=fpr)
     return model

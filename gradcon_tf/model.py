@@ -242,7 +242,7 @@ class GradCon(keras.Model):
             kernel_gradients = replica.all_reduce(tf.distribute.ReduceOp.SUM, kernel_gradients)
         self.optimizer.apply(total_gradients, trainable)
         self.update_reference_gradients(kernel_gradients)
-        return self._record(loss, recon_loss, latent_loss, grad_loss)
+        return self._record(images, loss, recon_loss, latent_loss, grad_loss)
 
     def update_reference_gradients(self, total_gradients):
         """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
@@ -255,14 +255,17 @@ class GradCon(keras.Model):
         images = self._unpack_images(data)
         recon_loss, latent_loss, grad_loss = self._loss_terms(images, training=False)
         loss = recon_loss + latent_loss + self.alpha * grad_loss
-        return self._record(loss, recon_loss, latent_loss, grad_loss)
+        return self._record(images, loss, recon_loss, latent_loss, grad_loss)
 
-    def _record(self, loss, recon_loss, latent_loss, grad_loss):
-        self.loss_tracker.update_state(loss)
-        self.recon_loss_tracker.update_state(recon_loss)
-        self.grad_loss_tracker.update_state(grad_loss)
+    def _record(self, images, loss, recon_loss, latent_loss, grad_loss):
+        """Update the loss trackers, each batch weighted by its size (a short last batch counts
+        for its size, as the release's epoch averages do)."""
+        size = tf.cast(tf.shape(images)[0], "float32")
+        self.loss_tracker.update_state(loss, sample_weight=size)
+        self.recon_loss_tracker.update_state(recon_loss, sample_weight=size)
+        self.grad_loss_tracker.update_state(grad_loss, sample_weight=size)
         if self.latent_loss_tracker is not None:
-            self.latent_loss_tracker.update_state(latent_loss)
+            self.latent_loss_tracker.update_state(latent_loss, sample_weight=size)
         return compat.logs_for_distribution({m.name: m.result() for m in self.metrics})
 
     def fit(self, x=None, y=None, **kwargs):

@@ -107,6 +107,18 @@ class Settings:
     #: Model selection among the epochs 1, 1 + k, ... and the last, as the release writes its
     #: checkpoints (``--checkpoint-every 5``); 1: every epoch (``callbacks.KeepBestWeights``).
     checkpoint_every: int = 1
+    #: Train again from the same weights with the output bias from data when the first epoch
+    #: leaves a blank reconstruction (``experiment.train_one_class(initialization="guarded")``).
+    bias_from_data_on_collapse: bool = False
+    #: How the epoch's losses average the batches (model selection reads val_loss).
+    loss_average: str = "batch-size weighted"
+
+    @property
+    def initialization(self):
+        """The ``experiment.INITIALIZATIONS`` entry these settings train with."""
+        if self.bias_from_data_on_collapse:
+            return "guarded"
+        return "data" if self.output_bias_from_data else "release"
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -119,6 +131,8 @@ LEGACY_SETTINGS = {
     "output_bias_from_data": True,
     "redraw_collapsed": False,
     "checkpoint_every": 1,
+    "bias_from_data_on_collapse": False,
+    "loss_average": "per batch",
 }
 
 
@@ -140,10 +154,11 @@ def run_paths(out, inlier, seed):
     return stem + ".json", stem + ".npz"
 
 
-def load_finished_run(out, inlier, seed, settings, milestones=()):
+def load_finished_run(out, inlier, seed, settings, milestones=(), ignore=()):
     """The finished run's record and scores, or None when it must be (re)done.
 
-    A run asked for ``milestones`` it did not record is redone as well.
+    A run asked for ``milestones`` it did not record is redone as well. Settings named in
+    ``ignore`` may differ.
     """
     json_path, npz_path = run_paths(out, inlier, seed)
     try:
@@ -153,7 +168,8 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
             isinstance(record, dict)
             and record.get("complete") is True
             and record.get("format") == RUN_FORMAT
-            and {**LEGACY_SETTINGS, **record.get("settings", {})} == settings.as_dict()
+            and _without({**LEGACY_SETTINGS, **record.get("settings", {})}, ignore)
+            == _without(settings.as_dict(), ignore)
             and record.get("inlier_class") == inlier
             and record.get("seed") == seed
             and {str(m) for m in milestones if m < settings.epochs}
@@ -173,6 +189,15 @@ def load_finished_run(out, inlier, seed, settings, milestones=()):
     ):  # missing, truncated, garbled
         return None
     return record, scores
+
+
+def _without(settings, keys):
+    return {k: v for k, v in settings.items() if k not in keys}
+
+
+#: Settings that do not change what a finished run's record says, only how it was trained: a
+#: report over finished runs (``report_only``) takes them from the records.
+REPORTED_AS_RECORDED = ("loss_average",)
 
 
 # ---------------------------------------------------------------------- one run
@@ -270,7 +295,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         verbose=verbose,
         callbacks=callbacks,
         method=settings.method,
-        output_bias_from_data=settings.output_bias_from_data,
+        initialization=settings.initialization,
         redraw_collapsed=settings.redraw_collapsed,
         checkpoint_every=settings.checkpoint_every,
     )
@@ -445,6 +470,8 @@ def summarize(records, classes, seeds, settings, command, dataset_name):
             "optimizer": settings.optimizer,
             "output_bias_from_data": settings.output_bias_from_data,
             "redraw_collapsed": settings.redraw_collapsed,
+            "initialization": settings.initialization,
+            "loss_average": settings.loss_average,
             "learning_rate": DEFAULT_LEARNING_RATE,
             "adam_epsilon": ADAM_EPSILON,
             "batch_size": settings.batch_size,
@@ -895,13 +922,13 @@ def compare_methods(folders):
 
 
 def _ranges(numbers):
-    """[0, 1, 2, 5] -> "0-2,5" (as ``--classes`` takes them)."""
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8" (as ``--classes`` takes them)."""
     parts, numbers = [], list(numbers)
     start = 0
     for i in range(1, len(numbers) + 1):
         if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
             low, high = numbers[start], numbers[i - 1]
-            parts.append(str(low) if low == high else f"{low}-{high}" if high > low + 1 else f"{low},{high}")
+            parts.append(str(low) if low == high else f"{low}-{high}")
             start = i
     return ",".join(parts)
 
@@ -919,7 +946,7 @@ def reproduce(
     milestones=(),
     report_only=False,
     method="gradcon",
-    release_init=False,
+    initialization="guarded",
     redraw_collapsed=None,
     checkpoint_every=1,
 ):
@@ -928,9 +955,9 @@ def reproduce(
     ``seeds`` is a list of seeds or a count (``3`` -> seeds 0, 1, 2). ``milestones``: shorter
     budgets (epochs) to also evaluate within each run (see :func:`run_one`). ``report_only``:
     train nothing, write the report over the runs already finished. ``method``: the autoencoder
-    of Table 1 (``experiment.METHODS``). ``release_init``: keep the release's initialisation of
-    the output bias (``GradCon(output_bias_from_data=False)``). ``redraw_collapsed``: start a run
-    again from new weights when its first epoch collapses (default: with ``release_init``).
+    of Table 1 (``experiment.METHODS``). ``initialization``: ``guarded`` (default), ``release``
+    or ``data`` (``experiment.INITIALIZATIONS``). ``redraw_collapsed``: start a run again from
+    new weights when its first epoch collapses (default: with ``release``).
     ``checkpoint_every``: select among the epochs the release writes (5), not every epoch.
     Returns the summary.
     Runs go seed by seed, so that an interrupted command leaves whole seeds.
@@ -938,18 +965,24 @@ def reproduce(
     from gradcon_tf import data as datasets
     from gradcon_tf import experiment
 
+    if initialization not in experiment.INITIALIZATIONS:
+        raise ValueError(f"initialization must be one of {experiment.INITIALIZATIONS}")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     classes = list(classes)
+    release = initialization == "release"
     settings = Settings(
         data=data,
         epochs=int(epochs),
         batch_size=int(batch_size),
         **experiment.method_arguments(method),
         method=method,
-        output_bias_from_data=not release_init,
-        redraw_collapsed=release_init if redraw_collapsed is None else bool(redraw_collapsed),
+        output_bias_from_data=initialization == "data",
+        redraw_collapsed=release if redraw_collapsed is None else bool(redraw_collapsed),
         checkpoint_every=int(checkpoint_every),
+        bias_from_data_on_collapse=initialization == "guarded",
     )
+    if settings.redraw_collapsed and initialization == "guarded":
+        raise ValueError("redraw_collapsed applies to the release and data initialisations")
     dataset_name = data.partition(":")[0]
     if dataset_name == "tfds":
         dataset_name = data.partition(":")[2].split("/")[0]
@@ -959,17 +992,18 @@ def reproduce(
         + (f" --batch-size {batch_size}" if int(batch_size) != 64 else "")
         + (f" --milestones {_ranges(milestones)}" if milestones else "")
         + (f" --method {method}" if method != "gradcon" else "")
-        + (" --release-init" if release_init else "")
-        + (" --no-redraw-collapsed" if release_init and not settings.redraw_collapsed else "")
-        + (" --redraw-collapsed" if settings.redraw_collapsed and not release_init else "")
+        + (" --release-init" if release else f" --init {initialization}" if initialization != "guarded" else "")
+        + (" --no-redraw-collapsed" if release and not settings.redraw_collapsed else "")
+        + (" --redraw-collapsed" if settings.redraw_collapsed and not release else "")
         + (f" --checkpoint-every {checkpoint_every}" if settings.checkpoint_every != 1 else "")
     )
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 
     records, all_scores, todo = {}, {}, []
+    ignore = REPORTED_AS_RECORDED if report_only else ()
     for s in seeds:
         for c in classes:
-            finished = load_finished_run(out, c, s, settings, milestones)
+            finished = load_finished_run(out, c, s, settings, milestones, ignore)
             if finished is None:
                 todo.append((c, s))
             else:
@@ -978,6 +1012,16 @@ def reproduce(
     log(f"{total - len(todo)} of {total} runs already finished in {out}; {len(todo)} to run.")
     if report_only:
         todo = []
+        recorded = {
+            key: {str({**LEGACY_SETTINGS, **r["settings"]}[key]) for r in records.values()}
+            for key in ignore
+        }
+        for key, values in recorded.items():
+            if len(values) > 1:
+                raise ValueError(f"{out}: the finished runs differ in {key} ({sorted(values)})")
+            if values:
+                first = next(iter(records.values()))["settings"]
+                settings = dataclasses.replace(settings, **{key: {**LEGACY_SETTINGS, **first}[key]})
 
     splits = datasets.load(data) if todo else None
     # The code is loaded now (imports above and in run_one); record the checkout's state at this

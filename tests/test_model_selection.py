@@ -59,7 +59,7 @@ def test_selection_matches_the_release_loop(val_losses, every):
 def test_reproduce_selects_and_records_as_the_release(tmp_path):
     out = str(tmp_path / "every3")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "5",
-            "--verbose", "0", "--milestones", "2,4", "--checkpoint-every", "3", "--out", out]
+            "--progress", "0", "--milestones", "2,4", "--checkpoint-every", "3", "--out", out]
     assert cli.main(argv) == 0
     with open(os.path.join(out, "runs", "class3-seed0.json")) as handle:
         run = json.load(handle)

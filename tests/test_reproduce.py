@@ -29,7 +29,7 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
         "2",
         "--out",
         out,
-        "--verbose",
+        "--progress",
         "0",
         "--milestones",
         "1",
@@ -204,7 +204,7 @@ def test_models_keep_the_release_init_when_asked(method):
 def test_release_init_is_recorded(tmp_path):
     out = str(tmp_path / "release")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]
-    assert cli.main(argv + ["--out", out, "--verbose", "0", "--release-init"]) == 0
+    assert cli.main(argv + ["--out", out, "--progress", "0", "--release-init"]) == 0
     summary = read_json(os.path.join(out, "summary.json"))
     run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
     assert summary["command"].endswith("--release-init")
@@ -231,12 +231,14 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
 
     monkeypatch.setattr(experiment, "build_model", first_draw_blank)
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "2",
-            "--verbose", "0", "--milestones", "1", "--release-init"]
+            "--progress", "0", "--milestones", "1", "--release-init"]
     redrawn = str(tmp_path / "redrawn")
     assert cli.main(argv + ["--out", redrawn]) == 0
     run = read_json(os.path.join(redrawn, "runs", "class3-seed0.json"))
     assert len(built) == 2
-    assert run["initialization"] == {"draw": 1, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]}
+    assert run["initialization"] == {
+        "draw": 1, "output_bias_from_data": False, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]
+    }
     assert run["settings"]["redraw_collapsed"] is True
     assert run["milestones"]["1"]["best_epoch"] == 1 and len(run["val_loss"]) == 2
     summary = read_json(os.path.join(redrawn, "summary.json"))
@@ -246,10 +248,9 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
 
     split = _digits_split(3, seed=0)
     direct = experiment.train_one_class(
-        split, 2, seed=experiment.INITIALIZATION_SEED_STRIDE, verbose=0,
-        output_bias_from_data=False,
+        split, 2, seed=experiment.INITIALIZATION_SEED_STRIDE, verbose=0, initialization="release"
     )
-    assert direct.initialization == {"draw": 0, "collapsed": []}
+    assert direct.initialization == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
     direct_val_loss = [float(v) for v in direct.history.history["val_loss"]]
     np.testing.assert_allclose(run["val_loss"], direct_val_loss, rtol=1e-5)
 
@@ -259,10 +260,62 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
     assert cli.main(argv + ["--out", kept, "--no-redraw-collapsed"]) == 0
     run = read_json(os.path.join(kept, "runs", "class3-seed0.json"))
     summary = read_json(os.path.join(kept, "summary.json"))
-    assert run["initialization"] == {"draw": 0, "collapsed": []}
+    assert run["initialization"] == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
     assert run["settings"]["redraw_collapsed"] is False
     assert summary["command"].endswith("--release-init --no-redraw-collapsed")
     assert run["val_loss"] != direct_val_loss  # the blank draw itself trained
+
+
+def test_the_guarded_default_trains_as_the_release_unless_the_first_epoch_is_blank(monkeypatch):
+    """A healthy start trains exactly as --init release; a blank one trains again from the same
+    seed with the output bias from data, exactly as --init data."""
+    from gradcon_tf import experiment, networks
+
+    split = _digits_split(3, seed=0)
+
+    def val_loss(model):
+        return [float(v) for v in model.history.history["val_loss"]]
+
+    def run(initialization):
+        return experiment.train_one_class(split, 2, seed=0, verbose=0, initialization=initialization)
+
+    guarded, release = run("guarded"), run("release")
+    assert guarded.initialization == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
+    assert val_loss(guarded) == val_loss(release)
+
+    original = experiment.build_model
+    built = []
+
+    def first_run_blank(*args, **kwargs):
+        model = original(*args, **kwargs)
+        if not built:
+            networks.sigmoid_output_bias(model.decoder).assign([-30.0])
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(experiment, "build_model", first_run_blank)
+    rescued = run("guarded")
+    monkeypatch.setattr(experiment, "build_model", original)
+    assert rescued.initialization == {
+        "draw": 1, "output_bias_from_data": True, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]
+    }
+    assert val_loss(rescued) == val_loss(run("data"))
+
+
+def test_guarded_is_the_recorded_default(tmp_path):
+    out = str(tmp_path / "out")
+    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1",
+            "--progress", "0", "--out", out]
+    assert cli.main(argv) == 0
+    run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
+    assert run["settings"]["bias_from_data_on_collapse"] is True
+    assert run["settings"]["output_bias_from_data"] is False
+    assert run["settings"]["loss_average"] == "batch-size weighted"
+    summary = read_json(os.path.join(out, "summary.json"))
+    assert summary["hyperparameters"]["initialization"] == "guarded"
+    assert summary["command"].endswith(f"--out {out}")
+    assert cli.main(argv[:-2] + ["--out", out, "--init", "data", "--report-only"]) == 0
+    assert read_json(os.path.join(out, "summary.json"))["mean_auroc"] is None  # another recipe
 
 
 def _digits_split(inlier, seed):
@@ -302,7 +355,7 @@ def test_summary_mean_and_std_over_seeds():
 def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     out = str(tmp_path / "vae")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]
-    argv += ["--out", out, "--verbose", "0", "--method", "vae-grad"]
+    argv += ["--out", out, "--progress", "0", "--method", "vae-grad"]
     assert cli.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
     run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
@@ -328,7 +381,7 @@ def test_compare_methods_table_from_result_folders(tmp_path, capsys):
     for method in ("cae", "vae-grad"):
         out = str(tmp_path / method)
         argv = ["reproduce", "--data", "digits", "--classes", "1", "--seeds", "1", "--epochs", "1"]
-        assert cli.main([*argv, "--out", out, "--verbose", "0", "--method", method]) == 0
+        assert cli.main([*argv, "--out", out, "--progress", "0", "--method", method]) == 0
         folders.append(out)
     capsys.readouterr()
     assert cli.main(["compare", *folders]) == 0
