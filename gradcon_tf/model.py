@@ -284,9 +284,14 @@ class GradCon(keras.Model):
     def update_reference_gradients(self, total_gradients):
         """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
         count = tf.cast(self.reference_count + 1, "float32")
-        for reference, gradient in zip(self.reference_gradients, total_gradients):
+        updates = [
             reference.assign_add((gradient - reference) / count)
-        self.reference_count.assign_add(1)
+            for reference, gradient in zip(self.reference_gradients, total_gradients)
+        ]
+        # After the averages: Keras runs a last step on the exhausted iterator of a dataset of
+        # unknown length, whose data-independent ops would otherwise count a step that never was.
+        with tf.control_dependencies(updates):
+            self.reference_count.assign_add(1)
 
     def test_step(self, data):
         images = self._unpack_images(data)
@@ -319,11 +324,10 @@ class GradCon(keras.Model):
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
-        optimizer = getattr(self, "optimizer", None)
-        steps_before = None if optimizer is None else int(optimizer.iterations)
+        steps_before = int(self.reference_count.numpy())
         history = super().fit(x, y, **kwargs)
         # A dataset of unknown length (e.g. filtered) that yields nothing: Keras only warns.
-        trained_nothing = steps_before is not None and int(optimizer.iterations) == steps_before
+        trained_nothing = int(self.reference_count.numpy()) == steps_before
         if trained_nothing and isinstance(x, tf.data.Dataset) and not any(True for _ in x.take(1)):
             raise ValueError("x is empty: no batches")
         return history

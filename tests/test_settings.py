@@ -89,7 +89,7 @@ def test_alpha_changed_by_a_callback_during_fit_and_before_evaluate(normal_image
     for epoch, alpha in ((0, 0.03), (1, 0.5)):
         expected = history["recon_loss"][epoch] + alpha * history["grad_loss"][epoch]
         assert history["loss"][epoch] == pytest.approx(expected, rel=1e-5)
-    assert history["grad_loss"][1] < 0.0
+    assert abs(history["grad_loss"][1]) > 1e-3  # so that alpha matters
     model.evaluate(normal_images[32:48], verbose=0)  # compiles test_function with alpha = 0.5
     model.alpha = 2.0
     logs = model.evaluate(normal_images[32:48], verbose=0, return_dict=True)
@@ -154,7 +154,7 @@ def test_unreadable_decoder_graph_falls_back_to_generic_path_with_one_warning(
     fast = with_random_references(gradcon_tf.GradCon())
     images = normal_images[:6]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the fast path: no warning
+        warnings.simplefilter("error", UserWarning)  # the fast path: no warning
         expected = fast.score(images)
     slow = gradcon_tf.GradCon()
     slow.set_weights(fast.get_weights())
@@ -163,7 +163,7 @@ def test_unreadable_decoder_graph_falls_back_to_generic_path_with_one_warning(
     with pytest.warns(UserWarning, match="generic vectorized-tape path") as record:
         ours = slow.score(images)
         slow.score(images)
-    assert len(record) == 1  # once per model: the plan is made once
+    assert sum("generic vectorized-tape" in str(w.message) for w in record) == 1  # plan made once
     assert gradients.plan_decoder(fast.decoder) and not slow._decoder_plan
     for key in ("score", "recon", "grad_loss", "layer_cosines"):
         np.testing.assert_allclose(ours[key], expected[key], atol=1e-5, err_msg=key)
@@ -175,7 +175,7 @@ def test_decoder_with_a_layer_called_twice_is_not_a_chain():
     x = relu(keras.layers.Conv2DTranspose(4, 2, strides=2)(inputs))
     x = relu(keras.layers.Conv2DTranspose(1, 2, strides=2)(x))  # the same layer again
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # refused silently: a known non-chain, not a failure
+        warnings.simplefilter("error", UserWarning)  # refused silently: a known non-chain, not a failure
         assert gradients.plan_decoder(keras.Model(inputs, x)) is None
 
 
@@ -207,3 +207,15 @@ def test_custom_decoder_constrains_dense_and_transposed_conv_kernels_only(normal
         np.testing.assert_allclose(reference.numpy(), old - kernel.numpy(), atol=1e-6)
         assert np.abs(reference.numpy()).max() > 1e-5
     assert model.score(normal_images[:3])["layer_cosines"].shape == (3, 2)
+
+
+def test_dataset_of_unknown_length_counts_only_real_steps(normal_images):
+    """Keras calls the train step once more on the exhausted iterator at each epoch's end."""
+    model = gradcon_tf.GradCon()
+    model.compile()
+    dataset = tf.data.Dataset.from_tensor_slices(normal_images[:8]).filter(lambda x: True).batch(4)
+    assert int(dataset.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' "Your input ran out of data"
+        model.fit(dataset, epochs=2, verbose=0)
+    assert int(model.reference_count.numpy()) == 4  # 2 epochs of 2 batches
