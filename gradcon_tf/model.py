@@ -52,15 +52,15 @@ class GradCon(keras.Model):
         weights, SeparableConv2D kernels or frozen layers (:func:`gradients.constrained_kernels`).
         Scoring takes the fast path only for chains of 'valid' Conv2DTranspose, cropping, padding
         and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
-
-    ``alpha``, ``beta`` and ``threshold`` may be changed on a built model; the next ``fit()``,
-    ``evaluate()``, ``score()`` or ``predict()`` uses the new value (``beta`` does not follow a
-    changed ``alpha``).
       output_bias_from_data: before the first training step, set the bias in front of the
         decoder's final sigmoid to the logit of the mean training intensity per channel, so that
         training starts from the mean image. Without it (the release's PyTorch initialisation),
         Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
         outputs zeros and its gradients vanish for many epochs (README, "Initialisation").
+
+    ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
+    during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
+    value (``beta`` does not follow a changed ``alpha``).
     """
 
     #: The reconstruction error L (gradients.per_sample_reconstruction_error): MSE for the CAE.
@@ -284,13 +284,14 @@ class GradCon(keras.Model):
     def update_reference_gradients(self, total_gradients):
         """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
         count = tf.cast(self.reference_count + 1, "float32")
-        updates = [
+        averages = [
             reference.assign_add((gradient - reference) / count)
             for reference, gradient in zip(self.reference_gradients, total_gradients)
         ]
-        # After the averages: Keras runs a last step on the exhausted iterator of a dataset of
-        # unknown length, whose data-independent ops would otherwise count a step that never was.
-        with tf.control_dependencies(updates):
+        # Counted only once this step's averages exist: at the end of each epoch over a dataset
+        # of unknown length Keras runs the step on the exhausted iterator, and the ops that do
+        # not depend on the (missing) batch still run.
+        with tf.control_dependencies(averages):
             self.reference_count.assign_add(1)
 
     def test_step(self, data):
@@ -324,10 +325,10 @@ class GradCon(keras.Model):
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
-        steps_before = int(self.reference_count.numpy())
+        count_before = int(self.reference_count.numpy())
         history = super().fit(x, y, **kwargs)
         # A dataset of unknown length (e.g. filtered) that yields nothing: Keras only warns.
-        trained_nothing = int(self.reference_count.numpy()) == steps_before
+        trained_nothing = int(self.reference_count.numpy()) == count_before
         if trained_nothing and isinstance(x, tf.data.Dataset) and not any(True for _ in x.take(1)):
             raise ValueError("x is empty: no batches")
         return history

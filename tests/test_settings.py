@@ -32,7 +32,8 @@ def test_changed_beta_is_used_by_the_next_score_and_predict(normal_images):
     model.beta = 10.0
     after = model.score(images)
     np.testing.assert_allclose(after["recon"], before["recon"], rtol=1e-6)
-    np.testing.assert_allclose(after["score"], after["recon"] + 10.0 * after["grad_loss"], rtol=1e-6)
+    expected = after["recon"] + 10.0 * after["grad_loss"]  # recomputed with the new beta
+    np.testing.assert_allclose(after["score"], expected, rtol=1e-6)
     assert np.abs(after["score"] - before["score"]).min() > 1e-4  # the check can tell
     predicted = model.predict(images, verbose=0)
     np.testing.assert_allclose(predicted["score"], after["score"], rtol=1e-5)
@@ -175,7 +176,7 @@ def test_decoder_with_a_layer_called_twice_is_not_a_chain():
     x = relu(keras.layers.Conv2DTranspose(4, 2, strides=2)(inputs))
     x = relu(keras.layers.Conv2DTranspose(1, 2, strides=2)(x))  # the same layer again
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # refused silently: a known non-chain, not a failure
+        warnings.simplefilter("error", UserWarning)  # a known non-chain: refused silently
         assert gradients.plan_decoder(keras.Model(inputs, x)) is None
 
 
@@ -203,7 +204,8 @@ def test_custom_decoder_constrains_dense_and_transposed_conv_kernels_only(normal
     model.compile(optimizer=keras.optimizers.SGD(1.0))
     before = [dense.kernel.numpy(), deconv.kernel.numpy()]
     model.train_on_batch(normal_images[:8])
-    for reference, kernel, old in zip(model.reference_gradients, (dense.kernel, deconv.kernel), before):
+    kernels = (dense.kernel, deconv.kernel)
+    for reference, kernel, old in zip(model.reference_gradients, kernels, before):
         np.testing.assert_allclose(reference.numpy(), old - kernel.numpy(), atol=1e-6)
         assert np.abs(reference.numpy()).max() > 1e-5
     assert model.score(normal_images[:3])["layer_cosines"].shape == (3, 2)

@@ -157,7 +157,8 @@ def test_vae_training_resumed_from_a_saved_model_continues_exactly(tmp_path):
     first.fit(images, epochs=1, batch_size=16, shuffle=False, verbose=0)
     first.save(tmp_path / "checkpoint.keras")
     resumed = gradcon_tf.load_model(tmp_path / "checkpoint.keras")
-    np.testing.assert_array_equal(resumed.sampling_seed.state.numpy(), first.sampling_seed.state.numpy())
+    saved_state = first.sampling_seed.state.numpy()
+    np.testing.assert_array_equal(resumed.sampling_seed.state.numpy(), saved_state)
     resumed.fit(images, epochs=1, batch_size=16, shuffle=False, verbose=0)
     for a, b in zip(straight.weights, resumed.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
@@ -166,7 +167,8 @@ def test_vae_training_resumed_from_a_saved_model_continues_exactly(tmp_path):
 def test_vae_saved_without_sampling_state_still_loads(monkeypatch, tmp_path):
     """Files from before the sampling state was saved: same weights, a fresh sampling state."""
     model = gradcon_tf.GradConVAE()
-    monkeypatch.setattr(gradcon_tf.GradConVAE, "save_own_variables", gradcon_tf.GradCon.save_own_variables)
+    old_saving = gradcon_tf.GradCon.save_own_variables  # no sampling state
+    monkeypatch.setattr(gradcon_tf.GradConVAE, "save_own_variables", old_saving)
     model.save(tmp_path / "old.keras")
     monkeypatch.undo()
     loaded = gradcon_tf.load_model(tmp_path / "old.keras")
