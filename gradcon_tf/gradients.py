@@ -21,6 +21,7 @@ in the same order).
 """
 
 import dataclasses
+import warnings
 
 import keras
 import tensorflow as tf
@@ -51,7 +52,14 @@ def _cosine(dot, squared_norm_a, squared_norm_b):
 
 
 def constrained_kernels(decoder):
-    """The decoder kernels the gradient constraint acts on, in layer order (latent side first)."""
+    """The decoder kernels phi_i the gradient constraint acts on (Eq. 6), latent side first.
+
+    Every trainable variable named ``kernel``, in ``decoder.trainable_weights`` order: the kernels
+    of Dense, Conv2D, Conv2DTranspose, DepthwiseConv2D (and of any layer that names a weight
+    so). Not biases, normalization weights, SeparableConv2D's ``depthwise_kernel`` /
+    ``pointwise_kernel``, embeddings, or the weights of frozen layers. The paper's decoder has
+    four: its transposed convolutions.
+    """
     return [w for w in decoder.trainable_weights if w.name == "kernel"]
 
 
@@ -152,28 +160,47 @@ def _plan_layer(layer):
 
 
 def plan_decoder(decoder):
-    """Describe ``decoder`` as a chain of fast-path steps, or return None if it is not one."""
-    layers = decoder.layers
-    if len(getattr(decoder, "inputs", None) or []) != 1 or len(decoder.outputs) != 1:
-        return None
-    previous_output = decoder.inputs[0]
+    """Describe ``decoder`` as a chain of fast-path steps, or return None if it is not one.
+
+    The chain is checked with public Keras attributes: each layer's (first-call) ``input`` is the
+    previous layer's ``output``, and the last one's is the decoder's output, so branches and
+    layers called twice are refused. If a decoder of fast-path layers has attributes that cannot
+    be read so (another Keras), this warns and returns None: scoring then takes the generic path
+    (same scores, slower).
+    """
     steps = []
-    for layer in layers:
+    for layer in decoder.layers:
         layer_steps = _plan_layer(layer)
         if layer_steps is None:
             return None
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if len(layer._inbound_nodes) != 1 or layer.input is not previous_output:
-            return None  # not a simple chain (branches, shared layers)
-        previous_output = layer.output
         steps.extend(layer_steps)
-    if previous_output is not decoder.outputs[0]:
-        return None
     n_kernels = sum(isinstance(s, TransposedConv) for s in steps)
     if n_kernels != len(constrained_kernels(decoder)):
         return None
-    return tuple(steps)
+    try:
+        chain = _is_chain(decoder)
+    except (AttributeError, ValueError, TypeError, IndexError) as error:
+        warnings.warn(
+            f"gradcon_tf: cannot read the layer graph of decoder {decoder.name!r} ({error!r}); "
+            "scoring uses the generic vectorized-tape path instead of the fast path.",
+            stacklevel=2,
+        )
+        return None
+    return tuple(steps) if chain else None
+
+
+def _is_chain(decoder):
+    """Whether ``decoder`` is one input, then each of its layers applied once to the last output."""
+    if len(getattr(decoder, "inputs", None) or []) != 1 or len(decoder.outputs) != 1:
+        return False
+    previous_output = decoder.inputs[0]
+    for layer in decoder.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if layer.input is not previous_output:
+            return False
+        previous_output = layer.output
+    return previous_output is decoder.outputs[0]
 
 
 def _deconv_forward(x, step):

@@ -48,13 +48,21 @@ class GradCon(keras.Model):
       alpha: weight of the gradient loss in training, Eq. 6 (paper: 0.03).
       beta: weight of the gradient loss in the anomaly score (paper: 4 * alpha, the default).
       encoder, decoder: Keras models to use instead of the paper's CAE. The encoder maps
-        (28, 28, C) images to a latent, the decoder maps it back to (28, 28, C); the gradient
-        constraint acts on the decoder's kernels.
+        (28, 28, C) images to a latent, the decoder maps it back to (28, 28, C). The gradient
+        constraint acts on every trainable variable of the decoder named ``kernel``: Dense,
+        Conv2D, Conv2DTranspose, DepthwiseConv2D kernels alike, not biases, normalization
+        weights, SeparableConv2D kernels or frozen layers (:func:`gradients.constrained_kernels`).
+        Scoring takes the fast path only for chains of 'valid' Conv2DTranspose, cropping, padding
+        and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
       output_bias_from_data: before the first training step, set the bias in front of the
         decoder's final sigmoid to the logit of the mean training intensity per channel, so that
         training starts from the mean image. Without it (the release's PyTorch initialisation),
         Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
         outputs zeros and its gradients vanish for many epochs (README, "Initialisation").
+
+    ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
+    during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
+    value (``beta`` does not follow a changed ``alpha``).
     """
 
     #: The reconstruction error L (gradients.per_sample_reconstruction_error): MSE for the CAE.
@@ -134,6 +142,37 @@ class GradCon(keras.Model):
         for key in self._nested_models:
             config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
+
+    @property
+    def alpha(self):
+        """Weight of the gradient loss in training, Eq. 6."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value):
+        self._alpha = float(value)
+        self._remake_compiled_functions()
+
+    @property
+    def beta(self):
+        """Weight of the gradient loss in the anomaly score."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value):
+        self._beta = float(value)
+        self._remake_compiled_functions()
+
+    def _remake_compiled_functions(self):
+        """Replace the compiled functions, which hold alpha and beta as traced constants.
+
+        Keras' are remade rather than dropped: fit() looks ``train_function`` up at every step,
+        so a callback may change alpha during training.
+        """
+        self._score_function = None
+        for name in ("train", "test", "predict"):
+            if getattr(self, f"{name}_function", None) is not None:
+                getattr(self, f"make_{name}_function")(force=True)
 
     @classmethod
     def from_config(cls, config):
@@ -247,9 +286,15 @@ class GradCon(keras.Model):
     def update_reference_gradients(self, total_gradients):
         """Running mean over steps: avg_k = avg_{k-1} + (dJ/dphi^k - avg_{k-1}) / k."""
         count = tf.cast(self.reference_count + 1, "float32")
-        for reference, gradient in zip(self.reference_gradients, total_gradients):
+        averages = [
             reference.assign_add((gradient - reference) / count)
-        self.reference_count.assign_add(1)
+            for reference, gradient in zip(self.reference_gradients, total_gradients)
+        ]
+        # Counted only once this step's averages exist: at the end of each epoch over a dataset
+        # of unknown length Keras runs the step on the exhausted iterator, and the ops that do
+        # not depend on the (missing) batch still run.
+        with tf.control_dependencies(averages):
+            self.reference_count.assign_add(1)
 
     def test_step(self, data):
         images = self._unpack_images(data)
@@ -272,32 +317,41 @@ class GradCon(keras.Model):
         """``keras.Model.fit`` on images (labels ignored), checked first; stops at a NaN/inf loss.
 
         A :class:`gradcon_tf.callbacks.StopOnNonFiniteLoss` guard is added unless the callbacks
-        already hold one (or Keras' ``TerminateOnNaN``).
+        already hold one (or Keras' ``TerminateOnNaN``). Empty ``x`` is a ValueError.
         """
         x = self._check_input(x)
         validation = kwargs.get("validation_data")
         if validation is not None and not isinstance(validation, (tuple, list)):
             kwargs["validation_data"] = (self._check_input(validation, "validation_data"),)
         if self.output_bias_from_data and int(self.reference_count.numpy()) == 0:
-            self.initialize_output_bias(x)
+            self.initialize_output_bias(x, name="x")
         callbacks = list(kwargs.get("callbacks") or [])
         guards = (gradcon_callbacks.StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN)
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
-        return super().fit(x, y, **kwargs)
+        count_before = int(self.reference_count.numpy())
+        history = super().fit(x, y, **kwargs)
+        # A dataset of unknown length (e.g. filtered) that yields nothing: Keras only warns.
+        trained_nothing = int(self.reference_count.numpy()) == count_before
+        if trained_nothing and isinstance(x, tf.data.Dataset) and not any(True for _ in x.take(1)):
+            raise ValueError("x is empty: no batches")
+        return history
 
-    def initialize_output_bias(self, images, max_batches=64):
+    def initialize_output_bias(self, images, max_batches=64, name="images"):
         """Set the bias before the final sigmoid to logit(mean intensity per channel) of ``images``.
 
         ``images``: an array, or a dataset of batches (the first ``max_batches`` are used).
         Does nothing for a decoder without such a bias. Returns the per-channel mean, or None.
+        ``name``: what errors call ``images``.
         """
         bias = networks.sigmoid_output_bias(self.decoder)
         if bias is None or images is None or isinstance(images, keras.utils.PyDataset):
             return None
         if isinstance(images, tf.data.Dataset):
             batches = [self._unpack_images(b) for b in images.take(max_batches)]
+            if not batches:
+                raise ValueError(f"{name} is empty: no batches")
             images = tf.concat(batches, axis=0)
         else:
             images = images[:: max(1, len(images) // 10_000)]  # a spread-out sample is enough
@@ -314,6 +368,8 @@ class GradCon(keras.Model):
             spec = data.element_spec
             spec = spec[0] if isinstance(spec, tuple) else spec
             preprocessing.check_image_spec(spec, self.image_shape, name)
+            if int(data.cardinality()) == 0:
+                raise ValueError(f"{name} is empty: no batches")
             return data
         if data is None or isinstance(data, keras.utils.PyDataset):
             return data
@@ -424,6 +480,8 @@ class GradCon(keras.Model):
             parts.append({k: v.numpy() for k, v in self._score_function(batch).items()})
             if progress is not None:
                 progress.add(1)
+        if not parts:  # a dataset of unknown length that yielded nothing
+            raise ValueError("images is empty: no batches")
         outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.threshold is not None:
             outputs["is_anomaly"] = outputs["score"] > self.threshold

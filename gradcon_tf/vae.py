@@ -13,6 +13,9 @@ import tensorflow as tf
 from gradcon_tf import networks
 from gradcon_tf.model import GradCon
 
+#: Where :meth:`GradConVAE.save_own_variables` stores the latent sampling state.
+SAMPLING_STATE_KEY = "latent_sampling_state"
+
 
 @keras.saving.register_keras_serializable(package="gradcon_tf")
 class GradConVAE(GradCon):
@@ -25,6 +28,9 @@ class GradConVAE(GradCon):
     Args:
       seed: seed of the latent sampling (default: drawn from Keras' global seed).
       Other arguments: as :class:`gradcon_tf.GradCon`.
+
+    The sampling state (seed and draw counter) is saved with the model, so that training resumed
+    from a saved model draws the same noise as training straight through.
     """
 
     reconstruction_loss = "bce"
@@ -45,6 +51,17 @@ class GradConVAE(GradCon):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+    def save_own_variables(self, store):
+        """The model's variables and the sampling state (Keras saves no SeedGenerator state)."""
+        super().save_own_variables(store)
+        store[SAMPLING_STATE_KEY] = self.sampling_seed.state
+
+    def load_own_variables(self, store):
+        """Files saved before the sampling state was stored load with a fresh one."""
+        super().load_own_variables({k: store[k] for k in store.keys() if k != SAMPLING_STATE_KEY})
+        if SAMPLING_STATE_KEY in store:
+            self.sampling_seed.state.assign(store[SAMPLING_STATE_KEY])
 
     def encode(self, network_input, training=False):
         """(decoder input, per-sample Omega = KL(q(z|x) || N(0, I)) / pixels)."""
