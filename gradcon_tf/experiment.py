@@ -75,16 +75,18 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 #: Initialisations of ``train_one_class``: ``guarded`` (the default) trains from PyTorch's draw, as
-#: the authors' release does, and only when that leaves a blank reconstruction after the first
-#: epoch trains again from the same weights with the output bias from data; ``release`` keeps
-#: PyTorch's draw whatever happens; ``data`` always sets the output bias from data.
+#: the authors' release does, and only when that leaves a blank reconstruction after one of the
+#: first ``GUARDED_EPOCHS`` epochs trains again from the same weights with the output bias from
+#: data (and, if that is blank too, from the next draw with it); ``release`` keeps PyTorch's
+#: draw whatever happens; ``data`` always sets the output bias from data.
 INITIALIZATIONS = ("guarded", "release", "data")
+GUARDED_EPOCHS = 2
 
 
 def _draws(seed, initialization, redraw_collapsed):
     """(seed, output_bias_from_data) of each training run that may be tried, in order."""
     if initialization == "guarded":
-        return [(seed, False), (seed, True)]
+        return [(seed, False), (seed, True), (seed + INITIALIZATION_SEED_STRIDE, True)]
     bias_from_data = initialization == "data"
     count = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     return [(seed + k * INITIALIZATION_SEED_STRIDE, bias_from_data) for k in range(count)]
@@ -113,7 +115,7 @@ def train_one_class(
     Keras' per-epoch lines, 0 nothing.
 
     ``initialization``: one of :data:`INITIALIZATIONS`. A run is blank when the reconstruction of
-    the validation images is blank after the first epoch
+    the validation images is blank after the first epoch (the first two with ``guarded``)
     (:class:`~gradcon_tf.callbacks.StopOnBlankReconstruction`). ``redraw_collapsed`` (``release``
     or ``data``): after a blank first epoch, start again from new initial weights (draw k seeds
     everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
@@ -125,13 +127,18 @@ def train_one_class(
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
     draws = _draws(seed, initialization, redraw_collapsed)
+    guarded_epochs = GUARDED_EPOCHS if initialization == "guarded" else 1
     collapsed = []
     for draw, (draw_seed, bias_from_data) in enumerate(draws):
         keras.utils.set_random_seed(draw_seed)
         model = build_model(method, split.train.shape[1:], bias_from_data)
         model.compile()
         best = KeepBestWeights(every=checkpoint_every)
-        guard = [StopOnBlankReconstruction(split.validation)] if draw + 1 < len(draws) else []
+        guard = (
+            [StopOnBlankReconstruction(split.validation, epochs=guarded_epochs)]
+            if draw + 1 < len(draws)
+            else []
+        )
         model.fit(
             split.train,
             validation_data=split.validation,

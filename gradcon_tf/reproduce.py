@@ -227,7 +227,7 @@ def _milestone_callback(split, milestones, checkpoint_every=1):
     model selection would keep if training ended there (the same rule as the final selection,
     :class:`~gradcon_tf.callbacks.KeepBestWeights`): the result a shorter budget would have
     given, from the same training run."""
-    from gradcon_tf.callbacks import KeepBestWeights
+    from gradcon_tf.callbacks import KeepBestWeights, is_blank
 
     class Milestones(KeepBestWeights):
         def on_train_begin(self, logs=None):  # again for each initialisation drawn
@@ -243,12 +243,14 @@ def _milestone_callback(split, milestones, checkpoint_every=1):
                 current = self.model.get_weights()
                 self.model.set_weights(best_weights)
                 scores = _test_scores(self.model, split)
+                blank = is_blank(self.model, split.validation)
                 self.model.set_weights(current)
                 record = _run_record(scores, scores["is_anomaly"])
                 self.results[str(epoch + 1)] = {
                     **{name: record[name] for name in score_kinds(record)},
                     "layers": record["layers"],
                     "best_epoch": best_epoch,
+                    "blank": blank,
                 }
 
     return Milestones(every=checkpoint_every, restore=False)
@@ -272,6 +274,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
     """
     import keras
 
+    from gradcon_tf import callbacks as callbacks_module
     from gradcon_tf import experiment, protocols
 
     code = _code_version() if code is None else code
@@ -312,6 +315,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         )
     history = getattr(model.history, "history", {}) or {}
     val_losses = [float(v) for v in history.get("val_loss", [])]
+    blank = callbacks_module.is_blank(model, split.validation)  # the selected weights
     started = time.perf_counter()
     scores = _test_scores(model, split)
     score_seconds = time.perf_counter() - started
@@ -329,6 +333,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         },
         **_run_record(scores, labels),
         "best_epoch": model.selected_epoch,
+        "blank": blank,
         "val_loss": val_losses,
         "train_seconds": round(train_seconds, 2),
         "score_seconds": round(score_seconds, 2),
