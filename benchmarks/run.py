@@ -1,7 +1,7 @@
 """The benchmark suite of issue 6: training and scoring speed, LiteRT latency, scoring memory, FLOPs.
 
     python -m benchmarks.run --out docs/results/benchmarks          # the full run (~6 min on 2 cores)
-    python -m benchmarks.run --out /tmp/bench --smoke               # a few repeats, small N (tests)
+    python -m benchmarks.run --out OUT --smoke               # a few repeats, small N (tests)
 
 Writes ``OUT/benchmarks.json`` (every figure, with its spread and the machine load) and
 ``OUT/README.md`` (the summary tables). Sections:

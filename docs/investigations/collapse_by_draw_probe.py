@@ -6,7 +6,7 @@ tf.config.threading.set_intra_op_parallelism_threads(1); tf.config.threading.set
 import keras
 from gradcon_tf import data as datasets, protocols
 from gradcon_tf.model import GradCon
-splits = datasets.load("mnist:/work/shared/datasets/mnist")
+splits = datasets.load("mnist:../shared/datasets/mnist")
 c = int(sys.argv[1])
 for arg in sys.argv[2:]:
     split_seed, init_seed = map(int, arg.split(","))

@@ -6,7 +6,7 @@ tf.config.threading.set_intra_op_parallelism_threads(1); tf.config.threading.set
 import keras
 from gradcon_tf import data as datasets, protocols
 from gradcon_tf.model import GradCon
-splits = datasets.load("mnist:/work/shared/datasets/mnist")
+splits = datasets.load("mnist:../shared/datasets/mnist")
 split = protocols.one_class_split(splits["train"], splits["test"], 4, seed=0, validation_fraction=0.1)
 for arg in sys.argv[1:]:
     init_seed, order_seed = map(int, arg.split(","))
