@@ -10,12 +10,26 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
+    # the models, and loading them
     "GradCon": "gradcon_tf.model",
-    "load_model": "gradcon_tf.model",
     "GradConVAE": "gradcon_tf.vae",
+    "load_model": "gradcon_tf.model",
     "build_encoder": "gradcon_tf.networks",
     "build_decoder": "gradcon_tf.networks",
+    # training: the recipe, the callbacks and the optimizer it uses
+    "train_one_class": "gradcon_tf.experiment",
+    "evaluate_one_class": "gradcon_tf.experiment",
+    "KeepBestWeights": "gradcon_tf.callbacks",
+    "StopOnBlankReconstruction": "gradcon_tf.callbacks",
+    "StopOnNonFiniteLoss": "gradcon_tf.callbacks",
+    "NonFiniteLossError": "gradcon_tf.callbacks",
+    "CorrectedEpsilonAdam": "gradcon_tf.optimizers",
+    # data and the paper's protocols
+    "load_dataset": "gradcon_tf.data",
+    "one_class_split": "gradcon_tf.protocols",
 }
+#: names that differ from the defining module's
+_RENAMED = {"load_dataset": "load"}
 
 __all__ = [*_EXPORTS, "__version__"]
 
@@ -23,7 +37,7 @@ __all__ = [*_EXPORTS, "__version__"]
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'gradcon_tf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
