@@ -91,7 +91,7 @@ def write_npz(path, arrays):
 def run_stem(run):
     """The file stem of the run identified by ``run``: {"inlier_class": 3, "seed": 0} ->
     ``class3-seed0``; other fields (fold, ...) add ``-fold1`` etc. in order."""
-    names = {"inlier_class": "class"}
+    names = {"inlier_class": "class", "challenges": ""}
     return "-".join(f"{names.get(key, key)}{value}" for key, value in run.items())
 
 
