@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gradcon_tf import cli
-from gradcon_tf.reproduction import report, store
+from gradcon_tf.reproduction import store
+from gradcon_tf.reproduction.report import markdown_report
 from gradcon_tf.reproduction.summary import summarize
 
 
@@ -351,7 +352,7 @@ def test_summary_mean_and_std_over_seeds():
     assert summary["std_auroc"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert summary["per_class_auroc"] == {"0": [0.9, 1.0, 0.95], "1": [0.7, 0.8]}
     assert not summary["complete"] and summary["missing_runs"] == ["class1-seed2"]
-    report = report.markdown_report(summary)
+    report = markdown_report(summary)
     assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
 
 def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
