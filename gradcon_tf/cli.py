@@ -286,7 +286,7 @@ def command_sample_images(args):
 
 
 def command_reproduce(args):
-    from gradcon_tf.reproduce import reproduce
+    from gradcon_tf.reproduction.runner import reproduce
 
     reproduce(
         args.data, args.classes, args.seeds, args.epochs, args.out,
@@ -294,12 +294,13 @@ def command_reproduce(args):
         milestones=args.milestones or (),
         report_only=args.report_only, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
+        protocol=args.protocol,
     )
     return 0
 
 
 def command_compare(args):
-    from gradcon_tf.reproduce import compare_methods
+    from gradcon_tf.reproduction.report import compare_methods
 
     _write_text_output(compare_methods(args.results), args.out, "the table")
     return 0
@@ -442,6 +443,12 @@ def build_parser():
         "--checkpoint-every", type=_positive_int, default=1, metavar="K",
         help="model selection among epochs 1, 1+K, ... and the last, as the authors' release "
         "writes checkpoints (it uses 5)",
+    )
+
+    reproduce.add_argument(
+        "--protocol", choices=("one-class", "gpnd", "conditions"), default="one-class",
+        help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
+        "folds) or conditions (CURE-TSR challenge types and levels)",
     )
 
     compare = command("compare", command_compare, "Table 1 from reproduce folders")

@@ -4,14 +4,11 @@ import sys
 
 import keras
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
+from gradcon_tf import evaluation
 from gradcon_tf.callbacks import KeepBestWeights, StopOnBlankReconstruction
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
 from gradcon_tf.vae import GradConVAE
-
-#: The scores compared in the paper's tables: GradCon's combination and its two parts.
-SCORE_KINDS = ("score", "recon", "grad_loss")
 
 #: Initial weights drawn at most this many times when collapsed starts are redrawn.
 MAX_INITIALIZATION_DRAWS = 5
@@ -162,15 +159,14 @@ def train_one_class(
 
 
 def evaluate_one_class(model, split):
-    """AUROC of each score kind and of each decoder layer's cosine on ``split.test``."""
+    """AUROC of each score kind (by ``GradCon.score()`` key) and of each decoder layer's cosine
+    on ``split.test``, and the test rates at the model's threshold."""
     outputs = model.score(split.test)
     labels = split.test_is_anomaly
-    result = {kind: float(roc_auc_score(labels, outputs[kind])) for kind in SCORE_KINDS}
-    # A low cosine means anomalous, so -cosine is the per-layer score (Table 2).
-    result["layers"] = [
-        float(roc_auc_score(labels, -outputs["layer_cosines"][:, i]))
-        for i in range(outputs["layer_cosines"].shape[1])
-    ]
+    record = evaluation.evaluate(outputs, labels)
+    kinds = evaluation.score_kinds(outputs)
+    result = {key: record[name]["auroc"] for name, (key, _) in kinds.items()}
+    result["layers"] = [layer["auroc"] for layer in record["layers"]]
     if "is_anomaly" in outputs:
         result["test_false_positive_rate"] = float(np.mean(outputs["is_anomaly"][~labels]))
         result["test_true_positive_rate"] = float(np.mean(outputs["is_anomaly"][labels]))

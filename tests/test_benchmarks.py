@@ -65,6 +65,10 @@ def test_environment_and_load_are_recorded(suite):
     assert len(env["load_average_start"]) == 3 and len(report["load_average_end"]) == 3
     assert report["smoke"] is True and "--smoke" in report["command"]
     assert positive(report["wall_s"])
+    cpu = env["cpu"]
+    assert cpu["cores"] == os.cpu_count() and isinstance(cpu["vector_extensions"], list)
+    if cpu["theoretical_fp32_peak_gflops"] is not None:
+        assert positive(cpu["theoretical_fp32_peak_gflops"]) and "FLOP/cycle" in cpu["peak_assumption"]
 
 
 def test_training_step_graph_and_xla(suite):
@@ -162,3 +166,4 @@ def test_markdown_summary(suite):
         assert heading in text
     assert "smoke mode" in text
     assert str(report["environment"]["load_average_start"]) in text
+    assert "**CPU**:" in text and "theoretical fp32 peak" in text

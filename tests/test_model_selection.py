@@ -74,7 +74,7 @@ def test_reproduce_selects_and_records_as_the_release(tmp_path):
     assert summary["command"].endswith("--milestones 2,4 --checkpoint-every 3")
     assert summary["hyperparameters"]["checkpoint_every"] == 3
 
-    from gradcon_tf import reproduce
+    from gradcon_tf.reproduction import store
 
-    plain = reproduce.Settings(**{**run["settings"], "checkpoint_every": 1})
-    assert reproduce.load_finished_run(out, 3, 0, plain) is None  # never mixed with the plain rule
+    plain = store.Settings(**{**run["settings"], "checkpoint_every": 1})
+    assert store.load_finished_run(out, {"inlier_class": 3, "seed": 0}, plain) is None  # never mixed with the plain rule

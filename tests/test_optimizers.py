@@ -56,11 +56,11 @@ def test_is_the_default_and_survives_save_load(tmp_path):
 
 
 def test_reproduce_records_the_default_optimizer():
-    from gradcon_tf import reproduce
+    from gradcon_tf.reproduction import store
 
     model = GradCon()
     model.compile()
-    settings = reproduce.Settings(data="x", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
+    settings = store.Settings(data="x", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
     assert settings.optimizer == type(model.optimizer).__name__
 
 

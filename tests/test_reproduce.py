@@ -7,7 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from gradcon_tf import cli, reproduce
+from gradcon_tf import cli
+from gradcon_tf.reproduction import store
+from gradcon_tf.reproduction.report import markdown_report
+from gradcon_tf.reproduction.summary import summarize
 
 
 def read_json(path):
@@ -139,58 +142,58 @@ def _stored_scores():
 
 
 def test_finished_run_is_not_trusted_when_incomplete_or_different(tmp_path):
-    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
-    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
+    settings = store.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
+    json_path, npz_path = store.run_paths(str(tmp_path), {"inlier_class": 3, "seed": 0})
     scores = _stored_scores()
     record = {
-        "format": reproduce.RUN_FORMAT,
+        "format": store.RUN_FORMAT,
         "inlier_class": 3,
         "seed": 0,
         "settings": settings.as_dict(),
         "complete": True,
     }
-    reproduce._write_npz(npz_path, scores)
-    reproduce.write_json(json_path, record)
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is not None
-    other = reproduce.Settings(data="digits", epochs=2, batch_size=64, alpha=0.03, beta=0.12)
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, other) is None
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings, milestones=[1]) is None
-    reproduce.write_json(json_path, {**record, "milestones": {"1": {}}})
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings, milestones=[1]) is not None
-    reproduce.write_json(json_path, {**record, "complete": False})
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
-    reproduce.write_json(json_path, record)
+    store.write_npz(npz_path, scores)
+    store.write_json(json_path, record)
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is not None
+    other = store.Settings(data="digits", epochs=2, batch_size=64, alpha=0.03, beta=0.12)
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, other) is None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings, milestones=[1]) is None
+    store.write_json(json_path, {**record, "milestones": {"1": {}}})
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings, milestones=[1]) is not None
+    store.write_json(json_path, {**record, "complete": False})
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is None
+    store.write_json(json_path, record)
     with open(npz_path, "r+b") as handle:  # truncated scores
         handle.truncate(50)
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is None
     os.remove(npz_path)
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is None
 
 
 def test_runs_made_with_another_optimizer_or_init_are_not_reused(tmp_path):
-    settings = reproduce.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
-    json_path, npz_path = reproduce.run_paths(str(tmp_path), 3, 0)
-    reproduce._write_npz(npz_path, _stored_scores())
+    settings = store.Settings(data="digits", epochs=3, batch_size=64, alpha=0.03, beta=0.12)
+    json_path, npz_path = store.run_paths(str(tmp_path), {"inlier_class": 3, "seed": 0})
+    store.write_npz(npz_path, _stored_scores())
     legacy = {  # written before the optimizer and the initialisation were recorded: Keras' Adam
         key: value
         for key, value in settings.as_dict().items()
         if key not in ("optimizer", "output_bias_from_data", "redraw_collapsed")
     }
-    record = {"format": reproduce.RUN_FORMAT, "inlier_class": 3, "seed": 0, "complete": True}
-    reproduce.write_json(json_path, {**record, "settings": legacy})
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
+    record = {"format": store.RUN_FORMAT, "inlier_class": 3, "seed": 0, "complete": True}
+    store.write_json(json_path, {**record, "settings": legacy})
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is None
     keras_adam = dataclasses.replace(settings, optimizer="Adam")
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, keras_adam) is not None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, keras_adam) is not None
     released = dataclasses.replace(settings, output_bias_from_data=False)
-    reproduce.write_json(json_path, {**record, "settings": released.as_dict()})
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, settings) is None
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, released) is not None
+    store.write_json(json_path, {**record, "settings": released.as_dict()})
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, settings) is None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, released) is not None
     redrawn = dataclasses.replace(released, redraw_collapsed=True)
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, redrawn) is None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, redrawn) is None
     older = {key: value for key, value in released.as_dict().items() if key != "redraw_collapsed"}
-    reproduce.write_json(json_path, {**record, "settings": older})  # before redrawing existed
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, released) is not None
-    assert reproduce.load_finished_run(str(tmp_path), 3, 0, redrawn) is None
+    store.write_json(json_path, {**record, "settings": older})  # before redrawing existed
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, released) is not None
+    assert store.load_finished_run(str(tmp_path), {"inlier_class": 3, "seed": 0}, redrawn) is None
 
 
 @pytest.mark.parametrize("method", ["gradcon", "vae-grad"])
@@ -326,7 +329,7 @@ def _digits_split(inlier, seed):
 
 
 def test_summary_mean_and_std_over_seeds():
-    settings = reproduce.Settings(data="mnist:x", epochs=20, batch_size=64, alpha=0.03, beta=0.12)
+    settings = store.Settings(data="mnist:x", epochs=20, batch_size=64, alpha=0.03, beta=0.12)
 
     def record(value):
         part = {"auroc": value, "overlap": 0.1}
@@ -342,14 +345,14 @@ def test_summary_mean_and_std_over_seeds():
 
     values = {(0, 0): 0.9, (1, 0): 0.7, (0, 1): 1.0, (1, 1): 0.8, (0, 2): 0.95}
     records = {key: record(v) for key, v in values.items()}
-    summary = reproduce.summarize(records, [0, 1], [0, 1, 2], settings, "cmd", "mnist")
+    summary = summarize(records, [0, 1], [0, 1, 2], settings, "cmd", "mnist")
     # Seed 2 lacks class 1, so only seeds 0 (mean 0.8) and 1 (mean 0.9) count.
     assert summary["per_seed_mean_auroc"] == {"0": pytest.approx(0.8), "1": pytest.approx(0.9)}
     assert summary["mean_auroc"] == pytest.approx(0.85)
     assert summary["std_auroc"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
     assert summary["per_class_auroc"] == {"0": [0.9, 1.0, 0.95], "1": [0.7, 0.8]}
     assert not summary["complete"] and summary["missing_runs"] == ["class1-seed2"]
-    report = reproduce.markdown_report(summary)
+    report = markdown_report(summary)
     assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
 
 def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
@@ -372,8 +375,8 @@ def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     assert report.startswith("# VAE + Grad on") and "latent only (ours)" in report
     assert os.path.getsize(os.path.join(out, "hist_latent.png")) > 1000
     # A GradCon command on the same folder does not take the VAE's run as its own.
-    settings = reproduce.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
-    assert reproduce.load_finished_run(out, 3, 0, settings) is None
+    settings = store.Settings(data="digits", epochs=1, batch_size=64, alpha=0.03, beta=0.12)
+    assert store.load_finished_run(out, {"inlier_class": 3, "seed": 0}, settings) is None
 
 
 def test_compare_methods_table_from_result_folders(tmp_path, capsys):

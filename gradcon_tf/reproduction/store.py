@@ -1,0 +1,160 @@
+"""The run store of ``gradcon reproduce``: settings, finished-run files, and resuming from them.
+
+Each run writes ``runs/STEM.npz`` (its per-sample test scores) and then ``runs/STEM.json`` (its
+record; written last, it marks the run finished), both to a temporary name renamed into place, so
+a crash never leaves a half-written file under the final name. A run is reused only when its JSON
+parses, says ``"complete": true``, was made with the same settings and its ``.npz`` loads.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from gradcon_tf import files
+
+RUN_FORMAT = 1
+
+#: Arrays every one-class run's ``.npz`` holds.
+ONE_CLASS_ARRAYS = ("is_anomaly", "score", "recon", "grad_loss", "layer_cosines")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything that makes two runs comparable; a finished run is reused only if it matches."""
+
+    data: str
+    epochs: int
+    batch_size: int
+    alpha: float
+    beta: float
+    validation_fraction: float = 0.1
+    method: str = "gradcon"  # experiment.METHODS; records made before it existed are GradCon
+    #: The class of GradCon.compile()'s default optimizer; records made before this field existed
+    #: trained with Keras' Adam.
+    optimizer: str = "CorrectedEpsilonAdam"
+    #: False: the release's initialisation of the output bias (``--release-init``).
+    output_bias_from_data: bool = True
+    #: Start again from new weights when the first epoch leaves a blank reconstruction
+    #: (``experiment.train_one_class``); ``--redraw-collapsed``, on by default with
+    #: ``--release-init``.
+    redraw_collapsed: bool = False
+    #: Model selection among the epochs 1, 1 + k, ... and the last, as the release writes its
+    #: checkpoints (``--checkpoint-every 5``); 1: every epoch (``callbacks.KeepBestWeights``).
+    checkpoint_every: int = 1
+    #: Train again from the same weights with the output bias from data when the first epoch
+    #: leaves a blank reconstruction (``experiment.train_one_class(initialization="guarded")``).
+    bias_from_data_on_collapse: bool = False
+    #: How the epoch's losses average the batches (model selection reads val_loss).
+    loss_average: str = "batch-size weighted"
+
+    @property
+    def initialization(self):
+        """The ``experiment.INITIALIZATIONS`` entry these settings train with."""
+        if self.bias_from_data_on_collapse:
+            return "guarded"
+        return "data" if self.output_bias_from_data else "release"
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+#: Settings that records made before the field existed lack, with the value they were made with.
+LEGACY_SETTINGS = {
+    "method": "gradcon",
+    "optimizer": "Adam",
+    "output_bias_from_data": True,
+    "redraw_collapsed": False,
+    "checkpoint_every": 1,
+    "bias_from_data_on_collapse": False,
+    "loss_average": "per batch",
+}
+
+#: Settings that do not change what a finished run's record says, only how it was trained: a
+#: report over finished runs (``report_only``) takes them from the records.
+REPORTED_AS_RECORDED = ("loss_average",)
+
+
+def write_json(path, value):
+    files.write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path, arrays):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    files.write_bytes(path, buffer.getvalue())
+
+
+def run_stem(run):
+    """The file stem of the run identified by ``run``: {"inlier_class": 3, "seed": 0} ->
+    ``class3-seed0``; other fields (fold, ...) add ``-fold1`` etc. in order."""
+    names = {"inlier_class": "class", "challenges": ""}
+    return "-".join(f"{names.get(key, key)}{value}" for key, value in run.items())
+
+
+def run_paths(out, run):
+    stem = os.path.join(out, "runs", run_stem(run))
+    return stem + ".json", stem + ".npz"
+
+
+def write_run(out, run, record, scores):
+    """Store a finished run: the scores first, then the record that marks it finished."""
+    json_path, npz_path = run_paths(out, run)
+    write_npz(npz_path, scores)
+    write_json(json_path, record)
+
+
+def load_finished_run(out, run, settings, milestones=(), ignore=(), arrays=ONE_CLASS_ARRAYS):
+    """The finished run's record and scores, or None when it must be (re)done.
+
+    ``run``: the fields that identify it (e.g. inlier_class and seed). A run asked for
+    ``milestones`` it did not record, or whose ``.npz`` lacks one of ``arrays``, is redone as
+    well. Settings named in ``ignore`` may differ.
+    """
+    json_path, npz_path = run_paths(out, run)
+    try:
+        with open(json_path) as handle:
+            record = json.load(handle)
+        if not (
+            isinstance(record, dict)
+            and record.get("complete") is True
+            and record.get("format") == RUN_FORMAT
+            and _without({**LEGACY_SETTINGS, **record.get("settings", {})}, ignore)
+            == _without(settings.as_dict(), ignore)
+            and all(record.get(key) == value for key, value in run.items())
+            and {str(m) for m in milestones if m < settings.epochs}
+            <= set(record.get("milestones", {}))
+        ):
+            return None
+        with np.load(npz_path, allow_pickle=False) as stored:
+            scores = {key: stored[key] for key in stored.files}
+        if not set(arrays) <= set(scores):
+            return None
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+    ):  # missing, truncated, garbled
+        return None
+    return record, scores
+
+
+def recorded_settings(settings, records, keys):
+    """``settings`` with ``keys`` taken from the records (which must agree on them)."""
+    for key in keys:
+        values = {str({**LEGACY_SETTINGS, **r["settings"]}[key]) for r in records}
+        if len(values) > 1:
+            raise ValueError(f"the finished runs differ in {key} ({sorted(values)})")
+        if values:
+            first = {**LEGACY_SETTINGS, **next(iter(records))["settings"]}
+            settings = dataclasses.replace(settings, **{key: first[key]})
+    return settings
+
+
+def _without(settings, keys):
+    return {k: v for k, v in settings.items() if k not in keys}

@@ -1,0 +1,53 @@
+"""``gradcon reproduce --protocol gpnd|conditions`` end to end on tiny data, resumable."""
+
+import json
+import os
+
+from gradcon_tf import cli
+from gradcon_tf.reproduction import runner
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_gpnd_protocol_end_to_end_and_resume(tmp_path, capsys):
+    out = str(tmp_path / "gpnd")
+    argv = ["reproduce", "--data", "digits", "--classes", "0", "--seeds", "1", "--epochs", "1",
+            "--out", out, "--progress", "0", "--protocol", "gpnd"]
+    assert cli.main(argv) == 0
+    summary = read_json(os.path.join(out, "summary.json"))
+    run = read_json(os.path.join(out, "runs", "class0-fold0.json"))
+    assert summary["complete"] and summary["command"].endswith("--protocol gpnd")
+    assert list(summary["outlier_percentages"]) == ["10", "20", "30", "40", "50"]
+    for p, result in summary["outlier_percentages"].items():
+        for kind in ("gradcon", "recon", "grad"):
+            assert result[kind]["auroc"]["values"] == [run["outlier_percentages"][p][kind]["auroc"]]
+            assert 0.0 <= result[kind]["f1"]["mean"] <= 1.0
+        assert len(run["outlier_percentages"][p]["layers"]) == 4
+    text = open(os.path.join(out, "README.md")).read()
+    assert "| F1 |" in text and "| AUC |" in text and "| 10% | 20% | 30% | 40% | 50% |" in text
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "1 of 1 runs already finished" in capsys.readouterr().out
+
+
+def test_conditions_protocol_end_to_end_and_resume(tmp_path):
+    out = str(tmp_path / "conditions")
+    logs = []
+    kwargs = dict(verbose=0, log=logs.append, protocol="conditions",
+                  challenges=("rain", "haze"), levels=(1, 5))
+    runner.reproduce("digits", [], 1, 1, out, **kwargs)
+    summary = read_json(os.path.join(out, "summary.json"))
+    run = read_json(os.path.join(out, "runs", "synthesised-seed0.json"))
+    assert summary["complete"] and summary["challenges"] == "synthesised"
+    assert set(summary["auroc"]) == {"rain", "haze"}
+    assert list(summary["auroc"]["haze"]) == ["1", "5"]
+    assert summary["auroc"]["rain"]["5"]["grad"]["values"] == [
+        run["conditions"]["rain"]["5"]["grad"]["auroc"]
+    ]
+    text = open(os.path.join(out, "README.md")).read()
+    assert "| challenge | level 1 | level 5 | mean |" in text and "| rain |" in text
+    runner.reproduce("digits", [], 1, 1, out, **kwargs)
+    assert "1 of 1 runs already finished" in logs[-2]
