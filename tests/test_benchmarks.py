@@ -3,6 +3,7 @@
 Runs the one command end to end with a few repeats and small N, then checks that the JSON holds
 every figure with a sane value (positive, finite, ordered spreads, stable trace counts, scoring
 paths that agree). No timing thresholds: the figures are the suite's to measure, not the test's.
+Slow (the smoke run takes about a minute): ``python -m pytest -m slow tests/test_benchmarks.py``.
 """
 
 import json
@@ -14,6 +15,8 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.slow
 
 
 def positive(value):

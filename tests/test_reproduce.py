@@ -280,7 +280,7 @@ def test_the_guarded_default_trains_as_the_release_unless_the_first_epoch_is_bla
         return [float(v) for v in model.history.history["val_loss"]]
 
     def run(initialization):
-        return experiment.train_one_class(split, 2, seed=0, verbose=0, initialization=initialization)
+        return experiment.train_one_class(split, 1, seed=0, verbose=0, initialization=initialization)
 
     guarded, release = run("guarded"), run("release")
     assert guarded.initialization == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
