@@ -58,7 +58,9 @@ class GradCon(keras.Model):
         decoder's final sigmoid to the logit of the mean training intensity per channel, so that
         training starts from the mean image. Without it (the release's PyTorch initialisation),
         Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
-        outputs zeros and its gradients vanish for many epochs (README, "Initialisation").
+        outputs zeros and its gradients vanish for many epochs. ``experiment.train_one_class``
+        starts from the release's draw and falls back to this only when that collapses
+        (docs/initialisation.md).
 
     ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
     during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
