@@ -27,7 +27,6 @@ DATA_HELP = (
     "folder:DIR (one sub-folder per class), npz:FILE (x_train, y_train, x_test, y_test), "
     "tfds:NAME[:DATA_DIR] (prepared TFDS data; never downloads)"
 )
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class UserError(Exception):
@@ -108,17 +107,19 @@ def _positive_int(text):
 
 def _image_paths(spec):
     """Image files named by ``spec``: one file, a folder (its images, sorted) or a glob."""
+    from gradcon_tf.data.folder import IMAGE_EXTENSIONS
+
     if os.path.isdir(spec):
         paths = sorted(
             os.path.join(spec, n)
             for n in os.listdir(spec)
-            if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+            if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
         )
         if not paths:
-            raise UserError(f"{spec}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+            raise UserError(f"{spec}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
         return paths
     if glob.has_magic(spec):
-        paths = sorted(p for p in glob.glob(spec) if p.lower().endswith(IMAGE_SUFFIXES))
+        paths = sorted(p for p in glob.glob(spec) if p.lower().endswith(IMAGE_EXTENSIONS))
         if not paths:
             raise UserError(f"{spec}: the pattern matches no image files")
         return paths
@@ -136,17 +137,19 @@ def _load_images(spec, image_shape):
         except ValueError as error:
             raise UserError(f"{spec}: not a numpy array file ({error})") from None
         return images, None
-    if spec.lower().endswith(IMAGE_SUFFIXES) or os.path.isdir(spec) or glob.has_magic(spec):
-        import numpy as np
+    from gradcon_tf.data.folder import IMAGE_EXTENSIONS, read_image
 
-        from gradcon_tf.data.folder import read_image
+    if spec.lower().endswith(IMAGE_EXTENSIONS) or os.path.isdir(spec) or glob.has_magic(spec):
+        import numpy as np
 
         paths = _image_paths(spec)
         images = []
         for path in paths:
             image = read_image(path, image_size=image_shape[:2])
-            if image.shape[-1] != image_shape[-1]:  # grayscale <-> RGB to the model's channels
-                image = image.mean(-1, keepdims=True).astype(np.uint8) if image_shape[-1] == 1 else np.repeat(image, 3, -1)
+            if image.shape[-1] == 3 and image_shape[-1] == 1:  # to the model's channels
+                image = np.round(image.mean(-1, keepdims=True)).astype(np.uint8)
+            elif image.shape[-1] == 1 and image_shape[-1] == 3:
+                image = np.repeat(image, 3, -1)
             images.append(image)
         return np.stack(images), paths
     if not os.path.exists(spec):
