@@ -234,7 +234,7 @@ def command_score(args):
 
     images = check_images(images, model.image_shape, name=args.images)
     outputs = model.score(images, batch_size=args.batch_size)
-    columns = ["score", "recon", "grad_loss"] + (["is_anomaly"] if "is_anomaly" in outputs else [])
+    columns = ["score", "recon", "grad_loss"] + [c for c in ("is_anomaly", "p_value") if c in outputs]
     first_column = "index" if names is None else "path"
     names = names if names is not None else [str(i) for i in range(len(outputs["score"]))]
     lines = [",".join([first_column] + columns)]

@@ -28,6 +28,8 @@ DEFAULT_LEARNING_RATE = 1e-3
 #: PyTorch's Adam default, which the authors' release trains with (Keras' default is 1e-7).
 ADAM_EPSILON = 1e-8
 DEFAULT_BATCH_SIZE = 64
+#: Where :meth:`GradCon.save_own_variables` stores the sorted calibration scores.
+CALIBRATION_SCORES_KEY = "calibration_scores"
 
 
 def _distributed_replica_context():
@@ -129,6 +131,7 @@ class GradCon(keras.Model):
         self.latent_loss_tracker = None  # models with a latent loss Omega set a tracker
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
         self._score_function = None  # compiled per_sample_scores, made on first use
+        self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
         self.built = True
 
     # ------------------------------------------------------------------ configuration
@@ -462,7 +465,8 @@ class GradCon(keras.Model):
 
         ``score`` = recon + beta * grad_loss (higher = more anomalous), ``recon`` (the sample's
         MSE), ``grad_loss`` (-mean cosine), ``layer_cosines`` (N, decoder layers), and
-        ``is_anomaly`` (score > threshold) once a threshold is set. Images: uint8 or float in [0, 1],
+        ``is_anomaly`` (score > threshold) once a threshold is set, ``p_value`` (conformal, see
+        :meth:`p_values`) once the model is calibrated. Images: uint8 or float in [0, 1],
         as an array or a ``tf.data.Dataset`` of batches (streamed: memory stays flat in N).
         """
         images = self._check_input(images, "images")
@@ -487,6 +491,8 @@ class GradCon(keras.Model):
         outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if self.threshold is not None:
             outputs["is_anomaly"] = outputs["score"] > self.threshold
+        if self.calibration_scores is not None:
+            outputs["p_value"] = self.p_values(outputs["score"])
         return outputs
 
     # ------------------------------------------------------------------ thresholds
@@ -508,13 +514,39 @@ class GradCon(keras.Model):
         self._threshold.assign(value)
 
     def calibrate(self, normal_images, fpr=0.05, batch_size=256):
-        """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it."""
+        """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it,
+        and keep their sorted scores: :meth:`score` then also returns conformal p-values."""
         fpr = float(fpr)
         if not 0.0 < fpr < 1.0:
             raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
         scores = self.score(normal_images, batch_size=batch_size)["score"]
+        self.calibration_scores = np.sort(scores.astype(np.float64))
         self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
         return self.threshold
+
+    def p_values(self, scores):
+        """Conformal p-values of ``scores`` against the calibration scores (normal images):
+        ``(1 + #{calibration scores >= s}) / (n + 1)``. Under the hypothesis that an image is
+        normal (exchangeable with the calibration images) ``P(p <= a) <= a`` for every level a."""
+        if self.calibration_scores is None:
+            raise ValueError("no calibration scores: call calibrate() with normal images first.")
+        reference = self.calibration_scores
+        at_or_above = len(reference) - np.searchsorted(reference, np.asarray(scores), side="left")
+        return (1.0 + at_or_above) / (len(reference) + 1.0)
+
+    def save_own_variables(self, store):
+        """The model's variables, and the calibration scores when there are some."""
+        super().save_own_variables(store)
+        if self.calibration_scores is not None:
+            store[CALIBRATION_SCORES_KEY] = self.calibration_scores
+
+    def load_own_variables(self, store):
+        """Files without calibration scores load without (score() gives no p_value)."""
+        super().load_own_variables(
+            {k: store[k] for k in store.keys() if k != CALIBRATION_SCORES_KEY}
+        )
+        if CALIBRATION_SCORES_KEY in store:
+            self.calibration_scores = np.asarray(store[CALIBRATION_SCORES_KEY], np.float64)
 
 
 def load_model(path):

@@ -61,7 +61,7 @@ def test_train_then_score_an_idx_file(trained_model, tmp_path):
     assert cli.main(["score", "--model", str(trained_model), "--images", str(images),
                      "--out", str(scores)]) == 0
     lines = scores.read_text().splitlines()
-    assert lines[0] == "index,score,recon,grad_loss,is_anomaly" and len(lines) == 6
+    assert lines[0] == "index,score,recon,grad_loss,is_anomaly,p_value" and len(lines) == 6
     expected = model.score(digits["test"].images[:5])["score"]
     np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
 
