@@ -150,6 +150,7 @@ class ImageScorer:
                     float(outputs["recon"][i]),
                     float(outputs["grad_loss"][i]),
                     float(outputs["threshold"][i]) if self.threshold is None else self.threshold,
+                    float(outputs["p_value"][i]) if "p_value" in outputs else math.nan,
                 )
                 for i, path in enumerate(batch_paths)
             ]

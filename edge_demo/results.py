@@ -4,7 +4,7 @@ import csv
 import math
 from dataclasses import dataclass
 
-CSV_COLUMNS = ("path", "score", "recon", "grad_loss", "is_anomaly", "threshold")
+CSV_COLUMNS = ("path", "score", "recon", "grad_loss", "is_anomaly", "threshold", "p_value")
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,7 @@ class Result:
     recon: float
     grad_loss: float
     threshold: float  # NaN: the model has none and no --threshold was given
+    p_value: float = math.nan  # NaN: the model was not calibrated (or exported before p-values)
 
     @property
     def is_anomaly(self):
@@ -45,7 +46,7 @@ class CsvWriter:
     """A CSV file with :data:`CSV_COLUMNS`, flushed after every batch (watch mode can tail it).
 
     Floats have 9 significant digits (float32 round trip); ``is_anomaly`` is ``true``/``false``,
-    empty (as is ``threshold``) without a threshold.
+    empty (as is ``threshold``) without a threshold; ``p_value`` is empty for an uncalibrated model.
     """
 
     def __init__(self, path):
@@ -59,8 +60,9 @@ class CsvWriter:
         for result in results:
             anomaly = "" if result.is_anomaly is None else str(result.is_anomaly).lower()
             threshold = "" if math.isnan(result.threshold) else f"{result.threshold:.9g}"
+            p_value = "" if math.isnan(result.p_value) else f"{result.p_value:.9g}"
             numbers = (f"{value:.9g}" for value in (result.score, result.recon, result.grad_loss))
-            self.writer.writerow((result.path, *numbers, anomaly, threshold))
+            self.writer.writerow((result.path, *numbers, anomaly, threshold, p_value))
         self.file.flush()
         self.rows += len(results)
 

@@ -45,7 +45,8 @@ class Scorer:
         self.runner(images=np.zeros((batch_size, *self.image_shape), dtype))
 
     def score(self, images):
-        """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold"}``."""
+        """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"}``
+        (``p_value`` only in models exported with it)."""
         images = np.asarray(images, dtype=np.uint8)
         data = images if self.signature == UINT8_SIGNATURE else images.astype(np.float32) / 255.0
         start = time.perf_counter()

@@ -9,7 +9,9 @@ Both signatures take a batch of NHWC images of the model's input shape and retur
   the trained reference gradient, per layer (latent side first);
 * ``is_anomaly`` (bool): ``score > threshold``;
 * ``threshold`` (float32): the decision threshold, repeated per image (TF Serving's row format
-  needs every output to have the batch dimension).
+  needs every output to have the batch dimension);
+* ``p_value`` (float32): the conformal p-value against the model's calibration scores (frozen
+  into the graph), as :meth:`gradcon_tf.GradCon.p_values`; NaN for a model never calibrated.
 
 The threshold is NaN when the model was never calibrated; then ``is_anomaly`` is all False
 (every comparison with NaN is false). The per-sample gradients are computed inside the graph, for
@@ -25,7 +27,9 @@ import tensorflow as tf
 FLOAT_SIGNATURE = "serving_default"  # float32 images in [0, 1]
 UINT8_SIGNATURE = "score_uint8"  # uint8 images, 0..255
 INPUT_NAME = "images"
-OUTPUT_NAMES = ("score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold")
+OUTPUT_NAMES = (
+    "score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"
+)
 
 
 class ScoringModule(tf.Module):
@@ -47,6 +51,7 @@ class ScoringModule(tf.Module):
         self.threshold = tf.Variable(threshold, dtype=tf.float32, trainable=False, name="threshold")
         self.image_shape = tuple(model.image_shape)
         score_batch = model.per_sample_scores  # a plain callable: not tracked, not saved
+        p_values = _conformal_p_values(model.calibration_scores)
 
         def outputs(images):
             scores = score_batch(images)
@@ -58,6 +63,7 @@ class ScoringModule(tf.Module):
                 "layer_cosines": scores["layer_cosines"],
                 "is_anomaly": tf.greater(score, self.threshold),
                 "threshold": tf.fill(tf.shape(score), self.threshold),
+                "p_value": p_values(score),
             }
 
         shape = [None, *self.image_shape]
@@ -74,3 +80,18 @@ class ScoringModule(tf.Module):
             FLOAT_SIGNATURE: self.score_float32.get_concrete_function(),
             UINT8_SIGNATURE: self.score_uint8.get_concrete_function(),
         }
+
+
+def _conformal_p_values(calibration_scores):
+    """``score -> (1 + #{calibration scores >= score}) / (n + 1)`` in builtin ops (a compare and
+    a sum over the n scores), or NaN per image when there are no calibration scores."""
+    if calibration_scores is None or len(calibration_scores) == 0:
+        return lambda score: tf.fill(tf.shape(score), math.nan)
+    reference = tf.constant(calibration_scores, tf.float32)[None, :]
+    count = float(len(calibration_scores))
+
+    def p_values(score):
+        at_or_above = tf.reduce_sum(tf.cast(reference >= score[:, None], tf.float32), axis=1)
+        return (1.0 + at_or_above) / (count + 1.0)
+
+    return p_values

@@ -25,7 +25,7 @@ from gradcon_tf.export import export_model  # noqa: E402
 
 FLOAT_TOLERANCE = 1e-5
 LINE = re.compile(r"^(?P<path>\S+)\tscore=(?P<score>-?[0-9.]+)\t(?P<decision>\S+)$")
-CSV_COLUMNS = ["path", "score", "recon", "grad_loss", "is_anomaly", "threshold"]
+CSV_COLUMNS = ["path", "score", "recon", "grad_loss", "is_anomaly", "threshold", "p_value"]
 
 # Runs the demo in this interpreter after forbidding the heavy frameworks: any attempt to import
 # them (even one that would be caught) is recorded, and sys.modules is checked at the end.
@@ -87,6 +87,10 @@ def check_csv_against_keras(rows, setup, indices):
     expected = [d == "ANOMALY" for d in np.array(expected_decisions(setup))[indices]]
     assert [r["is_anomaly"] for r in rows] == [str(e).lower() for e in expected]
     assert {np.float32(r["threshold"]) for r in rows} == {np.float32(setup["threshold"])}
+    # p-values count calibration scores at or above: LiteRT's float32 scores may straddle one
+    got = np.array([float(r["p_value"]) for r in rows])
+    step = 1.0 / (setup["calibration_count"] + 1)
+    np.testing.assert_allclose(got, setup["p_value"][indices], rtol=0, atol=step + 1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +110,7 @@ def setup(images, tmp_path_factory):
     rng = np.random.default_rng(0)
     for reference in model.reference_gradients:
         reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    model.calibrate(images[::2])  # calibration scores for the p-values
     scores = model.score(images)
     model.threshold = float(np.median(scores["score"]))
     directory = tmp_path_factory.mktemp("edge")
@@ -124,6 +129,8 @@ def setup(images, tmp_path_factory):
         "score": scores["score"],
         "recon": scores["recon"],
         "grad_loss": scores["grad_loss"],
+        "p_value": scores["p_value"],
+        "calibration_count": len(model.calibration_scores),
         "threshold": model.threshold,
     }
 

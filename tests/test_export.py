@@ -281,6 +281,23 @@ def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores
         trained_model.export(str(tmp_path / "m.tflite"), format="litert")
 
 
+def test_calibrated_model_exports_its_p_values(trained_model, images, tmp_path):
+    """The calibration scores are frozen into the graph: SavedModel and LiteRT f32 p-values equal
+    Keras' (one calibration step apart at most, where float32 scores straddle a tie)."""
+    model = GradCon.from_config(trained_model.get_config())
+    model.set_weights(trained_model.get_weights())
+    model.calibrate(images[::2])
+    expected = model.score(images)["p_value"]
+    step = 1.0 / (len(model.calibration_scores) + 1)
+    manifest = export_model(model, str(tmp_path / "out"), targets=("f32",))  # builtin ops checked
+    loaded = tf.saved_model.load(manifest["saved_model"])
+    served = loaded.signatures["score_uint8"](images=tf.constant(images))["p_value"].numpy()
+    np.testing.assert_allclose(served, expected, rtol=0, atol=step + 1e-6)
+    lite = litert_outputs(manifest["litert"]["f32"]["path"], images, "score_uint8")["p_value"]
+    np.testing.assert_allclose(lite, expected, rtol=0, atol=step + 1e-6)
+    assert np.all(np.isnan(ScoringModule(trained_model).score_uint8(tf.constant(images))["p_value"]))
+
+
 # ------------------------------------------------------------------------------------ threshold
 
 

@@ -147,8 +147,12 @@ def test_save_and_load_give_identical_scores(trained, normal_images, tmp_path):
     # Same weights bit for bit; scores agree to float32 rounding (a graph traced for another
     # batch shape may pick other CPU kernels).
     ours, theirs = trained.score(normal_images[:8]), loaded.score(normal_images[:8])
-    for key in ours:
+    for key in set(ours) - {"p_value"}:
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-6, atol=1e-7)
+    if "p_value" in ours:  # images that are calibration images tie: rounding may move one step
+        np.testing.assert_array_equal(loaded.calibration_scores, trained.calibration_scores)
+        step = 1.0 / (len(trained.calibration_scores) + 1)
+        np.testing.assert_allclose(ours["p_value"], theirs["p_value"], rtol=0, atol=step + 1e-12)
     trained.threshold = None
 
 
