@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +36,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 10-20 s; run with `pytest -m slow`
 def test_multi_worker_mirrored_strategy_matches_one_process(tmp_path):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     script = os.path.join(SCRIPTS, "multiworker_fit.py")

@@ -218,6 +218,7 @@ def test_release_init_is_recorded(tmp_path):
     assert summary["hyperparameters"]["optimizer"] == "CorrectedEpsilonAdam"
 
 
+@pytest.mark.slow  # 10-20 s; run with `pytest -m slow`
 def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
     """Draw 0 is forced blank; the run must equal a run seeded with draw 1's seed."""
     from gradcon_tf import experiment, networks
@@ -379,6 +380,7 @@ def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     assert store.load_finished_run(out, {"inlier_class": 3, "seed": 0}, settings) is None
 
 
+@pytest.mark.slow  # 10-20 s; run with `pytest -m slow`
 def test_compare_methods_table_from_result_folders(tmp_path, capsys):
     folders = []
     for method in ("cae", "vae-grad"):

@@ -26,6 +26,7 @@ def run(args):
                           env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
 
 
+@pytest.mark.slow  # 10-20 s; run with `pytest -m slow`
 def test_sigkill_mid_epoch_then_the_same_command_resumes_exactly(tmp_path):
     crashed, straight = tmp_path / "crashed", tmp_path / "straight"
     first = run([str(crashed), "--kill-at-batch", "2"])
