@@ -63,7 +63,7 @@ def bench_scoring(settings, flops_per_scored_image):
     }
     traces_after_warmup = {
         **{f"per_sample_scores_b{s}": fn.experimental_get_tracing_count() for s, (fn, _) in batched.items()},
-        "model_score": model._score_function.experimental_get_tracing_count(),
+        "model_score": model._score_functions[False].experimental_get_tracing_count(),
         "batch_of_one": loop_fn.experimental_get_tracing_count(),
     }
 
@@ -129,7 +129,7 @@ def bench_scoring(settings, flops_per_scored_image):
             "after_warmup": traces_after_warmup,
             "at_end": {
                 **{f"per_sample_scores_b{s}": fn.experimental_get_tracing_count() for s, (fn, _) in batched.items()},
-                "model_score": model._score_function.experimental_get_tracing_count(),
+                "model_score": model._score_functions[False].experimental_get_tracing_count(),
                 "batch_of_one": loop_fn.experimental_get_tracing_count(),
             },
         },

@@ -74,6 +74,12 @@ def _compiled(fn, step):
     return tf.function(lambda *tensors: fn(*tensors, step))
 
 
+def _per_sample_cosine(inputs, output_grad, reference, step):
+    """The per-sample kernel-gradient cosine of one layer, as ``decoder_scores`` computes it."""
+    dot, squared_norm = gradients._per_sample_products(inputs, output_grad, step, reference)
+    return gradients._cosine(dot, squared_norm, tf.reduce_sum(tf.square(reference)))
+
+
 def _input_gradient(grad, step):
     """dL/d(input) of a 'valid' transposed conv: a strided conv2d, as ``decoder_scores`` does it."""
     sh, sw = step.strides
@@ -155,7 +161,7 @@ def pieces(model, images):
         shape = f"H*W={height * width}, in={cin}, taps*out={kh * kw * cout}"
         add(f"deconv{deconv_index} gather output-gradient taps (inside the cosine below)",
             "(tap gathering, inside the per-sample cosines)", _compiled(_taps, step), (grad,))
-        cosine = _compiled(lambda x, g, r, step: gradients._per_sample_cosine(x, g, step, r), step)
+        cosine = _compiled(_per_sample_cosine, step)
         reference = references[deconv_index - 1]
         cosines.append(add(
             f"deconv{deconv_index} per-sample kernel-gradient cosine ({shape})",

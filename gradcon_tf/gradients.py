@@ -67,19 +67,24 @@ def constrained_kernels(decoder):
 BCE_EPSILON = 1e-7
 
 
-def per_sample_reconstruction_error(images, reconstructions, loss="mse"):
-    """``L_b`` of each sample, averaged over its pixels and channels, shape (N,).
+def per_pixel_reconstruction_error(images, reconstructions, loss="mse"):
+    """The reconstruction error of each pixel and channel, shape (N, H, W, C).
 
     ``loss``: ``"mse"`` (squared error: the CAE, Sec. 5.1) or ``"bce"`` (binary cross-entropy of
     a Bernoulli decoder: the VAE of Table 1).
     """
     if loss == "mse":
-        return tf.reduce_mean(tf.square(reconstructions - images), axis=[1, 2, 3])
+        return tf.square(reconstructions - images)
     if loss == "bce":
         clipped = tf.clip_by_value(reconstructions, BCE_EPSILON, 1.0 - BCE_EPSILON)
-        log_likelihood = images * tf.math.log(clipped) + (1.0 - images) * tf.math.log(1.0 - clipped)
-        return -tf.reduce_mean(log_likelihood, axis=[1, 2, 3])
+        return -(images * tf.math.log(clipped) + (1.0 - images) * tf.math.log(1.0 - clipped))
     raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}")
+
+
+def per_sample_reconstruction_error(images, reconstructions, loss="mse"):
+    """``L_b`` of each sample: :func:`per_pixel_reconstruction_error` averaged over its pixels and
+    channels, shape (N,)."""
+    return tf.reduce_mean(per_pixel_reconstruction_error(images, reconstructions, loss), axis=[1, 2, 3])
 
 
 def reconstruction_error_gradient(images, reconstructions, loss="mse"):
@@ -203,17 +208,20 @@ def _is_chain(decoder):
     return previous_output is decoder.outputs[0]
 
 
-def _deconv_forward(x, step):
-    kh, kw, out_channels, _ = step.kernel.shape
-    sh, sw = step.strides
+def _transposed_conv(x, kernel, strides):
+    """A 'valid' transposed convolution of ``x`` with a (kh, kw, out, in) ``kernel``, no bias."""
+    kh, kw, out_channels, _ = kernel.shape
+    sh, sw = strides
     height, width = x.shape[1], x.shape[2]
     output_shape = tf.stack(
         [tf.shape(x)[0], (height - 1) * sh + kh, (width - 1) * sw + kw, out_channels]
     )
-    y = tf.nn.conv2d_transpose(x, step.kernel, output_shape, strides=(1, sh, sw, 1), padding="VALID")
-    if step.bias is not None:
-        y = y + step.bias
-    return y
+    return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=(1, sh, sw, 1), padding="VALID")
+
+
+def _deconv_forward(x, step):
+    y = _transposed_conv(x, step.kernel, step.strides)
+    return y if step.bias is None else y + step.bias
 
 
 def _crop(x, cropping):
@@ -273,8 +281,9 @@ def _reference_in_tap_order(reference, step):
     return tf.reshape(reference, [in_channels, kh * kw * out_channels])
 
 
-def _per_sample_cosine(inputs, output_grad, step, reference):
-    """cos(dL_b/dW, reference) of a 'valid' transposed conv for each sample b: shape (N,).
+def _per_sample_products(inputs, output_grad, step, reference):
+    """(<g_b, R>, |g_b|^2) of a 'valid' transposed conv for each sample b, shapes (N,), where
+    g_b = dL_b/dW is the sample's kernel gradient and R the reference.
 
     ``inputs`` (N, H, W, in) is the layer input, ``output_grad`` (N, H', W', out) the gradient at
     its (uncropped, pre-bias) output. With X_b (HW x in) the inputs and D_b (HW x taps*out) the
@@ -302,23 +311,12 @@ def _per_sample_cosine(inputs, output_grad, step, reference):
         per_sample = tf.matmul(flat_inputs, taps, transpose_a=True)  # (N, in, T)
         dot = tf.reduce_sum(per_sample * reference, axis=[1, 2])
         squared_norm = tf.reduce_sum(tf.square(per_sample), axis=[1, 2])
-    return _cosine(dot, squared_norm, tf.reduce_sum(tf.square(reference)))
+    return dot, squared_norm
 
 
-def decoder_scores(steps, latents, images, references, loss="mse"):
-    """Fast path. Per-sample reconstruction error and per-layer gradient cosines.
-
-    Args:
-      steps: the decoder as returned by :func:`plan_decoder`.
-      latents: (N, ...) encoder outputs.
-      images: (N, H, W, C) the images the decoder should reconstruct (after preprocessing).
-      references: one tensor per transposed conv, shaped like its kernel (kh, kw, out, in).
-      loss: the reconstruction error, see :func:`per_sample_reconstruction_error`.
-
-    Returns:
-      (recon (N,), cosines (N, n_layers), reconstructions (N, H, W, C)).
-    """
-    activations = [latents]  # input of every step, then the final output
+def _forward(steps, latents):
+    """The input of every step, then the decoder's output."""
+    activations = [latents]
     for step in steps:
         x = activations[-1]
         if isinstance(step, TransposedConv):
@@ -332,10 +330,74 @@ def decoder_scores(steps, latents, images, references, loss="mse"):
         elif step.name == "sigmoid":
             x = tf.sigmoid(x)
         activations.append(x)
+    return activations
+
+
+def _output_tangent(steps, activations, index, direction):
+    """d(output)/dt of the decoder when kernel ``steps[index]`` moves to W + t * ``direction``:
+    the transposed conv of the step's input with ``direction``, carried forward (linearised)
+    through the later steps. Shape of the decoder's output."""
+    tangent = _transposed_conv(activations[index], direction, steps[index].strides)
+    for later in range(index + 1, len(steps)):
+        step, step_output = steps[later], activations[later + 1]
+        if isinstance(step, TransposedConv):
+            tangent = _transposed_conv(tangent, step.kernel, step.strides)
+        elif isinstance(step, Crop):
+            tangent = _crop(tangent, step.cropping)
+        elif isinstance(step, Pad):
+            tangent = _pad(tangent, step.padding)
+        elif step.name == "relu":
+            tangent = tangent * tf.cast(step_output > 0, tangent.dtype)
+        elif step.name == "sigmoid":
+            tangent = tangent * step_output * (1.0 - step_output)
+    return tangent
+
+
+def cosine_maps(output_grad, tangents, squared_norms, reference_squared_norms):
+    """Each layer's gradient cosine spread over the output pixels, (N, H, W, layers).
+
+    For kernel phi_i with reference R_i, <dL_b/dphi_i, R_i> = sum_y dL_b/dx_hat(y) . tau_i(y),
+    with tau_i = d x_hat / d phi_i [R_i] the output's change along R_i (the kernel gradient is
+    the output gradient pulled back, Eq. 6's inner tape). So
+
+        m_i(y) = H W <dL_b/dx_hat(y), tau_i(y)> / (|dL_b/dphi_i| |R_i|)
+
+    averages over the H x W pixels to the sample's cosine for layer i exactly: negative where the
+    pixel pulls the sample's gradient away from the reference. ``tangents``: tau_i per layer;
+    the norms as :func:`_cosine` takes them (clamped alike), shapes (N,) and ().
+    """
+    pixels = output_grad.shape[1] * output_grad.shape[2]
+    maps = []
+    for tangent, squared_norm, reference_squared_norm in zip(
+        tangents, squared_norms, reference_squared_norms
+    ):
+        density = tf.reduce_sum(output_grad * tangent, axis=-1)  # (N, H, W)
+        scale = _cosine(float(pixels), squared_norm, reference_squared_norm)  # (N,)
+        maps.append(density * scale[:, None, None])
+    return tf.stack(maps, axis=-1)
+
+
+def decoder_scores(steps, latents, images, references, loss="mse", maps=False):
+    """Fast path. Per-sample reconstruction error and per-layer gradient cosines.
+
+    Args:
+      steps: the decoder as returned by :func:`plan_decoder`.
+      latents: (N, ...) encoder outputs.
+      images: (N, H, W, C) the images the decoder should reconstruct (after preprocessing).
+      references: one tensor per transposed conv, shaped like its kernel (kh, kw, out, in).
+      loss: the reconstruction error, see :func:`per_sample_reconstruction_error`.
+      maps: also return the per-layer cosine maps (:func:`cosine_maps`).
+
+    Returns:
+      (recon (N,), cosines (N, n_layers), reconstructions (N, H, W, C)), and with ``maps`` the
+      cosine maps (N, H, W, n_layers) fourth.
+    """
+    activations = _forward(steps, latents)
     reconstructions = activations[-1]
     recon = per_sample_reconstruction_error(images, reconstructions, loss)
-    grad = reconstruction_error_gradient(images, reconstructions, loss)  # dL_b / d x_hat_b
-    cosines = []
+    output_grad = reconstruction_error_gradient(images, reconstructions, loss)  # dL_b / d x_hat_b
+    grad = output_grad
+    dots, squared_norms, layers = [], [], []
     reference_index = len(references)
     for index in range(len(steps) - 1, -1, -1):
         step, step_input, step_output = steps[index], activations[index], activations[index + 1]
@@ -350,22 +412,40 @@ def decoder_scores(steps, latents, images, references, loss="mse"):
             grad = _crop(grad, step.padding)
         else:
             reference_index -= 1
-            cosines.append(
-                _per_sample_cosine(step_input, grad, step, references[reference_index])
+            dot, squared_norm = _per_sample_products(
+                step_input, grad, step, references[reference_index]
             )
+            dots.append(dot)
+            squared_norms.append(squared_norm)
+            layers.append(index)
             if index > 0:  # the gradient at the input of the first layer is not needed
                 sh, sw = step.strides
                 grad = tf.nn.conv2d(grad, step.kernel, strides=(1, sh, sw, 1), padding="VALID")
-    cosines = tf.stack(cosines[::-1], axis=1)
-    return recon, cosines, reconstructions
+    dots, squared_norms, layers = dots[::-1], squared_norms[::-1], layers[::-1]
+    reference_squared_norms = [tf.reduce_sum(tf.square(r)) for r in references]
+    cosines = tf.stack(
+        [_cosine(*terms) for terms in zip(dots, squared_norms, reference_squared_norms)], axis=1
+    )
+    if not maps:
+        return recon, cosines, reconstructions
+    tangents = [
+        _output_tangent(steps, activations, index, reference)
+        for index, reference in zip(layers, references)
+    ]
+    layer_maps = cosine_maps(output_grad, tangents, squared_norms, reference_squared_norms)
+    return recon, cosines, reconstructions, layer_maps
 
 
 # ----------------------------------------------------------------------------------------------
 # Generic path: any differentiable decoder, one GradientTape per sample, vectorized.
 
 
-def generic_decoder_scores(decoder, latents, images, references, loss="mse"):
-    """Per-sample scores for any decoder; same outputs as :func:`decoder_scores`."""
+def generic_decoder_scores(decoder, latents, images, references, loss="mse", maps=False):
+    """Per-sample scores for any decoder; same outputs as :func:`decoder_scores`.
+
+    The cosine maps take the output tangents of the whole batch at once from a forward-mode
+    accumulator (the kernels are shared by the samples), one per kernel.
+    """
     kernels = constrained_kernels(decoder)
 
     def one_sample(args):
@@ -376,6 +456,22 @@ def generic_decoder_scores(decoder, latents, images, references, loss="mse"):
             error = per_sample_reconstruction_error(image[None], reconstruction, loss)[0]
         grads = tape.gradient(error, [k.value for k in kernels])
         cosines = tf.stack([cosine_similarity(g, r) for g, r in zip(grads, references)])
-        return error, cosines, reconstruction[0]
+        squared_norms = tf.stack([tf.reduce_sum(tf.square(g)) for g in grads])
+        return error, cosines, reconstruction[0], squared_norms
 
-    return tf.vectorized_map(one_sample, (latents, images), fallback_to_while_loop=True)
+    recon, cosines, reconstructions, squared_norms = tf.vectorized_map(
+        one_sample, (latents, images), fallback_to_while_loop=True
+    )
+    if not maps:
+        return recon, cosines, reconstructions
+    tangents = []
+    for kernel, reference in zip(kernels, references):
+        with tf.autodiff.ForwardAccumulator(kernel.value, reference) as accumulator:
+            output = decoder(latents, training=False)
+        tangents.append(accumulator.jvp(output))
+    output_grad = reconstruction_error_gradient(images, reconstructions, loss)
+    reference_squared_norms = [tf.reduce_sum(tf.square(r)) for r in references]
+    layer_maps = cosine_maps(
+        output_grad, tangents, tf.unstack(squared_norms, axis=1), reference_squared_norms
+    )
+    return recon, cosines, reconstructions, layer_maps

@@ -130,7 +130,7 @@ class GradCon(keras.Model):
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         self.latent_loss_tracker = None  # models with a latent loss Omega set a tracker
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
-        self._score_function = None  # compiled per_sample_scores, made on first use
+        self._score_functions = {}  # maps -> compiled per_sample_scores, made on first use
         self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
         self.built = True
 
@@ -174,7 +174,7 @@ class GradCon(keras.Model):
         Keras' are remade rather than dropped: fit() looks ``train_function`` up at every step,
         so a callback may change alpha during training.
         """
-        self._score_function = None
+        self._score_functions = {}
         for name in ("train", "test", "predict"):
             if getattr(self, f"{name}_function", None) is not None:
                 getattr(self, f"make_{name}_function")(force=True)
@@ -419,9 +419,16 @@ class GradCon(keras.Model):
 
     # ------------------------------------------------------------------ scoring
 
-    def per_sample_scores(self, images):
+    def per_sample_scores(self, images, maps=False):
         """Per-sample score, recon, grad_loss and layer cosines of a batch, as tensors (and
         ``latent``, the latent loss, for a model that has one).
+
+        ``maps``: also the anomaly maps, (N, H, W) at the input's resolution: ``recon_map`` (the
+        pixel's reconstruction error, averaged over channels; its mean is ``recon``), ``grad_map``
+        (minus the mean over layers of :func:`gradients.cosine_maps`, the gradient cosines spread
+        over the pixels; its mean is ``grad_loss``) and ``score_map`` = recon_map + beta *
+        grad_map. The means are exact at the network's 28x28 and approximate after resizing to
+        another input size.
 
         Uses the closed-form fast path when the decoder is a chain of layers
         :func:`gradients.plan_decoder` knows, else the generic vectorized-tape path.
@@ -431,21 +438,24 @@ class GradCon(keras.Model):
         if self._decoder_plan is None:
             self._decoder_plan = gradients.plan_decoder(self.decoder) or ()
         if self._decoder_plan:
-            recon, cosines, _ = gradients.decoder_scores(
+            results = gradients.decoder_scores(
                 self._decoder_plan,
                 latents,
                 network_input,
                 self.reference_gradients,
                 self.reconstruction_loss,
+                maps=maps,
             )
         else:
-            recon, cosines, _ = gradients.generic_decoder_scores(
+            results = gradients.generic_decoder_scores(
                 self.decoder,
                 latents,
                 network_input,
                 [r.value for r in self.reference_gradients],
                 self.reconstruction_loss,
+                maps=maps,
             )
+        recon, cosines, reconstructions = results[:3]
         grad_loss = -tf.reduce_mean(cosines, axis=1)
         outputs = {
             "score": recon + self.beta * grad_loss,
@@ -455,19 +465,30 @@ class GradCon(keras.Model):
         }
         if latent_losses is not None:
             outputs["latent"] = latent_losses
+        if maps:
+            pixel_errors = gradients.per_pixel_reconstruction_error(
+                network_input, reconstructions, self.reconstruction_loss
+            )
+            recon_map = tf.reduce_mean(pixel_errors, axis=-1)
+            grad_map = -tf.reduce_mean(results[3], axis=-1)
+            outputs["recon_map"] = preprocessing.to_input_resolution(recon_map, self.image_shape)
+            outputs["grad_map"] = preprocessing.to_input_resolution(grad_map, self.image_shape)
+            outputs["score_map"] = outputs["recon_map"] + self.beta * outputs["grad_map"]
         return outputs
 
     def predict_step(self, data):
         return self.per_sample_scores(self._unpack_images(data))
 
-    def score(self, images, batch_size=512, verbose=0):
+    def score(self, images, batch_size=512, verbose=0, maps=False):
         """Anomaly scores of ``images``: a dict of numpy arrays, one row per sample.
 
         ``score`` = recon + beta * grad_loss (higher = more anomalous), ``recon`` (the sample's
         MSE), ``grad_loss`` (-mean cosine), ``layer_cosines`` (N, decoder layers), and
         ``is_anomaly`` (score > threshold) once a threshold is set, ``p_value`` (conformal, see
-        :meth:`p_values`) once the model is calibrated. Images: uint8 or float in [0, 1],
-        as an array or a ``tf.data.Dataset`` of batches (streamed: memory stays flat in N).
+        :meth:`p_values`) once the model is calibrated. ``maps``: also ``recon_map``,
+        ``grad_map`` and ``score_map``, (N, H, W) each (see :meth:`per_sample_scores`).
+        Images: uint8 or float in [0, 1], as an array or a ``tf.data.Dataset`` of batches
+        (streamed: memory stays flat in N, except for the maps).
         """
         images = self._check_input(images, "images")
         if isinstance(images, tf.data.Dataset):
@@ -478,12 +499,16 @@ class GradCon(keras.Model):
             steps = -(-len(images) // batch_size)
         # The compiled per_sample_scores, called batch by batch: Keras' predict() around the
         # same function cost about a third of the throughput here (benchmarks/).
-        if self._score_function is None:
-            self._score_function = tf.function(self.per_sample_scores, reduce_retracing=True)
+        maps = bool(maps)
+        if maps not in self._score_functions:
+            self._score_functions[maps] = tf.function(
+                lambda batch: self.per_sample_scores(batch, maps=maps), reduce_retracing=True
+            )
+        score_function = self._score_functions[maps]
         progress = keras.utils.Progbar(steps, unit_name="batch") if verbose else None
         parts = []
         for batch in batches:
-            parts.append({k: v.numpy() for k, v in self._score_function(batch).items()})
+            parts.append({k: v.numpy() for k, v in score_function(batch).items()})
             if progress is not None:
                 progress.add(1)
         if not parts:  # a dataset of unknown length that yielded nothing

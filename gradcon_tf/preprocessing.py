@@ -67,3 +67,11 @@ def to_network_input(images):
     if images.shape[1] != IMAGE_SIZE or images.shape[2] != IMAGE_SIZE:
         images = tf.image.resize(images, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear")
     return images
+
+
+def to_input_resolution(maps, input_shape):
+    """(N, 28, 28) maps at the network's resolution -> (N, H, W) of ``input_shape`` (bilinear)."""
+    height, width = input_shape[0], input_shape[1]
+    if (maps.shape[1], maps.shape[2]) == (height, width):
+        return maps
+    return tf.image.resize(maps[..., None], (height, width), method="bilinear")[..., 0]

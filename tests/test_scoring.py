@@ -216,8 +216,8 @@ def test_scores_separate_a_synthetic_one_class_task():
 def test_scoring_does_not_retrace_for_each_batch_size(trained, normal_images):
     for n in (5, 37, 64, 96):
         trained.score(normal_images[:n], batch_size=32)
-    traced = trained._score_function.experimental_get_tracing_count()
+    traced = trained._score_functions[False].experimental_get_tracing_count()
     for n in (3, 50, 70):
         trained.score(normal_images[:n], batch_size=32)
     # At most a specific and a batch-generic trace per input dtype, then no more.
-    assert trained._score_function.experimental_get_tracing_count() == traced <= 4
+    assert trained._score_functions[False].experimental_get_tracing_count() == traced <= 4

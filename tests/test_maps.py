@@ -1,0 +1,101 @@
+"""Anomaly maps (``score(maps=True)``) against a per-image tape computation of their definition.
+
+For one image, layer i: the kernel gradient g_i of its own loss (a GradientTape), the output
+gradient dL/dx_hat (a tape on the reconstruction) and the output's change along the reference,
+tau_i = d x_hat / d phi_i [R_i] (a ForwardAccumulator); then in float64
+m_i(y) = H W <dL/dx_hat(y), tau_i(y)> / (|g_i| |R_i|) and grad_map = -mean_i m_i.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradcon_tf
+from gradcon_tf import gradients
+from tests.conftest import bar_images
+
+
+def per_image_maps(model, images):
+    """(recon_map, grad_map) of each image, one image at a time, at the network's 28x28."""
+    kernels = [k.value for k in model.constrained_kernels]
+    references = [r.numpy().astype(np.float64) for r in model.reference_gradients]
+    recon_maps, grad_maps = [], []
+    for image in images:
+        x = model.preprocess(image[None])
+        with tf.GradientTape(persistent=True) as tape:
+            reconstruction = model(image[None])
+            loss = tf.reduce_mean(tf.square(reconstruction - x))
+        kernel_grads = tape.gradient(loss, kernels)
+        output_grad = tape.gradient(loss, reconstruction).numpy().astype(np.float64)[0]
+        layer_maps = []
+        for kernel, gradient, reference in zip(kernels, kernel_grads, references):
+            with tf.autodiff.ForwardAccumulator(kernel, tf.constant(reference, tf.float32)) as acc:
+                tangent = acc.jvp(model(image[None])).numpy().astype(np.float64)[0]
+            norm = np.linalg.norm(gradient.numpy().astype(np.float64)) * np.linalg.norm(reference)
+            pixels = tangent.shape[0] * tangent.shape[1]
+            layer_maps.append(pixels * np.sum(output_grad * tangent, axis=-1) / norm)
+        recon_maps.append(np.mean((reconstruction.numpy() - x.numpy())[0] ** 2, axis=-1))
+        grad_maps.append(-np.mean(layer_maps, axis=0))
+    return np.array(recon_maps), np.array(grad_maps)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    model = gradcon_tf.GradCon()
+    model.compile()
+    model.fit(bar_images(128, "horizontal", seed=1), epochs=3, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.concatenate([bar_images(4, "horizontal", seed=5), bar_images(4, "vertical", seed=6)])
+
+
+def test_maps_equal_per_image_tape(trained, images):
+    scores = trained.score(images, maps=True)
+    recon_maps, grad_maps = per_image_maps(trained, images)
+    np.testing.assert_allclose(scores["recon_map"], recon_maps, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores["grad_map"], grad_maps, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        scores["score_map"], scores["recon_map"] + trained.beta * scores["grad_map"], atol=1e-7
+    )
+    assert np.std(grad_maps) > 0.1  # not a flat map: the test can tell pixels apart
+
+
+def test_maps_average_to_the_scores(trained, images):
+    scores = trained.score(images, maps=True)
+    np.testing.assert_allclose(scores["recon_map"].mean(axis=(1, 2)), scores["recon"], rtol=1e-5)
+    np.testing.assert_allclose(scores["grad_map"].mean(axis=(1, 2)), scores["grad_loss"], atol=1e-5)
+    np.testing.assert_allclose(scores["score_map"].mean(axis=(1, 2)), scores["score"], atol=1e-5)
+    plain = trained.score(images)
+    assert "grad_map" not in plain
+    for key in plain:
+        np.testing.assert_allclose(scores[key], plain[key], atol=1e-6, err_msg=key)
+
+
+def test_generic_path_maps_equal_fast_path(trained, images):
+    network_input = trained.preprocess(images)
+    latents = trained.encoder(network_input)
+    references = [r.value for r in trained.reference_gradients]
+    plan = gradients.plan_decoder(trained.decoder)
+    fast = gradients.decoder_scores(plan, latents, network_input, references, maps=True)
+    generic = gradients.generic_decoder_scores(
+        trained.decoder, latents, network_input, references, maps=True
+    )
+    np.testing.assert_allclose(generic[3].numpy(), fast[3].numpy(), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(generic[1].numpy(), fast[1].numpy(), rtol=0, atol=1e-5)
+
+
+def test_maps_at_the_input_resolution():
+    keras.utils.set_random_seed(1)
+    model = gradcon_tf.GradCon(input_shape=(32, 32, 3))
+    model.compile()
+    model.fit(bar_images(64, "horizontal", seed=1, size=32, channels=3), epochs=1, verbose=0)
+    scores = model.score(bar_images(3, "vertical", seed=2, size=32, channels=3), maps=True)
+    for key in ("recon_map", "grad_map", "score_map"):
+        assert scores[key].shape == (3, 32, 32)
+        assert np.all(np.isfinite(scores[key]))
+    np.testing.assert_allclose(scores["recon_map"].mean(axis=(1, 2)), scores["recon"], rtol=0.05)
