@@ -449,9 +449,11 @@ def build_parser():
     )
 
     reproduce.add_argument(
-        "--protocol", choices=("one-class", "gpnd", "conditions"), default="one-class",
+        "--protocol", choices=("one-class", "gpnd", "conditions", "localisation"),
+        default="one-class",
         help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
-        "folds) or conditions (CURE-TSR challenge types and levels)",
+        "folds), conditions (CURE-TSR challenge types and levels) or localisation (pixel AUROC "
+        "of the anomaly maps on inlier images with a pasted patch of another class)",
     )
 
     compare = command("compare", command_compare, "Table 1 from reproduce folders")

@@ -1,4 +1,4 @@
-"""``gradcon reproduce --protocol gpnd|conditions`` end to end on tiny data, resumable."""
+"""``gradcon reproduce --protocol gpnd|conditions|localisation`` end to end on tiny data, resumable."""
 
 import json
 import os
@@ -51,3 +51,24 @@ def test_conditions_protocol_end_to_end_and_resume(tmp_path):
     assert "| challenge | level 1 | level 5 | mean |" in text and "| rain |" in text
     runner.reproduce("digits", [], 1, 1, out, **kwargs)
     assert "1 of 1 runs already finished" in logs[-2]
+
+
+def test_localisation_protocol_end_to_end_and_resume(tmp_path, capsys):
+    out = str(tmp_path / "localisation")
+    argv = ["reproduce", "--data", "digits", "--classes", "0,1", "--seeds", "1", "--epochs", "1",
+            "--out", out, "--progress", "0", "--protocol", "localisation"]
+    assert cli.main(argv) == 0
+    summary = read_json(os.path.join(out, "summary.json"))
+    run = read_json(os.path.join(out, "runs", "class1-seed0.json"))
+    assert summary["complete"] and summary["command"].endswith("--protocol localisation")
+    assert set(summary["pixel_auroc"]) == {"recon_map", "grad_map", "score_map"}
+    for kind, aggregate in summary["pixel_auroc"].items():
+        assert aggregate["per_class_auroc"]["1"] == [run["localisation"]["pixel_auroc"][kind]]
+        assert 0.0 <= aggregate["mean_auroc"] <= 1.0
+    assert set(summary["image_auroc"]) == {"gradcon", "recon", "grad"}
+    assert 0.0 < run["localisation"]["mask_pixels"] < 0.2
+    text = open(os.path.join(out, "README.md")).read()
+    assert "| recon error (baseline) |" in text and "| class 0 | class 1 |" in text
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "2 of 2 runs already finished" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
+from gradcon_tf.localisation import MAP_KINDS
 from gradcon_tf.reproduction.summary import mean_std
 
 #: The anomaly score of Eq. 6 (GradCon's score), whichever autoencoder it is computed on.
@@ -378,3 +379,33 @@ def markdown_conditions(summary):
         means = [np.mean([by_level[lv]["layers"][i]["mean"] for lv in levels]) for i in range(n_layers)]
         lines.append(f"| {challenge} | " + " | ".join(format_mean(float(m)) for m in means) + " |")
     return "\n".join(lines + _footer(summary))
+
+
+def markdown_localisation(summary):
+    """The localisation report: pixel AUROC of each anomaly map per inlier class (mean ± std over
+    seeds), and the image-level AUROC of clean vs pasted images."""
+    lines = _header(summary, "localisation (pasted patches)")
+    classes = summary["runs"]["classes"]
+    lines += [
+        f"Classes {classes}, seeds {summary['runs']['seeds']}; per class mean ± std over seeds, "
+        "mean = over seeds of the per-seed means over classes.",
+        "",
+    ]
+    for title, table, labels in (
+        ("Pixel AUROC of each anomaly map", summary["pixel_auroc"], MAP_KINDS),
+        ("Image AUROC, clean vs pasted inlier images", summary["image_auroc"],
+         {name: label for name, (_, label) in SCORE_KINDS.items()}),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| | mean | " + " | ".join(f"class {c}" for c in classes) + " |",
+            "|---|---|" + "---|" * len(classes),
+        ]
+        for kind, aggregate in table.items():
+            cells = [format_mean(*mean_std(aggregate["per_class_auroc"][str(c)])) for c in classes]
+            mean = format_mean(aggregate["mean_auroc"], aggregate["std_auroc"])
+            lines.append(f"| {labels[kind]} | **{mean}** | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines + _footer(summary))
+

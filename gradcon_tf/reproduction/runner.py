@@ -5,7 +5,9 @@ each run.
 Protocols (``protocol=``): ``one-class`` (MNIST, CIFAR-10: one model per inlier class and seed),
 ``gpnd`` (Fashion-MNIST: one model per inlier class and fold, ``seeds`` folds, at most 5,
 evaluated at 10..50 % outliers) and ``conditions`` (CURE-TSR: one model per seed trained on
-clean images, evaluated per challenge type and level; ``classes`` unused). Several processes
+clean images, evaluated per challenge type and level; ``classes`` unused) and ``localisation``
+(one model per inlier class and seed as ``one-class``, evaluated by the pixel AUROC of its anomaly
+maps on inlier test images with a pasted patch of another class: :mod:`gradcon_tf.localisation`). Several processes
 may share one folder; rerun the full command at the end to write the report over all runs.
 """
 
@@ -19,12 +21,12 @@ import numpy as np
 
 from gradcon_tf import callbacks as callbacks_module
 from gradcon_tf import files
-from gradcon_tf import conditions, evaluation, experiment, gpnd, protocols
+from gradcon_tf import conditions, evaluation, experiment, gpnd, localisation, protocols
 from gradcon_tf import data as datasets
 from gradcon_tf.reproduction import figures as figures_module
 from gradcon_tf.reproduction import report, store, summary
 
-PROTOCOLS = ("one-class", "gpnd", "conditions")
+PROTOCOLS = ("one-class", "gpnd", "conditions", "localisation")
 
 
 def _milestone_callback(split, milestones, checkpoint_every=1):
@@ -220,6 +222,26 @@ def run_conditions(loaded, seed, settings, verbose=1, code=None, names=None, lev
     return record, scores
 
 
+def run_localisation(splits, inlier, seed, settings, verbose=1, code=None):
+    """Train one one-class model (inlier class, seed) and evaluate its anomaly maps on the inlier
+    test images with pasted patches; returns (record, the image-level scores)."""
+    code = _code_version() if code is None else code
+    split = protocols.one_class_split(
+        splits["train"], splits["test"], inlier, seed=seed,
+        validation_fraction=settings.validation_fraction,
+    )
+    model, val_losses, train_seconds = _train(split, seed, settings, verbose)
+    started = time.perf_counter()
+    results, scores = localisation.evaluate_localisation(model, split, seed)
+    sizes = {"train": int(len(split.train)), "validation": int(len(split.validation)),
+             "test_images": int(np.sum(~split.test_is_anomaly))}
+    record = _record({"inlier_class": inlier, "seed": seed}, settings, sizes, model, split,
+                     val_losses, train_seconds, time.perf_counter() - started, code)
+    record["localisation"] = results
+    keras.backend.clear_session()
+    return record, scores
+
+
 def _ranges(numbers):
     """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8" (as ``--classes`` takes them)."""
     parts, numbers = [], list(numbers)
@@ -287,6 +309,9 @@ def _write_protocol_report(out, protocol, records, classes, seeds, settings, com
     if protocol == "gpnd":
         result = summary.summarize_gpnd(records, classes, seeds, settings, command, dataset)
         text = report.markdown_gpnd(result)
+    elif protocol == "localisation":
+        result = summary.summarize_localisation(records, classes, seeds, settings, command)
+        text = report.markdown_localisation(result)
     else:
         result = summary.summarize_conditions(records, seeds, settings, command, dataset)
         text = report.markdown_conditions(result)
@@ -297,7 +322,7 @@ def _write_protocol_report(out, protocol, records, classes, seeds, settings, com
 
 def _runs(protocol, data, classes, seeds):
     """{key in the records dict: the fields that identify the run}, in running order."""
-    if protocol == "one-class":
+    if protocol in ("one-class", "localisation"):
         return {(c, s): {"inlier_class": c, "seed": s} for s in seeds for c in classes}
     if protocol == "gpnd":
         return {(c, f): {"inlier_class": c, "fold": f} for f in seeds for c in classes}
@@ -379,7 +404,9 @@ def reproduce(
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
 
     runs = _runs(protocol, data, classes, seeds)
-    arrays = store.ONE_CLASS_ARRAYS if protocol == "one-class" else ()
+    arrays = {"one-class": store.ONE_CLASS_ARRAYS, "localisation": store.LOCALISATION_ARRAYS}.get(
+        protocol, ()
+    )
     records, all_scores, todo = {}, {}, []
     ignore = store.REPORTED_AS_RECORDED if report_only else ()
     for key, run in runs.items():
@@ -398,7 +425,7 @@ def reproduce(
             raise ValueError(f"{out}: {error}") from None
 
     loaded = None
-    if todo and protocol == "one-class":
+    if todo and protocol in ("one-class", "localisation"):
         loaded = datasets.load(data)
     elif todo and protocol == "gpnd":
         splits = datasets.load(data)
@@ -429,6 +456,8 @@ def reproduce(
             )
         elif protocol == "gpnd":
             record, scores = run_gpnd(loaded, *key, settings, verbose=verbose, code=code)
+        elif protocol == "localisation":
+            record, scores = run_localisation(loaded, *key, settings, verbose=verbose, code=code)
         else:
             record, scores = run_conditions(
                 loaded, key, settings, verbose=verbose, code=code, names=challenges, levels=levels

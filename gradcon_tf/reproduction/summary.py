@@ -25,6 +25,12 @@ GPND_PROTOCOL = (
     "inliers; validation and test sets with 10..50% outliers; F1 of the inliers at the "
     "threshold that maximises it on validation"
 )
+LOCALISATION_PROTOCOL = (
+    "localisation: one model per (inlier class, seed) trained as in the one-class protocol; "
+    "each inlier test image gets a square of a test image of another class pasted at a random "
+    "place (the seed draws both); pixel AUROC of each anomaly map over all pixels of the pasted "
+    "images, the mask being the pixels the paste changed"
+)
 CONDITIONS_PROTOCOL = (
     "abnormal conditions (CURE-TSR): one model per seed trained on challenge-free images, 10% "
     "held out for validation; test = the challenge-free test images (inliers) + the test "
@@ -284,4 +290,31 @@ def summarize_conditions(records, seeds, settings, command, dataset_name):
         **_seconds(records),
         "environment": _environment(),
         "reference": references()["conditions"].get(dataset_name, {}),
+    }
+
+
+def summarize_localisation(records, classes, seeds, settings, command):
+    """The localisation ``summary.json`` dict from the records {(class, seed): record}: the pixel
+    AUROC of each map kind and the image-level AUROC of each score kind, per class over seeds
+    and as the mean over seeds of the per-seed class means."""
+    missing = [f"class{c}-seed{s}" for c in classes for s in seeds if (c, s) not in records]
+    first = next(iter(records.values()), {}).get("localisation", {})
+    return {
+        **_common(settings, command, LOCALISATION_PROTOCOL,
+                  {"classes": list(classes), "seeds": list(seeds)}, missing),
+        "pixel_auroc": {
+            kind: _aggregate(records, classes, seeds,
+                             lambda r, k=kind: r["localisation"]["pixel_auroc"][k])
+            for kind in first.get("pixel_auroc", {})
+        },
+        "image_auroc": {
+            name: _aggregate(records, classes, seeds,
+                             lambda r, n=name: r["localisation"]["images"][n]["auroc"])
+            for name in score_kinds(first.get("images", {}))
+        },
+        "std_note": "std is the sample standard deviation (ddof=1) over seeds of the per-seed "
+        "means over classes; per class, the values of each seed",
+        "hyperparameters": _hyperparameters(settings),
+        **_seconds(records),
+        "environment": _environment(),
     }
