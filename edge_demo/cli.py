@@ -3,11 +3,14 @@
     gradcon-edge --model gradcon_f32.tflite shot.png FOLDER 'more/*.png' [--csv scores.csv]
     gradcon-edge --model gradcon_f32.tflite 'line/**/*.jpg' --csv scores.csv --sheet top.png --top 16
     gradcon-edge --model gradcon_f32.tflite --watch INBOX --max-images 100 --timeout 60
+    gradcon-edge --model gradcon_f32.tflite shots --maps overlays
 
 INPUTs are image files, folders (their images, sorted by name) and quoted glob patterns, scored in
 that order. --watch scores the images already in DIR, then new ones once their size is stable,
 until --max-images were scored or --timeout seconds passed (or Ctrl-C); write images under a
 hidden or non-image name and rename them, so that no half-written file is read.
+--maps DIR writes one PNG per image: the image, its anomaly maps (reconstruction error, gradient,
+GradCon) and the GradCon map over the image, with score and p-value (the model's map signature).
 Latencies are of the LiteRT calls after one untimed warm-up call at the batch size.
 Exit status: 0 all scored, 1 some images could not be scored (named on stderr, the rest scored),
 2 usage error (one line on stderr: a missing or corrupt model, an input with no images, a named
@@ -22,6 +25,7 @@ import time
 
 import numpy as np
 
+from . import overlays
 from .images import ImageError, find_images, list_images, load_image
 from .results import CsvWriter, LineWriter, Result
 from .scorer import Scorer, latency_summary
@@ -84,6 +88,7 @@ def parse_args(argv):
     add("--csv", metavar="FILE", help="write a CSV row per image to FILE ('-' or none: lines on stdout)")
     add("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
     add("--top", metavar="K", type=count, help="images on the --sheet (default 16)")
+    add("--maps", metavar="DIR", help="write an overlay PNG per image (image, maps, score) to DIR")
     add("--batch-size", metavar="N", type=count, default=1,
         help="images per call; 1 = single-image mode (default)")
     add("--threads", metavar="N", type=count, default=1, help="LiteRT CPU threads (default 1)")
@@ -102,6 +107,8 @@ def parse_args(argv):
     for option, path in (("--csv", args.csv), ("--sheet", args.sheet)):
         if path not in (None, "-") and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UsageError(f"{option} {path}: folder {os.path.dirname(path)!r} does not exist")
+    if args.maps is not None and os.path.exists(args.maps) and not os.path.isdir(args.maps):
+        raise UsageError(f"--maps {args.maps}: exists and is not a folder")
     if args.watch and not os.path.isdir(args.watch):
         raise UsageError(f"--watch {args.watch}: not a folder")
     args.top = 16 if args.top is None else args.top
@@ -113,7 +120,8 @@ def parse_args(argv):
 class ImageScorer:
     """Decodes image files, scores them in batches and hands each batch's results on.
 
-    ``on_results(results, images)`` gets the :class:`Result` list and the uint8 images scored.
+    ``on_results(results, images, outputs)`` gets the :class:`Result` list, the uint8 images
+    scored and the model's outputs for them.
     Images that cannot be decoded are named on stderr and counted in ``failed``.
     """
 
@@ -154,7 +162,7 @@ class ImageScorer:
                 )
                 for i, path in enumerate(batch_paths)
             ]
-            self.on_results(results, images)
+            self.on_results(results, images, outputs)
             self.scored += len(results)
 
 
@@ -204,7 +212,7 @@ def open_scorer(args):
     if not os.path.isfile(args.model):
         raise UsageError(f"{args.model}: no such model file (expected a .tflite written by {EXPORTER})")
     try:
-        return Scorer(args.model, threads=args.threads)
+        return Scorer(args.model, threads=args.threads, maps=args.maps is not None)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -212,6 +220,11 @@ def open_scorer(args):
 def run(args):
     """Score ``args``' images; returns the exit status (0, or 1 when some images failed)."""
     scorer = open_scorer(args)
+    if args.maps is not None:
+        try:
+            os.makedirs(args.maps, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--maps {args.maps}: cannot create the folder ({error.strerror})") from None
     try:
         paths = find_images(args.inputs)
     except ImageError as error:
@@ -223,11 +236,21 @@ def run(args):
         raise UsageError(f"--csv {args.csv}: cannot write ({error.strerror or error})") from None
     top = TopImages(args.top) if args.sheet else None
 
-    def on_results(results, images):
+    overlays_written = []
+
+    def on_results(results, images, outputs):
         writer.write(results)
         if top is not None:
             for result, image in zip(results, images):
                 top.add(result, image)
+        if args.maps is not None:
+            for i, (result, image) in enumerate(zip(results, images)):
+                maps = {name: outputs[name][i] for name, _ in overlays.PANELS}
+                name = overlays.overlay_name(result.path, len(overlays_written))
+                overlays_written.append(overlays.write_overlay(
+                    args.maps, name, image, maps, result.path, result.score, result.p_value,
+                    result.is_anomaly,
+                ))
 
     scorer.warm_up(args.batch_size)
     image_scorer = ImageScorer(scorer, args.batch_size, args.resize, args.threshold, on_results)
@@ -248,6 +271,8 @@ def run(args):
     print_summary(image_scorer, args, time.perf_counter() - started)
     if to_file:
         print(f"csv: {writer.rows} rows written to {args.csv}")
+    if args.maps is not None:
+        print(f"maps: {len(overlays_written)} overlays written to {args.maps}")
     if top is not None:
         ranked = top.ranked()
         if ranked:

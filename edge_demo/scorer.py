@@ -7,17 +7,21 @@ from ai_edge_litert.interpreter import Interpreter
 
 UINT8_SIGNATURE = "score_uint8"
 FLOAT_SIGNATURE = "serving_default"
+MAPS_UINT8_SIGNATURE = "maps_uint8"
+MAPS_FLOAT_SIGNATURE = "maps"
 
 
 class Scorer:
     """Scores uint8 NHWC batches with a ``.tflite`` written by ``gradcon export``.
 
     Uses the model's uint8 signature when it has one (f32, f16, dynamic int8), else the float
-    signature (full int8) with images scaled to [0, 1]. ``timings`` collects (seconds, images) of
-    every call. Raises ValueError, naming ``model_path``, for a file that is not such a model.
+    signature (full int8) with images scaled to [0, 1]; ``maps``: the signatures that also
+    return the anomaly maps (``recon_map``, ``grad_map``, ``score_map``). ``timings`` collects
+    (seconds, images) of every call. Raises ValueError, naming ``model_path``, for a file that is
+    not such a model.
     """
 
-    def __init__(self, model_path, threads=1):
+    def __init__(self, model_path, threads=1, maps=False):
         try:
             self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
         except ValueError as error:
@@ -25,15 +29,19 @@ class Scorer:
                 f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `gradcon export`"
             ) from None
         signatures = self.interpreter.get_signature_list()
-        if UINT8_SIGNATURE in signatures:
-            self.signature = UINT8_SIGNATURE
-        elif FLOAT_SIGNATURE in signatures:
-            self.signature = FLOAT_SIGNATURE
+        uint8, floats = (MAPS_UINT8_SIGNATURE, MAPS_FLOAT_SIGNATURE) if maps else (
+            UINT8_SIGNATURE, FLOAT_SIGNATURE)
+        if uint8 in signatures:
+            self.signature = uint8
+        elif floats in signatures:
+            self.signature = floats
         else:
             raise ValueError(
-                f"{model_path}: no '{UINT8_SIGNATURE}' or '{FLOAT_SIGNATURE}' signature "
-                f"(found {sorted(signatures)}); export it with `gradcon export`."
+                f"{model_path}: no '{uint8}' or '{floats}' signature (found {sorted(signatures)}); "
+                "export it with `gradcon export`"
+                + (" (models exported before the anomaly maps have none)." if maps else ".")
             )
+        self.uint8_input = self.signature == uint8
         self.runner = self.interpreter.get_signature_runner(self.signature)
         details = self.runner.get_input_details()["images"]
         self.image_shape = tuple(int(d) for d in details["shape_signature"][1:])
@@ -41,14 +49,14 @@ class Scorer:
 
     def warm_up(self, batch_size):
         """One untimed call at ``batch_size``: the first call at a new shape allocates and packs."""
-        dtype = np.uint8 if self.signature == UINT8_SIGNATURE else np.float32
+        dtype = np.uint8 if self.uint8_input else np.float32
         self.runner(images=np.zeros((batch_size, *self.image_shape), dtype))
 
     def score(self, images):
         """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"}``
-        (``p_value`` only in models exported with it)."""
+        (``p_value`` only in models exported with it), and the maps with ``maps``."""
         images = np.asarray(images, dtype=np.uint8)
-        data = images if self.signature == UINT8_SIGNATURE else images.astype(np.float32) / 255.0
+        data = images if self.uint8_input else images.astype(np.float32) / 255.0
         start = time.perf_counter()
         outputs = self.runner(images=data)
         self.timings.append((time.perf_counter() - start, len(images)))

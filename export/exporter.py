@@ -8,7 +8,10 @@ import numpy as np
 import gradcon_tf
 from gradcon_tf import files, gradients, preprocessing
 from . import litert, saved_model
-from .scoring_module import FLOAT_SIGNATURE, OUTPUT_NAMES, UINT8_SIGNATURE, ScoringModule
+from .scoring_module import (
+    FLOAT_SIGNATURE, MAP_NAMES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, OUTPUT_NAMES,
+    UINT8_SIGNATURE, ScoringModule,
+)
 
 MANIFEST = "export.json"
 
@@ -57,8 +60,14 @@ def export_model(
     manifest = {
         "image_shape": list(model.image_shape),
         "threshold": None if np.isnan(module.threshold.numpy()) else float(module.threshold.numpy()),
-        "signatures": {FLOAT_SIGNATURE: "float32 in [0, 1]", UINT8_SIGNATURE: "uint8 0..255"},
+        "signatures": {
+            FLOAT_SIGNATURE: "float32 in [0, 1]",
+            UINT8_SIGNATURE: "uint8 0..255",
+            MAPS_FLOAT_SIGNATURE: "float32 in [0, 1], with the anomaly maps",
+            MAPS_UINT8_SIGNATURE: "uint8 0..255, with the anomaly maps",
+        },
         "outputs": list(OUTPUT_NAMES),
+        "map_outputs": list(MAP_NAMES),
         "saved_model": saved_model_dir,
         "litert": {},
     }

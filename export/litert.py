@@ -9,7 +9,7 @@ op would need a runtime the stock ``ai-edge-litert`` does not have, so it is an 
 * :func:`to_dynamic_int8`: weights stored as int8, activations float (dynamic-range quantization).
 * :func:`to_full_int8`: weights and activations int8 where the kernels allow it, calibrated on a
   representative set of normal images; float32 input and outputs, float ops where no int8 kernel
-  exists. Float signature only.
+  exists. Float signatures only (plain and maps).
 """
 
 import numpy as np
@@ -17,7 +17,9 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.python import schema_util
 
-from .scoring_module import FLOAT_SIGNATURE, INPUT_NAME, UINT8_SIGNATURE
+from .scoring_module import (
+    FLOAT_SIGNATURE, INPUT_NAME, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, UINT8_SIGNATURE,
+)
 
 _OPERATOR_NAMES = {
     value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")
@@ -69,22 +71,22 @@ def _convert(converter):
     return model_content
 
 
-BOTH_SIGNATURES = (FLOAT_SIGNATURE, UINT8_SIGNATURE)
+ALL_SIGNATURES = (FLOAT_SIGNATURE, UINT8_SIGNATURE, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE)
 
 
 def to_float32(saved_model_dir):
-    return _convert(_converter(saved_model_dir, BOTH_SIGNATURES))
+    return _convert(_converter(saved_model_dir, ALL_SIGNATURES))
 
 
 def to_float16(saved_model_dir):
-    converter = _converter(saved_model_dir, BOTH_SIGNATURES)
+    converter = _converter(saved_model_dir, ALL_SIGNATURES)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return _convert(converter)
 
 
 def to_dynamic_int8(saved_model_dir):
-    converter = _converter(saved_model_dir, BOTH_SIGNATURES)
+    converter = _converter(saved_model_dir, ALL_SIGNATURES)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return _convert(converter)
 
@@ -99,7 +101,7 @@ def to_full_int8(saved_model_dir, representative_images, max_samples=200):
         for image in images:
             yield {INPUT_NAME: image[None]}
 
-    converter = _converter(saved_model_dir, (FLOAT_SIGNATURE,))
+    converter = _converter(saved_model_dir, (FLOAT_SIGNATURE, MAPS_FLOAT_SIGNATURE))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     return _convert(converter)

@@ -1,6 +1,7 @@
-"""The scoring graph that is exported: a ``tf.Module`` with one signature per input dtype.
+"""The scoring graph that is exported: a ``tf.Module`` with signatures per input dtype.
 
-Both signatures take a batch of NHWC images of the model's input shape and return, per image:
+The plain signatures (``serving_default`` for float32 images in [0, 1], ``score_uint8`` for uint8)
+take a batch of NHWC images of the model's input shape and return, per image:
 
 * ``score`` (float32): recon + beta * grad_loss, higher = more anomalous;
 * ``recon`` (float32): the image's reconstruction MSE;
@@ -12,6 +13,11 @@ Both signatures take a batch of NHWC images of the model's input shape and retur
   needs every output to have the batch dimension);
 * ``p_value`` (float32): the conformal p-value against the model's calibration scores (frozen
   into the graph), as :meth:`gradcon_tf.GradCon.p_values`; NaN for a model never calibrated.
+
+The map signatures (``maps`` float32, ``maps_uint8``) return the same and the anomaly maps of
+:meth:`gradcon_tf.GradCon.per_sample_scores` (``maps=True``), (N, H, W) float32 each:
+``recon_map``, ``grad_map`` and ``score_map``. They cost more (a forward tangent per decoder
+layer), so the plain signatures stay as fast as before.
 
 The threshold is NaN when the model was never calibrated; then ``is_anomaly`` is all False
 (every comparison with NaN is false). The per-sample gradients are computed inside the graph, for
@@ -26,10 +32,13 @@ import tensorflow as tf
 #: Signature keys, shared by the SavedModel and the LiteRT models.
 FLOAT_SIGNATURE = "serving_default"  # float32 images in [0, 1]
 UINT8_SIGNATURE = "score_uint8"  # uint8 images, 0..255
+MAPS_FLOAT_SIGNATURE = "maps"  # float32 images in [0, 1], with the anomaly maps
+MAPS_UINT8_SIGNATURE = "maps_uint8"  # uint8 images, with the anomaly maps
 INPUT_NAME = "images"
 OUTPUT_NAMES = (
     "score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"
 )
+MAP_NAMES = ("recon_map", "grad_map", "score_map")
 
 
 class ScoringModule(tf.Module):
@@ -53,10 +62,10 @@ class ScoringModule(tf.Module):
         score_batch = model.per_sample_scores  # a plain callable: not tracked, not saved
         p_values = _conformal_p_values(model.calibration_scores)
 
-        def outputs(images):
-            scores = score_batch(images)
+        def outputs(images, maps=False):
+            scores = score_batch(images, maps=maps)
             score = scores["score"]
-            return {
+            result = {
                 "score": score,
                 "recon": scores["recon"],
                 "grad_loss": scores["grad_loss"],
@@ -65,20 +74,24 @@ class ScoringModule(tf.Module):
                 "threshold": tf.fill(tf.shape(score), self.threshold),
                 "p_value": p_values(score),
             }
+            result.update({name: scores[name] for name in MAP_NAMES if maps})
+            return result
 
         shape = [None, *self.image_shape]
-        self.score_float32 = tf.function(
-            outputs, input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]
-        )
-        self.score_uint8 = tf.function(
-            outputs, input_signature=[tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)]
-        )
+        float_spec = [tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)]
+        uint8_spec = [tf.TensorSpec(shape, tf.uint8, name=INPUT_NAME)]
+        self.score_float32 = tf.function(outputs, input_signature=float_spec)
+        self.score_uint8 = tf.function(outputs, input_signature=uint8_spec)
+        self.maps_float32 = tf.function(lambda images: outputs(images, True), input_signature=float_spec)
+        self.maps_uint8 = tf.function(lambda images: outputs(images, True), input_signature=uint8_spec)
 
     def signatures(self):
         """``{signature key: concrete function}`` for ``tf.saved_model.save``."""
         return {
             FLOAT_SIGNATURE: self.score_float32.get_concrete_function(),
             UINT8_SIGNATURE: self.score_uint8.get_concrete_function(),
+            MAPS_FLOAT_SIGNATURE: self.maps_float32.get_concrete_function(),
+            MAPS_UINT8_SIGNATURE: self.maps_uint8.get_concrete_function(),
         }
 
 

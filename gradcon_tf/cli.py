@@ -226,6 +226,8 @@ def command_train(args):
 
 
 def command_score(args):
+    import numpy as np
+
     import gradcon_tf
 
     model = gradcon_tf.load_model(args.model)
@@ -233,15 +235,54 @@ def command_score(args):
     from gradcon_tf.preprocessing import check_images
 
     images = check_images(images, model.image_shape, name=args.images)
-    outputs = model.score(images, batch_size=args.batch_size)
-    columns = ["score", "recon", "grad_loss"] + [c for c in ("is_anomaly", "p_value") if c in outputs]
     first_column = "index" if names is None else "path"
-    names = names if names is not None else [str(i) for i in range(len(outputs["score"]))]
+    names = names if names is not None else [str(i) for i in range(len(images))]
+    if args.maps:
+        _make_folder(args.maps, "--maps")
+    parts = []
+    for start in range(0, len(images), args.batch_size):
+        batch = images[start : start + args.batch_size]
+        outputs = model.score(batch, batch_size=args.batch_size, maps=bool(args.maps))
+        if args.maps:
+            _write_overlays(args.maps, batch, outputs, names[start : start + len(batch)], start)
+        parts.append(outputs)
+    outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    columns = ["score", "recon", "grad_loss"] + [c for c in ("is_anomaly", "p_value") if c in outputs]
     lines = [",".join([first_column] + columns)]
     for i, name in enumerate(names):
         lines.append(",".join([name] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
     _write_text_output("\n".join(lines) + "\n", args.out, f"{len(names)} scores")
+    if args.maps:
+        print(f"{len(names)} overlays written to {args.maps}", file=sys.stderr)
     return 0
+
+
+def _make_folder(path, option):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{option} {path}: exists and is not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot create the folder ({error.strerror})") from None
+
+
+def _write_overlays(folder, images, outputs, names, first_index):
+    """One overlay PNG per image (gradcon_tf.overlays): the image, its maps, score, p-value."""
+    import math
+
+    import numpy as np
+
+    from gradcon_tf import overlays
+
+    pixels = images if images.dtype == np.uint8 else np.round(images * 255).astype(np.uint8)
+    for i, name in enumerate(names):
+        maps = {key: outputs[key][i] for key, _ in overlays.PANELS}
+        p_value = float(outputs["p_value"][i]) if "p_value" in outputs else math.nan
+        is_anomaly = bool(outputs["is_anomaly"][i]) if "is_anomaly" in outputs else None
+        overlays.write_overlay(
+            folder, overlays.overlay_name(name, first_index + i), pixels[i], maps, name,
+            float(outputs["score"][i]), p_value, is_anomaly,
+        )
 
 
 def command_export(args):
@@ -375,6 +416,11 @@ def build_parser():
     )
     score.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
     score.add_argument("--out", help="CSV file to write (default: stdout)")
+    score.add_argument(
+        "--maps", metavar="DIR",
+        help="also write one PNG per image to DIR: the image, its anomaly maps (reconstruction "
+        "error, gradient, GradCon) and the GradCon map over the image, with score and p-value",
+    )
 
     export = command("export", command_export, "write the SavedModel (TF Serving) and LiteRT models")
     export.add_argument("model", help="a .keras file written by gradcon train")

@@ -424,11 +424,11 @@ class GradCon(keras.Model):
         ``latent``, the latent loss, for a model that has one).
 
         ``maps``: also the anomaly maps, (N, H, W) at the input's resolution: ``recon_map`` (the
-        pixel's reconstruction error, averaged over channels; its mean is ``recon``), ``grad_map``
-        (minus the mean over layers of :func:`gradients.cosine_maps`, the gradient cosines spread
-        over the pixels; its mean is ``grad_loss``) and ``score_map`` = recon_map + beta *
-        grad_map. The means are exact at the network's 28x28 and approximate after resizing to
-        another input size.
+        pixel's reconstruction error, averaged over channels; its mean is ``recon``),
+        ``grad_map`` (where the image's gradient disagrees with the reference: the mean over
+        layers of max(-m_i, 0), m_i the layer's cosine spread over the pixels,
+        :func:`gradients.cosine_maps`) and ``score_map`` = recon_map + beta * grad_map. Maps are
+        computed at the network's 28x28 and resized (bilinear) to another input size.
 
         Uses the closed-form fast path when the decoder is a chain of layers
         :func:`gradients.plan_decoder` knows, else the generic vectorized-tape path.
@@ -470,7 +470,7 @@ class GradCon(keras.Model):
                 network_input, reconstructions, self.reconstruction_loss
             )
             recon_map = tf.reduce_mean(pixel_errors, axis=-1)
-            grad_map = -tf.reduce_mean(results[3], axis=-1)
+            grad_map = tf.reduce_mean(tf.nn.relu(-results[3]), axis=-1)
             outputs["recon_map"] = preprocessing.to_input_resolution(recon_map, self.image_shape)
             outputs["grad_map"] = preprocessing.to_input_resolution(grad_map, self.image_shape)
             outputs["score_map"] = outputs["recon_map"] + self.beta * outputs["grad_map"]

@@ -84,6 +84,28 @@ def test_score_a_folder_and_a_glob_of_pngs(trained_model, tmp_path):
         np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
 
 
+def test_score_writes_map_overlays(trained_model, tmp_path):
+    from gradcon_tf import overlays
+
+    model = keras.models.load_model(trained_model)
+    images = load_digits()["test"].images[:3]
+    np.save(tmp_path / "x.npy", images)
+    maps = tmp_path / "maps"
+    out = tmp_path / "scores.csv"
+    assert cli.main(["score", "--model", str(trained_model), "--images", str(tmp_path / "x.npy"),
+                     "--out", str(out), "--maps", str(maps), "--batch-size", "2"]) == 0
+    assert sorted(os.listdir(maps)) == ["0000_0.png", "0001_1.png", "0002_2.png"]
+    expected = model.score(images, maps=True)
+    lines = out.read_text().splitlines()
+    np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected["score"], rtol=1e-6)
+    picture = np.asarray(Image.open(maps / "0002_2.png"))
+    rendered = np.asarray(overlays.overlay_image(
+        images[2], {k: expected[k][2] for k, _ in overlays.PANELS}, "2", float(expected["score"][2]),
+        float(expected["p_value"][2]), bool(expected["is_anomaly"][2])))
+    assert picture.shape == rendered.shape
+    assert np.mean(np.abs(picture.astype(int) - rendered.astype(int))) < 0.5
+
+
 def test_train_with_input_shape_and_tensorboard(digits_npz, tmp_path):
     path, logs = tmp_path / "big.keras", tmp_path / "logs"
     assert cli.main(["train", "--data", f"npz:{digits_npz}", "--inlier-class", "0", "--epochs", "1",

@@ -111,7 +111,7 @@ def setup(images, tmp_path_factory):
     for reference in model.reference_gradients:
         reference.assign(rng.normal(size=reference.shape).astype(np.float32))
     model.calibrate(images[::2])  # calibration scores for the p-values
-    scores = model.score(images)
+    scores = model.score(images, maps=True)
     model.threshold = float(np.median(scores["score"]))
     directory = tmp_path_factory.mktemp("edge")
     manifest = export_model(model, str(directory / "out"), targets=("f32",))
@@ -130,6 +130,7 @@ def setup(images, tmp_path_factory):
         "recon": scores["recon"],
         "grad_loss": scores["grad_loss"],
         "p_value": scores["p_value"],
+        **{name: scores[name] for name in ("recon_map", "grad_map", "score_map")},
         "calibration_count": len(model.calibration_scores),
         "threshold": model.threshold,
     }
@@ -203,6 +204,27 @@ def test_sheet_shows_the_top_images_by_score(setup, tmp_path):
         np.testing.assert_array_equal(tile, np.repeat(expected, 3, axis=-1), err_msg=f"rank {rank + 1}")
         caption = pixels[y + 112 : y + cell_height - sheet.MARGIN, x : x + 112]
         assert caption.min() < 128  # some text under each image
+
+
+def test_maps_writes_one_overlay_per_image_as_keras_draws_it(setup, tmp_path):
+    from gradcon_tf import overlays
+
+    folder = tmp_path / "overlays"
+    result = run_demo("--model", setup["model"], str(setup["folder"]), "--maps", str(folder))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"maps: {len(setup['names'])} overlays written to {folder}" in result.stdout
+    assert "signature maps_uint8" in result.stdout
+    names = sorted(os.listdir(folder))
+    assert names == [f"{i:04d}_img_{i:02d}.png" for i in range(len(setup["names"]))]
+    index = 7  # a noise image
+    picture = np.asarray(Image.open(folder / names[index]))
+    path = os.path.join(str(setup["folder"]), setup["names"][index])
+    rendered = np.asarray(overlays.overlay_image(
+        setup["images"][index], {k: setup[k][index] for k, _ in overlays.PANELS}, path,
+        float(setup["score"][index]), float(setup["p_value"][index]),
+        bool(setup["score"][index] > np.float32(setup["threshold"]))))
+    assert picture.shape == rendered.shape
+    assert np.mean(np.abs(picture.astype(int) - rendered.astype(int))) < 0.5
 
 
 def test_threshold_option_overrides_the_exported_one(setup):

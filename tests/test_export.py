@@ -19,10 +19,11 @@ import tensorflow as tf
 from gradcon_tf import GradCon, gradients
 
 from gradcon_tf.export import export_model, litert, serving_client
-from gradcon_tf.export.scoring_module import OUTPUT_NAMES, ScoringModule
+from gradcon_tf.export.scoring_module import MAP_NAMES, OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
 SCORE_KEYS = ("score", "recon", "grad_loss", "layer_cosines")
+SIGNATURES = ["serving_default", "score_uint8", "maps", "maps_uint8"]
 
 
 def blob_images(rng, count):
@@ -58,7 +59,7 @@ def trained_model():
 
 @pytest.fixture(scope="session")
 def keras_scores(trained_model, images):
-    return trained_model.score(images)
+    return trained_model.score(images, maps=True)
 
 
 @pytest.fixture(scope="session")
@@ -87,8 +88,22 @@ def exported(trained_model, threshold, tmp_path_factory):
 
 
 def assert_scores_close(actual, expected, tolerance=FLOAT_TOLERANCE):
+    """The scores to ``tolerance``; the maps (values up to ~50) to ``tolerance`` relative too."""
     for key in SCORE_KEYS:
         np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=tolerance, err_msg=key)
+    for key in MAP_NAMES:
+        if key in actual:
+            np.testing.assert_allclose(
+                actual[key], expected[key], rtol=tolerance, atol=tolerance, err_msg=key
+            )
+
+
+def expected_outputs(signature):
+    return set(OUTPUT_NAMES) | (set(MAP_NAMES) if signature.startswith("maps") else set())
+
+
+def is_uint8(signature):
+    return signature.endswith("uint8")
 
 
 # ------------------------------------------------------------------------------------ SavedModel
@@ -103,8 +118,8 @@ SAVED_MODEL_SCRIPT = textwrap.dedent(
     loaded = tf.saved_model.load(path)
     images = np.load(images_path)
     outputs = {}
-    for key in ("serving_default", "score_uint8"):
-        data = images if key == "score_uint8" else images.astype(np.float32) / 255.0
+    for key in ("serving_default", "score_uint8", "maps", "maps_uint8"):
+        data = images if key.endswith("uint8") else images.astype(np.float32) / 255.0
         result = loaded.signatures[key](images=tf.constant(data))
         outputs.update({f"{key}/{name}": value.numpy() for name, value in result.items()})
     assert "gradcon_tf" not in sys.modules, "the SavedModel must load without gradcon_tf"
@@ -144,10 +159,10 @@ def test_saved_model_layout(exported):
     assert os.path.isdir(os.path.join(version_dir, "variables"))
 
 
-@pytest.mark.parametrize("signature", ["serving_default", "score_uint8"])
+@pytest.mark.parametrize("signature", SIGNATURES)
 def test_saved_model_matches_keras(saved_model_outputs, keras_scores, threshold, signature):
     outputs = signature_outputs(saved_model_outputs, signature)
-    assert set(outputs) == set(OUTPUT_NAMES)
+    assert set(outputs) == expected_outputs(signature)
     assert_scores_close(outputs, keras_scores)
     np.testing.assert_array_equal(outputs["threshold"], np.full(len(outputs["score"]), threshold, np.float32))
     np.testing.assert_array_equal(outputs["is_anomaly"], outputs["score"] > np.float32(threshold))
@@ -163,9 +178,9 @@ def test_saved_model_cli_lists_signatures(exported):
         [cli, "show", "--dir", exported["saved_model"], "--all"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for signature in ("serving_default", "score_uint8"):
+    for signature in SIGNATURES:
         assert f"signature_def['{signature}']" in result.stdout
-    for name in OUTPUT_NAMES:
+    for name in OUTPUT_NAMES + MAP_NAMES:
         assert f"outputs['{name}']" in result.stdout
     assert "DT_UINT8" in result.stdout and "(-1, 28, 28, 1)" in result.stdout
 
@@ -178,7 +193,7 @@ def litert_outputs(path, images, signature="serving_default"):
 
     interpreter = Interpreter(model_path=path, num_threads=1)
     runner = interpreter.get_signature_runner(signature)
-    data = images if signature == "score_uint8" else images.astype(np.float32) / 255.0
+    data = images if is_uint8(signature) else images.astype(np.float32) / 255.0
     return runner(images=data)
 
 
@@ -191,10 +206,10 @@ def test_litert_models_use_builtin_ops_only(exported):
     assert "f32" in os.path.basename(exported["litert"]["f32"]["path"])
 
 
-@pytest.mark.parametrize("signature", ["serving_default", "score_uint8"])
+@pytest.mark.parametrize("signature", SIGNATURES)
 def test_litert_f32_matches_keras(exported, images, keras_scores, threshold, signature):
     outputs = litert_outputs(exported["litert"]["f32"]["path"], images, signature)
-    assert set(outputs) == set(OUTPUT_NAMES)
+    assert set(outputs) == expected_outputs(signature)
     assert_scores_close(outputs, keras_scores)
     np.testing.assert_array_equal(outputs["is_anomaly"], outputs["score"] > np.float32(threshold))
     np.testing.assert_array_equal(outputs["threshold"], np.float32(threshold))
@@ -251,6 +266,9 @@ def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
     images = rng.integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
     outputs = litert_outputs(manifest["litert"]["f32"]["path"], images, "score_uint8")
     assert_scores_close(outputs, model.score(images))
+    outputs = litert_outputs(manifest["litert"]["f32"]["path"], images, "maps_uint8")
+    assert outputs["grad_map"].shape == (5, 32, 32)
+    assert_scores_close(outputs, model.score(images, maps=True))
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 For one image, layer i: the kernel gradient g_i of its own loss (a GradientTape), the output
 gradient dL/dx_hat (a tape on the reconstruction) and the output's change along the reference,
 tau_i = d x_hat / d phi_i [R_i] (a ForwardAccumulator); then in float64
-m_i(y) = H W <dL/dx_hat(y), tau_i(y)> / (|g_i| |R_i|) and grad_map = -mean_i m_i.
+m_i(y) = H W <dL/dx_hat(y), tau_i(y)> / (|g_i| |R_i|) and grad_map = mean_i max(-m_i, 0).
 """
 
 import keras
@@ -17,10 +17,10 @@ from tests.conftest import bar_images
 
 
 def per_image_maps(model, images):
-    """(recon_map, grad_map) of each image, one image at a time, at the network's 28x28."""
+    """(recon_map, grad_map, layer maps m_i) of each image, one at a time, at the network's 28x28."""
     kernels = [k.value for k in model.constrained_kernels]
     references = [r.numpy().astype(np.float64) for r in model.reference_gradients]
-    recon_maps, grad_maps = [], []
+    recon_maps, grad_maps, all_layer_maps = [], [], []
     for image in images:
         x = model.preprocess(image[None])
         with tf.GradientTape(persistent=True) as tape:
@@ -36,8 +36,9 @@ def per_image_maps(model, images):
             pixels = tangent.shape[0] * tangent.shape[1]
             layer_maps.append(pixels * np.sum(output_grad * tangent, axis=-1) / norm)
         recon_maps.append(np.mean((reconstruction.numpy() - x.numpy())[0] ** 2, axis=-1))
-        grad_maps.append(-np.mean(layer_maps, axis=0))
-    return np.array(recon_maps), np.array(grad_maps)
+        grad_maps.append(np.mean(np.maximum(-np.array(layer_maps), 0.0), axis=0))
+        all_layer_maps.append(np.stack(layer_maps, axis=-1))
+    return np.array(recon_maps), np.array(grad_maps), np.array(all_layer_maps)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def images():
 
 def test_maps_equal_per_image_tape(trained, images):
     scores = trained.score(images, maps=True)
-    recon_maps, grad_maps = per_image_maps(trained, images)
+    recon_maps, grad_maps, _ = per_image_maps(trained, images)
     np.testing.assert_allclose(scores["recon_map"], recon_maps, rtol=0, atol=1e-6)
     np.testing.assert_allclose(scores["grad_map"], grad_maps, rtol=0, atol=1e-5)
     np.testing.assert_allclose(
@@ -65,11 +66,22 @@ def test_maps_equal_per_image_tape(trained, images):
     assert np.std(grad_maps) > 0.1  # not a flat map: the test can tell pixels apart
 
 
-def test_maps_average_to_the_scores(trained, images):
+def test_layer_maps_equal_per_image_tape_and_average_to_the_cosines(trained, images):
+    network_input = trained.preprocess(images)
+    plan = gradients.plan_decoder(trained.decoder)
+    _, cosines, _, layer_maps = gradients.decoder_scores(
+        plan, trained.encoder(network_input), network_input, trained.reference_gradients,
+        maps=True,
+    )
+    _, _, expected = per_image_maps(trained, images)
+    np.testing.assert_allclose(layer_maps.numpy(), expected, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(layer_maps.numpy().mean(axis=(1, 2)), cosines.numpy(), atol=1e-5)
+
+
+def test_maps_leave_the_scores_as_they_are(trained, images):
     scores = trained.score(images, maps=True)
     np.testing.assert_allclose(scores["recon_map"].mean(axis=(1, 2)), scores["recon"], rtol=1e-5)
-    np.testing.assert_allclose(scores["grad_map"].mean(axis=(1, 2)), scores["grad_loss"], atol=1e-5)
-    np.testing.assert_allclose(scores["score_map"].mean(axis=(1, 2)), scores["score"], atol=1e-5)
+    assert np.all(scores["grad_map"] >= 0)
     plain = trained.score(images)
     assert "grad_map" not in plain
     for key in plain:

@@ -1,0 +1,1 @@
+../gradcon_tf/overlays.py
