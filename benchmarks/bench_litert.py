@@ -8,7 +8,7 @@ gradients) is exported to a temporary directory first: the speed does not depend
 Timings are of the signature runner's call (what the edge demo does), uint8 images, after warm-up:
 the plain signature (``score_uint8``) and, under ``maps``, the one with the anomaly maps
 (``maps_uint8``).
-Target (issue 4): <= 0.75 ms per 28x28x1 image at batch 1 on one core.
+Target: <= 0.75 ms per 28x28x1 image at batch 1 on one core.
 """
 
 import argparse

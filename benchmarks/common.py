@@ -11,15 +11,15 @@ import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: The authors' PyTorch release on this machine (issue 6: measured 2026-11-29, interleaved, same
-#: run as a straightforward TF build). Not re-measured by this suite.
+#: The authors' PyTorch release, measured on a 2-core AVX-512 machine on 2026-11-29 (interleaved
+#: with a straightforward TF build). Not re-measured by this suite.
 RELEASE = {
     "train_step_ms_batch64": 77.0,
     "train_step_ms_batch64_other_idle_run": 101.0,
     "scoring_images_per_s": 127.0,
-    "source": "issue 6 (authors' PyTorch release on this 2-core machine, 2026-11-29); not re-measured here",
+    "source": "the authors' PyTorch release on a 2-core AVX-512 machine, 2026-11-29; not re-measured here",
 }
-#: Issue 6 targets on this machine.
+#: The speed targets on that machine.
 TARGETS = {"scoring_images_per_s": 2500.0, "train_step_ms_batch64": 50.0}
 TRAIN_BATCH = 64
 MATMUL_N = 2048

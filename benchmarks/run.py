@@ -1,4 +1,4 @@
-"""The benchmark suite of issue 6: training and scoring speed, LiteRT latency, scoring memory, FLOPs.
+"""The benchmark suite: training and scoring speed, LiteRT latency, scoring memory, FLOPs.
 
     python -m benchmarks.run --out docs/results/benchmarks          # the full run (~6 min on 2 cores)
     python -m benchmarks.run --out OUT --smoke               # a few repeats, small N (tests)
@@ -86,7 +86,7 @@ def main(argv=None):
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     report["wall_s"] = time.perf_counter() - started
 
-    from gradcon_tf import files
+    from gradcon_tf import _files as files
 
     os.makedirs(args.out, exist_ok=True)
     files.write_text(os.path.join(args.out, "benchmarks.json"), json.dumps(report, indent=1) + "\n")

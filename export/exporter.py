@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 import gradcon_tf
-from gradcon_tf import files, gradients, preprocessing
+from gradcon_tf import _files as files
+from gradcon_tf import gradients, preprocessing
 from . import litert, saved_model
 from .scoring_module import (
     FLOAT_SIGNATURE, MAP_NAMES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, OUTPUT_NAMES,

@@ -6,7 +6,7 @@ scores and file sizes. Writes ``report.json`` and ``report.md`` to ``--out``.
 
     python -m gradcon_tf.export.quantization_report --data mnist:../shared/datasets/mnist --classes 0 1 --epochs 3
 
-Acceptance (issue 4): |AUROC(variant) - AUROC(f32)| <= 0.005 for f16 and dynamic-range int8.
+Acceptance: |AUROC(variant) - AUROC(f32)| <= 0.005 for f16 and dynamic-range int8.
 """
 
 import argparse
@@ -159,7 +159,7 @@ def main(argv=None):
             tag: max(abs(r["variants"][tag]["auroc_diff_vs_f32"]) for r in results) for tag in tags
         },
     }
-    from gradcon_tf import files
+    from gradcon_tf import _files as files
 
     os.makedirs(args.out, exist_ok=True)
     files.write_text(os.path.join(args.out, "report.json"), json.dumps(report, indent=2))

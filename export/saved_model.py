@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from gradcon_tf import files
+from gradcon_tf import _files as files
 
 
 def save(module, directory, version=1):

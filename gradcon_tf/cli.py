@@ -162,7 +162,7 @@ def _load_images(spec, image_shape):
 def _write_text_output(text, path, what):
     """Write ``text`` to ``path`` (crash-safe) and say so, or to stdout when no path is given."""
     if path:
-        from gradcon_tf import files
+        from gradcon_tf import _files as files
 
         files.write_text(path, text)
         print(f"wrote {what} to {path}")

@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from gradcon_tf import callbacks as gradcon_callbacks
-from gradcon_tf import compat, files, gradients, networks, optimizers, preprocessing
+from gradcon_tf import _compat as compat
+from gradcon_tf import _files as files
+from gradcon_tf import gradients, networks, optimizers, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3

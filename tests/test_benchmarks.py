@@ -1,4 +1,4 @@
-"""The benchmark suite of issue 6 (``python -m benchmarks.run``) in smoke mode.
+"""The benchmark suite (``python -m benchmarks.run``) in smoke mode.
 
 Runs the one command end to end with a few repeats and small N, then checks that the JSON holds
 every figure with a sane value (positive, finite, ordered spreads, stable trace counts, scoring

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import gradcon_tf
-from gradcon_tf import files, preprocessing
+from gradcon_tf import _files as files
+from gradcon_tf import preprocessing
 from gradcon_tf import networks
 from gradcon_tf.callbacks import NonFiniteLossError, StopOnBlankReconstruction, is_blank
 from gradcon_tf.data.idx import DataFileError, read_idx

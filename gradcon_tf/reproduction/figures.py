@@ -8,7 +8,8 @@ import os
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from gradcon_tf import files, metrics
+from gradcon_tf import _files as files
+from gradcon_tf import metrics
 from gradcon_tf.evaluation import score_kinds
 
 

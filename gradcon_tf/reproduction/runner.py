@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from gradcon_tf import callbacks as callbacks_module
-from gradcon_tf import files
+from gradcon_tf import _files as files
 from gradcon_tf import conditions, evaluation, experiment, gpnd, localisation, protocols
 from gradcon_tf import data as datasets
 from gradcon_tf.reproduction import figures as figures_module

@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from gradcon_tf import files
+from gradcon_tf import _files as files
 
 RUN_FORMAT = 1
 
