@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import gradcon_tf
 from gradcon_tf import gradients
-from tests.conftest import bar_images
+from tests.conftest import bar_images, trained_on_bars
 
 
 def per_image_maps(model, images):
@@ -43,11 +43,7 @@ def per_image_maps(model, images):
 
 @pytest.fixture(scope="module")
 def trained():
-    keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradCon()
-    model.compile()
-    model.fit(bar_images(128, "horizontal", seed=1), epochs=3, batch_size=32, verbose=0)
-    return model
+    return trained_on_bars()
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,20 @@ def read_json(path):
         return json.load(handle)
 
 
-def test_gpnd_protocol_end_to_end_and_resume(tmp_path, capsys):
-    out = str(tmp_path / "gpnd")
-    argv = ["reproduce", "--data", "digits", "--classes", "0", "--seeds", "1", "--epochs", "1",
-            "--out", out, "--progress", "0", "--protocol", "gpnd"]
+def reproduce_command(out, protocol, classes):
+    """``gradcon reproduce`` on the built-in digits, 1 seed, 1 epoch; returns (argv, summary)."""
+    argv = ["reproduce", "--data", "digits", "--classes", classes, "--seeds", "1", "--epochs", "1",
+            "--out", out, "--progress", "0", "--protocol", protocol]
     assert cli.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
+    assert summary["complete"] and summary["command"].endswith(f"--protocol {protocol}")
+    return argv, summary
+
+
+def test_gpnd_protocol_end_to_end_and_resume(tmp_path, capsys):
+    out = str(tmp_path / "gpnd")
+    argv, summary = reproduce_command(out, "gpnd", "0")
     run = read_json(os.path.join(out, "runs", "class0-fold0.json"))
-    assert summary["complete"] and summary["command"].endswith("--protocol gpnd")
     assert list(summary["outlier_percentages"]) == ["10", "20", "30", "40", "50"]
     for p, result in summary["outlier_percentages"].items():
         for kind in ("gradcon", "recon", "grad"):
@@ -55,12 +61,8 @@ def test_conditions_protocol_end_to_end_and_resume(tmp_path):
 
 def test_localisation_protocol_end_to_end_and_resume(tmp_path, capsys):
     out = str(tmp_path / "localisation")
-    argv = ["reproduce", "--data", "digits", "--classes", "0,1", "--seeds", "1", "--epochs", "1",
-            "--out", out, "--progress", "0", "--protocol", "localisation"]
-    assert cli.main(argv) == 0
-    summary = read_json(os.path.join(out, "summary.json"))
+    argv, summary = reproduce_command(out, "localisation", "0,1")
     run = read_json(os.path.join(out, "runs", "class1-seed0.json"))
-    assert summary["complete"] and summary["command"].endswith("--protocol localisation")
     assert set(summary["pixel_auroc"]) == {"recon_map", "grad_map", "score_map"}
     for kind, aggregate in summary["pixel_auroc"].items():
         assert aggregate["per_class_auroc"]["1"] == [run["localisation"]["pixel_auroc"][kind]]

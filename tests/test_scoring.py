@@ -37,13 +37,9 @@ def assert_scores_close(ours, expected, atol=1e-5):
 @pytest.fixture(scope="module")
 def trained():
     """A GradCon model trained for a few steps on bar images (non-zero reference gradients)."""
-    from tests.conftest import bar_images
+    from tests.conftest import trained_on_bars
 
-    keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradCon()
-    model.compile()
-    model.fit(bar_images(128, "horizontal", seed=1), epochs=3, batch_size=32, verbose=0)
-    return model
+    return trained_on_bars()
 
 
 def test_fast_path_equals_batch_of_one_loop(trained, normal_images, anomalous_images):

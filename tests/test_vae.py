@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import gradcon_tf
 from gradcon_tf import experiment, gradients
-from tests.conftest import bar_images
+from tests.conftest import bar_images, trained_on_bars
 
 
 def numpy_bce(images, reconstructions):
@@ -43,11 +43,7 @@ def batch_of_one_vae_scores(model, images):
 
 @pytest.fixture(scope="module")
 def trained_vae():
-    keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradConVAE()
-    model.compile()
-    model.fit(bar_images(128, "horizontal", seed=1), epochs=3, batch_size=32, verbose=0)
-    return model
+    return trained_on_bars(gradcon_tf.GradConVAE)
 
 
 def test_release_vae_shapes_and_parameter_count():
