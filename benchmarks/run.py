@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --out docs/results/benchmarks          # the full run (~6 min on 2 cores)
     python -m benchmarks.run --out OUT --smoke               # a few repeats, small N (tests)
+    python -m benchmarks.run --out docs/results/benchmarks-avx2 --isa avx2   # as on an AVX2-only CPU
 
 Writes ``OUT/benchmarks.json`` (every figure, with its spread and the machine load) and
 ``OUT/README.md`` (the summary tables). Sections:
@@ -21,6 +22,12 @@ Writes ``OUT/benchmarks.json`` (every figure, with its spread and the machine lo
   (``benchmarks/scoring_memory.py``);
 * the fp32 peak of this machine (2048x2048 ``tf.linalg.matmul``), timed inside the training and
   scoring rounds, and the achieved GFLOP/s from the analytic FLOPs (``benchmarks/flops.py``).
+
+``--isa avx2`` caps oneDNN (TensorFlow's and PyTorch's convolution and matmul kernels) and MKL
+(PyTorch's matmul) at AVX2 before either framework loads: an AVX-512 machine then runs the kernels
+an AVX2-only CPU would. With torch installed (``pip install torch==2.13.0``) the release's algorithm
+in PyTorch (``benchmarks/pytorch_release.py``) is timed in the same rounds as ours, training step
+and batch-of-one scoring, so every run gives same-machine ratios.
 
 Timings on a shared machine are noisy: every section interleaves its cases round by round (order
 rotated), reports medians with p10/p90, takes ratios within a round, and records the load average.
@@ -42,18 +49,29 @@ from benchmarks.summary import markdown
 from benchmarks.training import bench_training
 
 
+#: Environment variables of each ``--isa`` configuration.
+ISA_CAPS = {
+    "native": {},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for benchmarks.json and README.md")
     parser.add_argument("--smoke", action="store_true", help="few repeats, small N (for tests)")
     parser.add_argument("--rounds", type=int, help="override the number of interleaved rounds")
     parser.add_argument("--skip-litert", action="store_true")
+    parser.add_argument("--isa", choices=tuple(ISA_CAPS), default="native",
+                        help="native, or avx2: cap oneDNN and MKL at AVX2 (as on an AVX2-only CPU)")
     args = parser.parse_args(argv)
+    os.environ.update(ISA_CAPS[args.isa])  # before TensorFlow or torch is imported
     settings = SMOKE if args.smoke else Settings()
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=args.rounds, profile_rounds=args.rounds)
     command = "python -m benchmarks.run --out " + args.out + (" --smoke" if args.smoke else "") + (
-        f" --rounds {args.rounds}" if args.rounds else "") + (" --skip-litert" if args.skip_litert else "")
+        f" --rounds {args.rounds}" if args.rounds else "") + (" --skip-litert" if args.skip_litert else "") + (
+        f" --isa {args.isa}" if args.isa != "native" else "")
     started = time.perf_counter()
     probes = [start_memory_probe(n) for n in settings.memory_images] if settings.memory_parallel else None
 
@@ -61,7 +79,8 @@ def main(argv=None):
 
     from benchmarks import flops
 
-    report = {"smoke": args.smoke, "command": command, "settings": dataclasses.asdict(settings),
+    report = {"smoke": args.smoke, "command": command, "isa": args.isa,
+              "isa_environment": ISA_CAPS[args.isa], "settings": dataclasses.asdict(settings),
               "environment": environment(), "release": RELEASE, "targets": TARGETS}
     report["flops"] = flops.per_image(gradcon_tf.GradCon())
     train_flops = report["flops"]["training_image"]["total"]
@@ -93,10 +112,6 @@ def main(argv=None):
     files.write_text(os.path.join(args.out, "README.md"), markdown(report, command) + "\n")
     log(f"wrote {args.out}/benchmarks.json and README.md in {report['wall_s']:.0f} s")
     return report
-
-
-if __name__ == "__main__":
-    main()
 
 
 if __name__ == "__main__":

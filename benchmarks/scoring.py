@@ -30,6 +30,32 @@ def batch_of_one_function(model):
     return score_one
 
 
+#: The case name of the PyTorch anchor (``benchmarks/pytorch_release.py``).
+PYTORCH = "pytorch release (batch of one)"
+
+
+def pytorch_scoring_case(settings, loop_input):
+    """A case timing the release's batch-of-one scoring in PyTorch, or None without torch."""
+    import os
+
+    from benchmarks import pytorch_release
+
+    if not pytorch_release.available():
+        return None
+    release = pytorch_release.Release(threads=os.cpu_count())
+    inputs = release.tensor(loop_input)
+    release.score_one(inputs[0])
+
+    def case():
+        n = settings.loop_images_per_round
+        start = time.perf_counter()
+        for i in range(n):
+            release.score_one(inputs[i])
+        return n / (time.perf_counter() - start)
+
+    return case
+
+
 def bench_scoring(settings, flops_per_scored_image):
     import tensorflow as tf
 
@@ -96,6 +122,9 @@ def bench_scoring(settings, flops_per_scored_image):
     cases["model.score_b256"] = model_score_case
     cases["batch_of_one_loop"] = loop_case
     cases["matmul"] = matmul
+    anchor = pytorch_scoring_case(settings, loop_input)
+    if anchor is not None:
+        cases[PYTORCH] = anchor
     log(f"scoring: {settings.rounds} rounds")
     results, loads = interleaved(cases, settings.rounds)
     throughput_names = [n for n in cases if n != "matmul"]
@@ -111,6 +140,11 @@ def bench_scoring(settings, flops_per_scored_image):
         "ratio_vs_release": {
             n: summary(results[n])["median"] / RELEASE["scoring_images_per_s"] for n in throughput_names
         },
+        # The anchor timed in the same rounds: our throughput over its, round by round.
+        "ratio_vs_pytorch_same_round": {
+            n: summary([a / b for a, b in zip(results[n], results[PYTORCH])])
+            for n in throughput_names if n != PYTORCH
+        } if PYTORCH in results else None,
         "ratio_model_score_over_raw_same_round": {  # what Keras predict() costs on top of the function
             f"per_sample_scores_b{s}": summary(
                 [a / b for a, b in zip(results["model.score_b256"], results[f"per_sample_scores_b{s}"])]

@@ -45,6 +45,37 @@ def _machine_lines(cpu, measured):
     ]
 
 
+def _anchor_lines(training, scoring):
+    """The table against the PyTorch release timed in the same rounds (none without torch)."""
+    if not training.get("speedup_vs_pytorch_same_round"):
+        return ["No PyTorch anchor in this run (torch not installed).", ""]
+    from benchmarks.scoring import PYTORCH as SCORING_ANCHOR
+    from benchmarks.training import PYTORCH as TRAINING_ANCHOR
+
+    lines = [
+        "## Against the authors' algorithm in PyTorch, same run",
+        "",
+        "`benchmarks/pytorch_release.py`, timed in the same interleaved rounds; ratios per round, "
+        "then median [p10, p90] (> 1: ours faster).",
+        "",
+        "| figure | ours | PyTorch release | ours / PyTorch |",
+        "|---|---|---|---|",
+    ]
+    anchor_step = training["step_ms"][TRAINING_ANCHOR]
+    for name in ("graph", "xla"):
+        lines.append(
+            f"| training step, batch 64, {name} (ms) | {spread(training['step_ms'][name])} | "
+            f"{spread(anchor_step)} | {spread(training['speedup_vs_pytorch_same_round'][name], 2)} |"
+        )
+    anchor_rate = scoring["images_per_s"][SCORING_ANCHOR]
+    for name in ("model.score_b256", "batch_of_one_loop"):
+        lines.append(
+            f"| scoring, {name}, images/s | {spread(scoring['images_per_s'][name], 0)} | "
+            f"{spread(anchor_rate, 0)} (batch of one) | {spread(scoring['ratio_vs_pytorch_same_round'][name], 1)} |"
+        )
+    return lines + [""]
+
+
 def markdown(report, command):
     env, tr, sc, fl = report["environment"], report["training"], report["scoring"], report["flops"]
     prof, ep, lite, mem = report["scoring_profile"], report["epochs"], report.get("litert"), report["memory"]
@@ -64,8 +95,13 @@ def markdown(report, command):
         "p10 of a time and the p90 of a throughput.",
         "",
         *_machine_lines(env.get("cpu"), peak),
+        f"Kernel ISA: **{report.get('isa', 'native')}**"
+        + (f" ({', '.join(f'{k}={v}' for k, v in report['isa_environment'].items())})"
+           if report.get("isa_environment") else " (no cap)") + ".",
+        "",
         "Regenerate: `" + command + "`" + (" (**smoke mode: tiny repeats, not figures to quote**)" if report["smoke"] else ""),
         "",
+        *_anchor_lines(tr, sc),
         "## Summary",
         "",
         "| figure | this run: median [p10, p90] | release (2026-11-29) | speed vs release: median (least contended: p10 time, p90 throughput) | % of fp32 matmul peak (medians) |",

@@ -8,6 +8,35 @@ import numpy as np
 from benchmarks.common import RELEASE, TRAIN_BATCH, TraceCounter, images, log, make_model, matmul_case
 
 
+#: The case name of the PyTorch anchor (``benchmarks/pytorch_release.py``).
+PYTORCH = "pytorch release"
+
+
+def pytorch_anchor_case(settings):
+    """A case timing the release's step in PyTorch on the same batch, or None without torch."""
+    import os
+
+    from benchmarks import pytorch_release
+
+    if not pytorch_release.available():
+        log("training: torch is not installed: no PyTorch anchor (pip install torch==2.13.0)")
+        return None
+    release = pytorch_release.Release(threads=os.cpu_count())
+    batch = release.tensor(images(TRAIN_BATCH, seed=1))
+    for _ in range(settings.train_warmup):
+        release.train_step(batch)
+
+    def case():
+        out = []
+        for _ in range(settings.train_steps_per_round):
+            start = time.perf_counter()
+            release.train_step(batch)
+            out.append(time.perf_counter() - start)
+        return out
+
+    return case
+
+
 def bench_training(settings, flops_per_train_image):
     import tensorflow as tf
 
@@ -102,6 +131,9 @@ def bench_training(settings, flops_per_train_image):
     cases = {"graph": steps(models["graph"]), "xla": steps(models["xla"])}
     cases.update({name: part_case(fn) for name, fn in parts.items()})
     cases["matmul"] = matmul
+    anchor = pytorch_anchor_case(settings)
+    if anchor is not None:
+        cases[PYTORCH] = anchor
     log(f"training: {settings.rounds} rounds x {settings.train_steps_per_round} steps, graph and XLA")
     results, loads = interleaved(cases, settings.rounds)
 
@@ -112,7 +144,8 @@ def bench_training(settings, flops_per_train_image):
             lambda: float(models["graph"].train_function([batch])["loss"]), settings.train_steps_per_round, logdir
         )
     per_round_median = {name: [float(np.median(r)) for r in results[name]] for name in results}
-    step_ms = {name: summary(1e3 * np.asarray(flatten(results[name]))) for name in ("graph", "xla")}
+    timed = ("graph", "xla") + ((PYTORCH,) if PYTORCH in results else ())
+    step_ms = {name: summary(1e3 * np.asarray(flatten(results[name]))) for name in timed}
     gflops = {
         name: summary([flops_per_train_image * TRAIN_BATCH / s / 1e9 for s in flatten(results[name])])
         for name in ("graph", "xla")
@@ -137,6 +170,11 @@ def bench_training(settings, flops_per_train_image):
         "speedup_vs_release": {
             name: RELEASE["train_step_ms_batch64"] / step_ms[name]["median"] for name in ("graph", "xla")
         },
+        # The anchor timed in the same rounds: its step time over ours, round by round.
+        "speedup_vs_pytorch_same_round": {
+            name: summary([a / b for a, b in zip(per_round_median[PYTORCH], per_round_median[name])])
+            for name in ("graph", "xla")
+        } if PYTORCH in results else None,
         "gflops": gflops,
         "fraction_of_matmul_peak": fraction,
         "matmul_peak_gflops": peak,

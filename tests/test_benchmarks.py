@@ -33,7 +33,7 @@ def check_spread(s):
 def suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmarks")
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--out", str(out), "--smoke"],
+        [sys.executable, "-m", "benchmarks.run", "--out", str(out), "--smoke", "--isa", "avx2"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -67,6 +67,8 @@ def test_environment_and_load_are_recorded(suite):
         assert key in env
     assert len(env["load_average_start"]) == 3 and len(report["load_average_end"]) == 3
     assert report["smoke"] is True and "--smoke" in report["command"]
+    assert report["isa"] == "avx2" and report["command"].endswith("--isa avx2")
+    assert report["isa_environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert positive(report["wall_s"])
     cpu = env["cpu"]
     assert cpu["cores"] == os.cpu_count() and isinstance(cpu["vector_extensions"], list)
@@ -86,6 +88,10 @@ def test_training_step_graph_and_xla(suite):
         assert training["trace_count"]["after_warmup"][mode] == 1
         assert training["trace_count"]["at_end"][mode] == 1
     check_spread(training["ratio_xla_over_graph_step_time"])
+    if training["speedup_vs_pytorch_same_round"] is not None:  # torch is installed: the anchor ran
+        check_spread(training["step_ms"]["pytorch release"])
+        for mode in ("graph", "xla"):
+            check_spread(training["speedup_vs_pytorch_same_round"][mode])
     check_spread(training["matmul_peak_gflops"])
     assert len(training["parts_ms"]) == 4
     for part in training["parts_ms"].values():
@@ -97,6 +103,10 @@ def test_training_step_graph_and_xla(suite):
 def test_scoring_throughput_and_the_batch_of_one_loop(suite):
     scoring = suite[0]["scoring"]
     names = {"model.score_b256", "per_sample_scores_b256", "per_sample_scores_b512", "batch_of_one_loop"}
+    if scoring["ratio_vs_pytorch_same_round"] is not None:  # torch is installed: the anchor ran
+        names.add("pytorch release (batch of one)")
+        for ratio in scoring["ratio_vs_pytorch_same_round"].values():
+            check_spread(ratio)
     assert set(scoring["images_per_s"]) == names
     for name in names:
         check_spread(scoring["images_per_s"][name])
@@ -170,3 +180,44 @@ def test_markdown_summary(suite):
     assert "smoke mode" in text
     assert str(report["environment"]["load_average_start"]) in text
     assert "**CPU**:" in text and "theoretical fp32 peak" in text
+    assert "Kernel ISA: **avx2** (ONEDNN_MAX_CPU_ISA=AVX2" in text
+    if report["training"]["speedup_vs_pytorch_same_round"] is not None:
+        assert "## Against the authors' algorithm in PyTorch, same run" in text
+
+
+def test_pytorch_anchor_step_is_ours_from_the_same_weights():
+    """The anchor computes the same step as GradCon.train_step: from the same weights, running
+    averages and batch, the same loss J and the same updated running averages of dJ/dphi."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import pytorch_release
+    from benchmarks.common import images, make_model
+
+    anchor = pytorch_release.Release(threads=1)
+    model = make_model()
+    layers = [m for m in anchor.network if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    keras_layers = [l for l in model.encoder.layers + model.decoder.layers if hasattr(l, "kernel")]
+    for torch_layer, keras_layer in zip(layers, keras_layers, strict=True):
+        weight = torch_layer.weight.detach().numpy()
+        # Conv2d (out, in, kh, kw) -> (kh, kw, in, out); ConvTranspose2d (in, out, kh, kw) -> (kh, kw, out, in)
+        kernel = weight.transpose(2, 3, 1, 0)
+        keras_layer.kernel.assign(kernel)
+        keras_layer.bias.assign(torch_layer.bias.detach().numpy())
+    for reference, anchor_reference in zip(model.reference_gradients, anchor.reference):
+        reference.assign(anchor_reference.numpy().transpose(2, 3, 1, 0))
+    before = [r.numpy() for r in model.reference_gradients]
+    count = int(model.reference_count.numpy()) + 1
+    assert count == anchor.steps + 1
+    batch = images(16, seed=5)
+    ours = float(model.train_step(tf.constant(batch))["loss"])
+    theirs = anchor.train_step(anchor.tensor(batch))
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    # This step's dJ/dphi, recovered from the running mean: avg_k = avg_{k-1} + (g - avg_{k-1}) / k.
+    for old, reference, anchor_reference in zip(before, model.reference_gradients, anchor.reference):
+        ours_gradient = old + (reference.numpy() - old) * count
+        theirs_gradient = old + (anchor_reference.numpy().transpose(2, 3, 1, 0) - old) * count
+        scale = np.abs(theirs_gradient - old).max()
+        assert scale > 1e-4  # the step's gradient differs from the old average
+        np.testing.assert_allclose(ours_gradient, theirs_gradient, rtol=0, atol=1e-3 * scale)
