@@ -9,7 +9,7 @@ op would need a runtime the stock ``ai-edge-litert`` does not have, so it is an 
 * :func:`to_dynamic_int8`: weights stored as int8, activations float (dynamic-range quantization).
 * :func:`to_full_int8`: weights and activations int8 where the kernels allow it, calibrated on a
   representative set of normal images; float32 input and outputs, float ops where no int8 kernel
-  exists. Float signatures only (plain and maps).
+  exists. The plain float signature only.
 """
 
 import numpy as np
@@ -101,7 +101,7 @@ def to_full_int8(saved_model_dir, representative_images, max_samples=200):
         for image in images:
             yield {INPUT_NAME: image[None]}
 
-    converter = _converter(saved_model_dir, (FLOAT_SIGNATURE, MAPS_FLOAT_SIGNATURE))
+    converter = _converter(saved_model_dir, (FLOAT_SIGNATURE,))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     return _convert(converter)
