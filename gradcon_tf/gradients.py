@@ -13,6 +13,9 @@ Two implementations, checked against each other and against a batch-of-one Gradi
 * :func:`generic_decoder_scores` vectorizes a per-sample GradientTape over the batch; it works for
   any differentiable decoder.
 
+With ``maps=True`` both also spread each layer's cosine over the output pixels
+(:func:`cosine_maps`: the anomaly maps of ``GradCon.score(maps=True)``).
+
 Transposed convolution, stride s, 'valid' padding: ``y[s*i + p, s*j + q, o] += x[i, j, c] W[p, q, o, c]``,
 so ``dL/dW[p, q, o, c] = sum_ij x[i, j, c] dL/dy[s*i + p, s*j + q, o]``: a (c x HW) @ (HW x o) product
 per kernel tap, done for all taps and samples as one batched matmul (the taps gathered with a
