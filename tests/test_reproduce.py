@@ -18,6 +18,7 @@ def read_json(path):
         return json.load(handle)
 
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     out = str(tmp_path / "results")
     argv = [
@@ -270,6 +271,7 @@ def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
     assert run["val_loss"] != direct_val_loss  # the blank draw itself trained
 
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_the_guarded_default_trains_as_the_release_unless_the_first_epoch_is_blank(monkeypatch):
     """A healthy start trains exactly as --init release; a blank one trains again from the same
     seed with the output bias from data, exactly as --init data."""
@@ -356,6 +358,7 @@ def test_summary_mean_and_std_over_seeds():
     report = markdown_report(summary)
     assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     out = str(tmp_path / "vae")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]

@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from gradcon_tf import cli
 from gradcon_tf.reproduction import runner
 
@@ -59,6 +61,7 @@ def test_conditions_protocol_end_to_end_and_resume(tmp_path):
     assert "1 of 1 runs already finished" in logs[-2]
 
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_localisation_protocol_end_to_end_and_resume(tmp_path, capsys):
     out = str(tmp_path / "localisation")
     argv, summary = reproduce_command(out, "localisation", "0,1")

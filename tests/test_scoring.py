@@ -195,6 +195,7 @@ def test_standard_callbacks(normal_images, tmp_path):
     assert any((tmp_path / "logs").rglob("*.v2"))
 
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_scores_separate_a_synthetic_one_class_task():
     from tests.conftest import bar_images
 

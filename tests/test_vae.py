@@ -137,6 +137,7 @@ def test_vae_saves_and_loads_with_the_same_scores(trained_vae, tmp_path):
         np.testing.assert_allclose(after[key], before[key], atol=1e-6)
 
 
+@pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_vae_training_resumed_from_a_saved_model_continues_exactly(tmp_path):
     """The latent sampling state is saved: the resumed run draws the same noise."""
     images = bar_images(32, "horizontal", seed=6)
