@@ -358,6 +358,7 @@ def test_summary_mean_and_std_over_seeds():
     report = markdown_report(summary)
     assert "0.995" in report and "release, 20 epochs" in report and "Partial" in report
 
+
 @pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_reproduce_a_table1_baseline_reports_the_latent_loss(tmp_path):
     out = str(tmp_path / "vae")

@@ -21,9 +21,10 @@ import os
 import sys
 import time
 
+from benchmarks.run import ISA_CAPS  # imports neither TensorFlow nor torch
+
 ISA = sys.argv[1] if len(sys.argv) > 1 else "native"
-if ISA == "avx2":  # before TensorFlow or torch loads (as benchmarks.run --isa avx2)
-    os.environ.update({"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"})
+os.environ.update(ISA_CAPS[ISA])  # before TensorFlow or torch loads, as benchmarks.run --isa
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
