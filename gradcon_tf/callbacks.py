@@ -1,11 +1,12 @@
 """Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
-``StopOnBlankReconstruction`` (``experiment.train_one_class`` redraws collapsed starts with it);
-model selection by validation loss: ``KeepBestWeights``."""
+``StopOnCollapse`` (GradCon.fit's guarded start; ``experiment.train_one_class`` redraws collapsed
+starts with it); model selection by validation loss: ``KeepBestWeights``."""
 
 import math
 
 import keras
-import numpy as np
+
+from gradcon_tf import collapse
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -55,58 +56,35 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._last_good_epoch = epoch
 
 
-class StopOnBlankReconstruction(keras.callbacks.Callback):
-    """Stop training when, after one of the first ``epochs`` epochs, the reconstruction is blank.
+class StopOnCollapse(keras.callbacks.Callback):
+    """Stop training when, after one of the first ``epochs`` epochs, the decoder is dead on
+    ``images`` (:func:`gradcon_tf.collapse.is_collapsed`). ``GradCon.fit`` guards fresh models
+    with it (``initialization="guarded"``); ``stop=False`` only records.
 
-    Blank (:func:`is_blank`): the reconstructions of ``images`` span less than half the
-    intensity range of ``images`` (max - min over all pixels) with the sigmoid saturated. On
-    MNIST (black background) that is: no pixel reaches half the brightest input pixel; an output
-    saturated at white is blank too. With the release's initialisation, Adam's first steps can drive the final sigmoid into
-    saturation; the model then outputs (almost) one value and its gradients vanish, often for
-    good. Healthy runs are far from the line after one epoch (brightest output 0.60-0.95 against
-    0.01-0.22 for collapsed ones; ``docs/investigations/collapse_probes_output.txt``).
-
-    After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch that was blank, else None.
+    After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch found dead, else None, and
+    ``reason`` says what was measured.
     """
 
-    def __init__(self, images, epochs=1):
+    def __init__(self, images, epochs=1, stop=True):
         super().__init__()
         self.images = images
         self.epochs = int(epochs)
+        self.stop = bool(stop)
         self.collapsed_at = None
+        self.reason = None
 
     def on_train_begin(self, logs=None):
-        self.collapsed_at = None
+        self.collapsed_at = self.reason = None
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.epochs or self.collapsed_at is not None:
             return
-        if is_blank(self.model, self.images):
+        statistics = collapse.decoder_statistics(self.model, self.images)
+        if collapse.is_collapsed(statistics):
             self.collapsed_at = epoch + 1
-            self.model.stop_training = True
-
-
-def is_blank(model, images, chunk=256):
-    """Whether ``model``'s reconstructions of ``images`` are blank: they span less than half the
-    intensity range of ``images`` while the output sigmoid is saturated (outputs on average more
-    than 0.3 away from 0.5). An output still near 0.5 everywhere (too few steps to have moved
-    from the initial weights) is not blank."""
-    low_in = low_out = math.inf
-    high_in = high_out = -math.inf
-    distance, pixels = 0.0, 0
-    for start in range(0, len(images), chunk):
-        inputs = np.asarray(model.preprocess(images[start : start + chunk]))
-        outputs = np.asarray(model(images[start : start + chunk]))
-        low_in, high_in = min(low_in, inputs.min()), max(high_in, inputs.max())
-        low_out, high_out = min(low_out, outputs.min()), max(high_out, outputs.max())
-        distance += float(np.abs(outputs - 0.5).sum())
-        pixels += outputs.size
-    saturated = distance / pixels > SATURATED_DISTANCE
-    return saturated and float(high_out - low_out) < 0.5 * float(high_in - low_in)
-
-
-#: Mean |output - 0.5| above which the output sigmoid counts as saturated (0.5 is all 0 or 1).
-SATURATED_DISTANCE = 0.3
+            self.reason = collapse.describe(statistics)
+            if self.stop:
+                self.model.stop_training = True
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -120,8 +98,9 @@ class KeepBestWeights(keras.callbacks.Callback):
     far. When the lowest loss falls between two writes, the release keeps an earlier written
     epoch (or the last one, if that is lower still). ``every=1`` is the plain rule.
 
-    ``best_epoch`` (1-based) is the selected epoch after ``fit``; ``selected()`` is the
-    (epoch, weights) that would be kept if training ended after the latest epoch.
+    ``best_epoch`` (1-based) is the selected epoch after ``fit``, also set as the model's
+    ``selected_epoch`` when ``restore`` (and the model has one); ``selected()`` is the (epoch, weights) that would be
+    kept if training ended after the latest epoch.
     """
 
     def __init__(self, every=1, monitor="val_loss", restore=True):
@@ -162,5 +141,7 @@ class KeepBestWeights(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         epoch, weights = self.selected()
         self.best_epoch = epoch
+        if self.restore and hasattr(self.model, "selected_epoch"):
+            self.model.selected_epoch = epoch
         if self.restore and weights is not None:
             self.model.set_weights(weights)

@@ -17,15 +17,24 @@ commands that need it, and its log lines are hidden unless ``--verbose``.
 import argparse
 import contextlib
 import glob
+import logging
 import os
 import sys
 import time
+import warnings
 
 DATA_HELP = (
     "dataset: digits (scikit-learn's 8x8 digits, bundled), mnist:DIR, fashion_mnist:DIR, "
     "idx:DIR (IDX files, gzipped or not), cifar10:PATH (python batches: tarball or folder), "
     "folder:DIR (one sub-folder per class), npz:FILE (x_train, y_train, x_test, y_test), "
     "tfds:NAME[:DATA_DIR] (prepared TFDS data; never downloads)"
+)
+
+
+INIT_HELP = (
+    "guarded: PyTorch's draw as the release, trained again from it with the output bias from "
+    "data when the decoder is dead after epoch 1 or 2; release: PyTorch's draw whatever happens; "
+    "data: always the output bias from data (docs/initialisation.md)"
 )
 
 
@@ -184,7 +193,8 @@ def command_evaluate(args):
         print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(
-            split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr
+            split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
+            initialization=args.init,
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -197,6 +207,12 @@ def command_evaluate(args):
     if len(rows) > 1:
         means = [np.mean([r[k] for _, r in rows]) for k in ("score", "recon", "grad_loss")]
         print(f"{'mean':>5}  {means[0]:7.3f}  {means[1]:7.3f}  {means[2]:7.3f}")
+    print(
+        f"test FPR: the share of the class's test images scoring above the threshold set on its "
+        f"{len(split.validation)} held-out training images at --fpr {args.fpr:g}; with n such "
+        f"images it varies around {args.fpr:g} by about sqrt(fpr (1 - fpr) / n), more when the "
+        f"test images differ from the training ones."
+    )
     print(f"wall time {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -213,7 +229,7 @@ def command_train(args):
     callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-        callbacks=callbacks,
+        callbacks=callbacks, initialization=args.init,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     result = experiment.evaluate_one_class(model, split)
@@ -377,6 +393,7 @@ def _add_training_arguments(parser, default_epochs):
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold")
+    parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
 
 
 def build_parser():
@@ -474,10 +491,7 @@ def build_parser():
         help="autoencoder of Table 1 (gradcon = CAE + Grad)",
     )
     reproduce.add_argument(
-        "--init", choices=("guarded", "release", "data"), default="guarded",
-        help="guarded: PyTorch's draw as the release, trained again with the output bias from data "
-        "when the first epoch leaves a blank reconstruction; release: PyTorch's draw whatever "
-        "happens; data: always the output bias from data (docs/initialisation.md)",
+        "--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP,
     )
     reproduce.add_argument(
         "--release-init", dest="init", action="store_const", const="release",
@@ -508,12 +522,36 @@ def build_parser():
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """The library's own warnings (calibration) as one ``gradcon: warning:`` line."""
+    if category.__module__.startswith("gradcon_tf"):
+        print(f"gradcon: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
+def _log_to_stderr():
+    """The library's log lines (a restarted start) as ``gradcon: ...`` lines on stderr."""
+    logger = logging.getLogger("gradcon_tf")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gradcon: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.needs_tensorflow:
             _import_tensorflow(args.verbose)
-        return args.handler(args)
+        _log_to_stderr()
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except Exception as error:
         if args.debug or not isinstance(error, USER_ERRORS):
             raise

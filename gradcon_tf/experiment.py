@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from gradcon_tf import evaluation
-from gradcon_tf.callbacks import KeepBestWeights, StopOnBlankReconstruction
-from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, GradCon
+from gradcon_tf.callbacks import KeepBestWeights, StopOnCollapse
+from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
 
 #: Initial weights drawn at most this many times when collapsed starts are redrawn.
@@ -32,16 +32,12 @@ def method_arguments(method):
     return {"alpha": METHODS[method][1], "beta": 4.0 * DEFAULT_ALPHA}
 
 
-def build_model(method, input_shape, output_bias_from_data=True):
-    """The model of Table 1 named ``method``, for images shaped ``input_shape``.
-
-    ``output_bias_from_data=False`` keeps the release's initialisation (see :class:`GradCon`).
-    """
+def build_model(method, input_shape, initialization="guarded"):
+    """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
+    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`)."""
     model_class = METHODS[method][0]
     return model_class(
-        input_shape=input_shape,
-        output_bias_from_data=output_bias_from_data,
-        **method_arguments(method),
+        input_shape=input_shape, initialization=initialization, **method_arguments(method)
     )
 
 
@@ -71,24 +67,6 @@ class EpochProgress(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.params['epochs']} {values}", file=self.stream, flush=True)
 
 
-#: Initialisations of ``train_one_class``: ``guarded`` (the default) trains from PyTorch's draw, as
-#: the authors' release does, and only when that leaves a blank reconstruction after one of the
-#: first ``GUARDED_EPOCHS`` epochs trains again from the same weights with the output bias from
-#: data (and, if that is blank too, from the next draw with it); ``release`` keeps PyTorch's
-#: draw whatever happens; ``data`` always sets the output bias from data.
-INITIALIZATIONS = ("guarded", "release", "data")
-GUARDED_EPOCHS = 2
-
-
-def _draws(seed, initialization, redraw_collapsed):
-    """(seed, output_bias_from_data) of each training run that may be tried, in order."""
-    if initialization == "guarded":
-        return [(seed, False), (seed, True), (seed + INITIALIZATION_SEED_STRIDE, True)]
-    bias_from_data = initialization == "data"
-    count = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
-    return [(seed + k * INITIALIZATION_SEED_STRIDE, bias_from_data) for k in range(count)]
-
-
 def train_one_class(
     split,
     epochs,
@@ -102,60 +80,63 @@ def train_one_class(
     redraw_collapsed=False,
     checkpoint_every=1,
 ):
-    """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss.
+    """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
+    and calibrate its threshold on ``split.validation`` at ``fpr``.
 
-    The weights (running averages included) of the epoch with the lowest ``val_loss`` are kept;
-    ``checkpoint_every=5`` chooses among the epochs the authors' release writes
-    (:class:`~gradcon_tf.callbacks.KeepBestWeights`). The model's ``selected_epoch`` says which
-    epoch that was. The threshold is calibrated on the validation images at ``fpr``.
-    ``verbose=1`` shows one progress bar over epochs (one line per epoch off a terminal), 2
-    Keras' per-epoch lines, 0 nothing.
+    The same run as ``keras.utils.set_random_seed(seed)``, ``build_model(...)``, ``compile()``
+    and ``fit(split.train, validation_data=split.validation, epochs=epochs,
+    batch_size=batch_size, callbacks=[KeepBestWeights(checkpoint_every)])``: ``GradCon.fit``
+    starts as ``initialization`` says, the guarded restart included. The weights (running
+    averages included) of the epoch with the lowest ``val_loss`` are kept; the model's
+    ``selected_epoch`` says which, ``collapsed_starts`` which starts collapsed.
+    ``checkpoint_every=5`` chooses among the epochs the authors' release writes. ``verbose=1``
+    shows one progress bar over epochs (one line per epoch off a terminal), 2 Keras' per-epoch
+    lines, 0 nothing.
 
-    ``initialization``: one of :data:`INITIALIZATIONS`. A run is blank when the reconstruction of
-    the validation images is blank after the first epoch (the first two with ``guarded``)
-    (:class:`~gradcon_tf.callbacks.StopOnBlankReconstruction`). ``redraw_collapsed`` (``release``
-    or ``data``): after a blank first epoch, start again from new initial weights (draw k seeds
-    everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
-    ``MAX_INITIALIZATION_DRAWS`` draws. The last run tried trains to the end whatever happens.
-    The returned model's ``initialization`` says which run trained and which epochs were blank.
+    ``redraw_collapsed`` (``release`` or ``data`` only): when the first epoch leaves a dead
+    decoder (:class:`~gradcon_tf.callbacks.StopOnCollapse`), start again from new weights (draw
+    k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
+    ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
+
+    Seeds Python, NumPy and TensorFlow globally (``keras.utils.set_random_seed``) before each draw.
     """
     if initialization not in INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
+    if redraw_collapsed and initialization == "guarded":
+        raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    draws = _draws(seed, initialization, redraw_collapsed)
-    guarded_epochs = GUARDED_EPOCHS if initialization == "guarded" else 1
+    draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
-    for draw, (draw_seed, bias_from_data) in enumerate(draws):
-        keras.utils.set_random_seed(draw_seed)
-        model = build_model(method, split.train.shape[1:], bias_from_data)
+    for draw in range(draws):
+        keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
+        model = build_model(method, split.train.shape[1:], initialization)
         model.compile()
-        best = KeepBestWeights(every=checkpoint_every)
-        guard = (
-            [StopOnBlankReconstruction(split.validation, epochs=guarded_epochs)]
-            if draw + 1 < len(draws)
-            else []
-        )
+        model.collapsed_starts = list(collapsed)
+        guard = [StopOnCollapse(split.validation, epochs=1)] if draw + 1 < draws else []
         model.fit(
             split.train,
             validation_data=split.validation,
             epochs=epochs,
             batch_size=batch_size,
-            callbacks=[best, *guard, *callbacks],
+            callbacks=[KeepBestWeights(every=checkpoint_every), *guard, *callbacks],
             verbose=verbose,
         )
         if not guard or guard[0].collapsed_at is None:
             break
         collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
         keras.backend.clear_session()
-    model.initialization = {
-        "draw": draw,
-        "output_bias_from_data": bias_from_data,
-        "collapsed": collapsed,
-    }
-    model.selected_epoch = best.best_epoch
     model.calibrate(split.validation, fpr=fpr)
     return model
+
+
+def initialization_record(model):
+    """What a run record says of the start: ``{"draw", "output_bias_from_data", "collapsed"}``."""
+    return {
+        "draw": len(model.collapsed_starts),
+        "output_bias_from_data": model.starts_from_mean_image,
+        "collapsed": list(model.collapsed_starts),
+    }
 
 
 def evaluate_one_class(model, split):

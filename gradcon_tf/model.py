@@ -12,8 +12,11 @@ are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of 
 
 import copy
 import errno
+import json
+import logging
 import math
 import os
+import warnings
 import zipfile
 
 import keras
@@ -32,6 +35,17 @@ ADAM_EPSILON = 1e-8
 DEFAULT_BATCH_SIZE = 64
 #: Where :meth:`GradCon.save_own_variables` stores the sorted calibration scores.
 CALIBRATION_SCORES_KEY = "calibration_scores"
+#: Where it stores what training recorded (``selected_epoch``, ``collapsed_starts``), as JSON.
+TRAINING_RECORD_KEY = "training_record"
+#: How :meth:`GradCon.fit` starts a fresh model (docs/initialisation.md): ``guarded`` (the
+#: default) from PyTorch's draw, as the authors' release, and again from the same draw with the
+#: output bias from data if that start collapses; ``release`` from PyTorch's draw whatever
+#: happens; ``data`` always with the output bias from data.
+INITIALIZATIONS = ("guarded", "release", "data")
+#: ``guarded`` looks for a collapse after each of the first this many epochs.
+GUARDED_EPOCHS = 2
+
+logger = logging.getLogger("gradcon_tf")
 
 
 def _distributed_replica_context():
@@ -58,13 +72,15 @@ class GradCon(keras.Model):
         weights, SeparableConv2D kernels or frozen layers (:func:`gradients.constrained_kernels`).
         Scoring takes the fast path only for chains of 'valid' Conv2DTranspose, cropping, padding
         and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
-      output_bias_from_data: before the first training step, set the bias in front of the
-        decoder's final sigmoid to the logit of the mean training intensity per channel, so that
-        training starts from the mean image. Without it (the release's PyTorch initialisation),
-        Adam drives the sigmoid into saturation in the first epoch of many runs: the model then
-        outputs zeros and its gradients vanish for many epochs. ``experiment.train_one_class``
-        starts from the release's draw and falls back to this only when that collapses
-        (docs/initialisation.md).
+      initialization: how :meth:`fit` starts a fresh model, one of :data:`INITIALIZATIONS`.
+        ``"guarded"`` (default): PyTorch's draw, as the authors' release; if the decoder is dead
+        after one of the first :data:`GUARDED_EPOCHS` epochs (:func:`gradcon_tf.collapse.is_collapsed`),
+        the weights go back to that draw, the bias before the final sigmoid is set to the logit
+        of the mean training intensity (training starts from the mean image) and training
+        starts again, for the full ``epochs``. ``"release"``: PyTorch's draw whatever happens.
+        ``"data"``: always the output bias from data.
+      output_bias_from_data: the argument ``initialization`` replaced (True: ``"data"``, False:
+        ``"release"``); configs of models saved before it hold it.
 
     ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
     during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
@@ -83,11 +99,18 @@ class GradCon(keras.Model):
         beta=None,
         encoder=None,
         decoder=None,
-        output_bias_from_data=True,
+        initialization="guarded",
+        output_bias_from_data=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.output_bias_from_data = bool(output_bias_from_data)
+        if output_bias_from_data is not None:
+            initialization = "data" if output_bias_from_data else "release"
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(
+                f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}."
+            )
+        self.initialization = initialization
         self.image_shape = tuple(int(d) for d in input_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}.")
@@ -134,6 +157,11 @@ class GradCon(keras.Model):
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
         self._score_functions = {}  # maps -> compiled per_sample_scores, made on first use
         self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
+        #: The epoch (1-based) whose weights model selection kept (callbacks.KeepBestWeights).
+        self.selected_epoch = None
+        #: The starts that collapsed before the one these weights trained from, in order:
+        #: ``{"draw": k, "blank_after_epoch": e}`` (draw 0 is the first start).
+        self.collapsed_starts = []
         self.built = True
 
     # ------------------------------------------------------------------ configuration
@@ -144,11 +172,18 @@ class GradCon(keras.Model):
             input_shape=list(self.image_shape),
             alpha=self.alpha,
             beta=self.beta,
-            output_bias_from_data=self.output_bias_from_data,
+            initialization=self.initialization,
         )
         for key in self._nested_models:
             config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
+
+    @property
+    def starts_from_mean_image(self):
+        """Whether these weights trained from the output bias set from data."""
+        return self.initialization == "data" or (
+            self.initialization == "guarded" and bool(self.collapsed_starts)
+        )
 
     @property
     def alpha(self):
@@ -323,6 +358,14 @@ class GradCon(keras.Model):
     def fit(self, x=None, y=None, **kwargs):
         """``keras.Model.fit`` on images (labels ignored), checked first; stops at a NaN/inf loss.
 
+        A fresh model starts as ``initialization`` says. With ``"guarded"``, a start whose
+        decoder is dead after one of the first :data:`GUARDED_EPOCHS` epochs (judged on
+        ``validation_data``, else on training images) is trained again in place: the initial
+        weights and optimizer state come back, the output bias is set from ``x`` and ``fit``
+        runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
+        returned History's ``restarts`` holds the abandoned run's history (empty otherwise);
+        callbacks see a second ``on_train_begin``.
+
         A :class:`gradcon_tf.callbacks.StopOnNonFiniteLoss` guard is added unless the callbacks
         already hold one (or Keras' ``TerminateOnNaN``). Empty ``x`` is a ValueError.
         """
@@ -330,20 +373,81 @@ class GradCon(keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None and not isinstance(validation, (tuple, list)):
             kwargs["validation_data"] = (self._check_input(validation, "validation_data"),)
-        if self.output_bias_from_data and int(self.reference_count.numpy()) == 0:
+            validation = kwargs["validation_data"]
+        fresh = int(self.reference_count.numpy()) == 0
+        if fresh and self.initialization == "data":
             self.initialize_output_bias(x, name="x")
         callbacks = list(kwargs.get("callbacks") or [])
         guards = (gradcon_callbacks.StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN)
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
+        if not (fresh and self.initialization == "guarded"):
+            return self._fit_once(x, y, kwargs)
+        images = self._images_to_judge(x if validation is None else validation[0])
+        start = self._training_state()
+        guard = gradcon_callbacks.StopOnCollapse(images, epochs=GUARDED_EPOCHS)
+        abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, guard]})
+        if guard.collapsed_at is None:
+            abandoned.restarts = []
+            return abandoned
+        logger.warning(
+            "GradCon: the decoder collapsed after epoch %d (%s); training again from the same "
+            "initial weights with the output bias from the data (docs/initialisation.md).",
+            guard.collapsed_at, guard.reason,
+        )
+        self._restore_training_state(start)
+        self.initialize_output_bias(x, name="x")
+        self.collapsed_starts.append(
+            {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
+        )
+        watch = gradcon_callbacks.StopOnCollapse(images, epochs=GUARDED_EPOCHS, stop=False)
+        history = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, watch]})
+        if watch.collapsed_at is not None:
+            logger.warning(
+                "GradCon: the restart from the mean image collapsed too (after epoch %d); it "
+                "trained to the end. Try another seed, or initialization='release'.",
+                watch.collapsed_at,
+            )
+        history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history}]
+        return history
+
+    def _fit_once(self, x, y, kwargs):
+        """``keras.Model.fit``, and a ValueError when a dataset of unknown length yielded nothing
+        (Keras only warns)."""
         count_before = int(self.reference_count.numpy())
         history = super().fit(x, y, **kwargs)
-        # A dataset of unknown length (e.g. filtered) that yields nothing: Keras only warns.
         trained_nothing = int(self.reference_count.numpy()) == count_before
         if trained_nothing and isinstance(x, tf.data.Dataset) and not any(True for _ in x.take(1)):
             raise ValueError("x is empty: no batches")
         return history
+
+    def _images_to_judge(self, data, count=1024):
+        """Up to ``count`` images of ``data`` (an array, a dataset or PyDataset of batches)."""
+        if not isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+            return data[:count]
+        batches, total = [], 0
+        source = data if isinstance(data, tf.data.Dataset) else (data[i] for i in range(len(data)))
+        for batch in source:
+            batches.append(np.asarray(self._unpack_images(batch)))
+            total += len(batches[-1])
+            if total >= count:
+                break
+        if not batches:
+            raise ValueError("x is empty: no batches")
+        return np.concatenate(batches)[:count]
+
+    def _training_state(self):
+        """The model's weights and its optimizer's variables (built first), to start again from."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        return self.get_weights(), [v.numpy() for v in self.optimizer.variables]
+
+    def _restore_training_state(self, state):
+        weights, optimizer_values = state
+        self.set_weights(weights)
+        for variable, value in zip(self.optimizer.variables, optimizer_values):
+            variable.assign(value)
 
     def initialize_output_bias(self, images, max_batches=64, name="images"):
         """Set the bias before the final sigmoid to logit(mean intensity per channel) of ``images``.
@@ -542,13 +646,21 @@ class GradCon(keras.Model):
 
     def calibrate(self, normal_images, fpr=0.05, batch_size=256):
         """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it,
-        and keep their sorted scores: :meth:`score` then also returns conformal p-values."""
+        and keep their sorted scores: :meth:`score` then also returns conformal p-values.
+
+        Warns (:class:`CalibrationWarning`) when the images are too few for ``fpr``: fewer than
+        :data:`MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
+        (no p-value can then be as low as ``fpr``).
+        """
         fpr = float(fpr)
         if not 0.0 < fpr < 1.0:
             raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
         scores = self.score(normal_images, batch_size=batch_size)["score"]
         self.calibration_scores = np.sort(scores.astype(np.float64))
         self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
+        problem = calibration_shortfall(len(scores), fpr)
+        if problem:
+            warnings.warn(problem, CalibrationWarning, stacklevel=2)
         return self.threshold
 
     def p_values(self, scores):
@@ -562,18 +674,56 @@ class GradCon(keras.Model):
         return (1.0 + at_or_above) / (len(reference) + 1.0)
 
     def save_own_variables(self, store):
-        """The model's variables, and the calibration scores when there are some."""
+        """The model's variables, the calibration scores when there are some, and what training
+        recorded (``selected_epoch``, ``collapsed_starts``)."""
         super().save_own_variables(store)
         if self.calibration_scores is not None:
             store[CALIBRATION_SCORES_KEY] = self.calibration_scores
+        record = {"selected_epoch": self.selected_epoch, "collapsed_starts": self.collapsed_starts}
+        store[TRAINING_RECORD_KEY] = np.frombuffer(json.dumps(record).encode(), np.uint8)
 
     def load_own_variables(self, store):
-        """Files without calibration scores load without (score() gives no p_value)."""
-        super().load_own_variables(
-            {k: store[k] for k in store.keys() if k != CALIBRATION_SCORES_KEY}
-        )
+        """Files without calibration scores load without (score() gives no p_value); files
+        without a training record load with ``selected_epoch`` None."""
+        extras = (CALIBRATION_SCORES_KEY, TRAINING_RECORD_KEY)
+        super().load_own_variables({k: store[k] for k in store.keys() if k not in extras})
         if CALIBRATION_SCORES_KEY in store:
             self.calibration_scores = np.asarray(store[CALIBRATION_SCORES_KEY], np.float64)
+        if TRAINING_RECORD_KEY in store:
+            record = json.loads(np.asarray(store[TRAINING_RECORD_KEY], np.uint8).tobytes())
+            self.selected_epoch = record["selected_epoch"]
+            self.collapsed_starts = list(record["collapsed_starts"])
+
+
+#: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
+MIN_SCORES_ABOVE_THRESHOLD = 10
+
+
+class CalibrationWarning(UserWarning):
+    """Too few normal images to calibrate the threshold or the p-values at the requested fpr."""
+
+
+def calibration_shortfall(count, fpr):
+    """Why ``count`` normal images are too few to calibrate at ``fpr``, or None if they are not.
+
+    The threshold is an order statistic: with ``n * fpr`` images above it, the false-positive
+    rate it gives on new normal images varies by about ``sqrt(fpr (1 - fpr) / n)``, and no
+    conformal p-value is below ``1 / (n + 1)``.
+    """
+    above = int(math.floor(count * fpr))
+    needed = int(math.ceil(MIN_SCORES_ABOVE_THRESHOLD / fpr))
+    if above >= MIN_SCORES_ABOVE_THRESHOLD and 1.0 / (count + 1) <= fpr:
+        return None
+    return (
+        f"calibrating at fpr={fpr:g} on {count} normal images: {above} score above the "
+        f"threshold, so the false-positive rate on new images may be far from {fpr:g}"
+        + (
+            f", and p_value is never below 1/{count + 1} = {1 / (count + 1):.3g}"
+            if 1.0 / (count + 1) > fpr
+            else ""
+        )
+        + f"; use at least {needed} images ({MIN_SCORES_ABOVE_THRESHOLD} above the threshold)."
+    )
 
 
 def load_model(path):

@@ -243,7 +243,7 @@ def test_bad_images_are_rejected_with_a_clear_error(images, message):
 
 
 def test_output_bias_starts_at_the_mean_intensity(normal_images):
-    model = gradcon_tf.GradCon()
+    model = gradcon_tf.GradCon(initialization="data")
     model.compile()
     model.fit(normal_images[:32], epochs=1, batch_size=32, verbose=0)
     bias = model.decoder.get_layer("decoder_deconv_4").bias
@@ -253,7 +253,7 @@ def test_output_bias_starts_at_the_mean_intensity(normal_images):
     before = bias.numpy().copy()
     model.fit(normal_images[:32] * 0.1, epochs=1, batch_size=32, verbose=0)  # trained: no re-init
     assert abs(float(bias.numpy()[0] - before[0])) < 2e-3
-    untouched = gradcon_tf.GradCon(output_bias_from_data=False)
+    untouched = gradcon_tf.GradCon(initialization="release")
     initial = untouched.decoder.get_layer("decoder_deconv_4").bias.numpy().copy()
     untouched.compile(optimizer=keras.optimizers.SGD(0.0))
     untouched.fit(normal_images[:32], epochs=1, batch_size=32, verbose=0)

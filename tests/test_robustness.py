@@ -14,8 +14,7 @@ from hypothesis.extra import numpy as hnp
 import gradcon_tf
 from gradcon_tf import _files as files
 from gradcon_tf import preprocessing
-from gradcon_tf import networks
-from gradcon_tf.callbacks import NonFiniteLossError, StopOnBlankReconstruction, is_blank
+from gradcon_tf.callbacks import NonFiniteLossError
 from gradcon_tf.data.idx import DataFileError, read_idx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,45 +57,6 @@ def test_nan_loss_stops_training_with_a_clear_error_and_keeps_the_checkpoint(tmp
     assert checkpoint.read_bytes() == saved
     for before, after in zip(good, model.weights):  # weights put back to the last good state
         np.testing.assert_array_equal(before, after.numpy())
-
-
-@pytest.mark.parametrize("output_bias", [-30.0, 30.0])  # saturated black, saturated white
-def test_a_blank_reconstruction_after_the_first_epoch_stops_training(normal_images, output_bias):
-    model = gradcon_tf.GradCon(output_bias_from_data=False)
-    model.compile()
-    networks.sigmoid_output_bias(model.decoder).assign([output_bias])
-    guard = StopOnBlankReconstruction(normal_images)
-    history = model.fit(normal_images, epochs=3, batch_size=32, callbacks=[guard], verbose=0)
-    assert guard.collapsed_at == 1
-    assert len(history.history["loss"]) == 1
-
-
-class _Reconstructs:
-    """A stand-in model whose reconstruction is ``transform(input)``."""
-
-    def __init__(self, transform):
-        self.transform = transform
-
-    def preprocess(self, images):
-        return np.asarray(images, np.float32)
-
-    def __call__(self, images):
-        return self.transform(self.preprocess(images))
-
-
-@pytest.mark.parametrize(
-    "transform, blank",
-    [
-        (lambda x: x, False),  # perfect reconstruction
-        (lambda x: 1.0 - x, False),  # inverted, same contrast
-        (lambda x: 0.2 + 0.6 * x, False),  # 60 % of the input's range
-        (lambda x: 0.4 * x, True),  # 40 %: the brightest pixel below half the brightest input
-        (lambda x: 0.9 + 0.05 * x, True),  # saturated near white
-        (lambda x: np.full_like(x, 0.5), False),  # one grey: not trained yet, not saturated
-    ],
-)
-def test_blank_means_less_than_half_the_input_range(normal_images, transform, blank):
-    assert is_blank(_Reconstructs(transform), normal_images, chunk=40) is blank
 
 
 def test_atomic_output_never_leaves_a_partial_file(tmp_path):

@@ -48,7 +48,7 @@ def _state(model):
 
 def _fresh_model_one_step(state, images, alpha):
     """A new model built with ``alpha``, given ``state``, after one SGD(1) step on ``images``."""
-    model = gradcon_tf.GradCon(alpha=alpha, output_bias_from_data=False)
+    model = gradcon_tf.GradCon(alpha=alpha, initialization="release")
     targets = model.encoder.weights + model.decoder.weights + model.reference_gradients
     for variable, value in zip(targets, state):
         variable.assign(value)
@@ -59,7 +59,7 @@ def _fresh_model_one_step(state, images, alpha):
 
 
 def test_changed_alpha_is_used_by_the_next_train_step(normal_images):
-    model = with_random_references(gradcon_tf.GradCon(output_bias_from_data=False))
+    model = with_random_references(gradcon_tf.GradCon(initialization="release"))
     model.compile(optimizer=keras.optimizers.SGD(1.0))
     model.train_on_batch(normal_images[:4])  # compiles train_function with alpha = 0.03
     state, images = _state(model), normal_images[4:8]
@@ -123,10 +123,10 @@ def _empty_datasets():
 
 
 @pytest.mark.parametrize("length", ["known length", "unknown length"])
-@pytest.mark.parametrize("output_bias_from_data", [True, False])
-def test_empty_dataset_is_a_clear_error(length, output_bias_from_data):
+@pytest.mark.parametrize("initialization", ["guarded", "data", "release"])
+def test_empty_dataset_is_a_clear_error(length, initialization):
     dataset = _empty_datasets()[length]
-    model = gradcon_tf.GradCon(output_bias_from_data=output_bias_from_data)
+    model = gradcon_tf.GradCon(initialization=initialization)
     model.compile()
     with pytest.raises(ValueError, match="x is empty: no batches"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' "Your input ran out of data"
@@ -192,7 +192,7 @@ def test_custom_decoder_constrains_dense_and_transposed_conv_kernels_only(normal
     decoder = keras.Sequential(
         [keras.Input((8,)), dense, keras.layers.Reshape((7, 7, 4)), deconv]
     )
-    model = gradcon_tf.GradCon(encoder=encoder, decoder=decoder, output_bias_from_data=False)
+    model = gradcon_tf.GradCon(encoder=encoder, decoder=decoder, initialization="release")
     # As documented: the trainable variables named "kernel", latent side first; no biases.
     assert [id(k) for k in gradients.constrained_kernels(decoder)] == [
         id(dense.kernel),

@@ -21,7 +21,7 @@ import numpy as np
 
 from gradcon_tf import callbacks as callbacks_module
 from gradcon_tf import _files as files
-from gradcon_tf import conditions, evaluation, experiment, gpnd, localisation, protocols
+from gradcon_tf import collapse, conditions, evaluation, experiment, gpnd, localisation, protocols
 from gradcon_tf import data as datasets
 from gradcon_tf.reproduction import figures as figures_module
 from gradcon_tf.reproduction import report, store, summary
@@ -49,7 +49,7 @@ def _milestone_callback(split, milestones, checkpoint_every=1):
                 current = self.model.get_weights()
                 self.model.set_weights(best_weights)
                 scores = _test_scores(self.model, split)
-                blank = callbacks_module.is_blank(self.model, split.validation)
+                blank = collapse.is_dead(self.model, split.validation)
                 self.model.set_weights(current)
                 record = evaluation.evaluate(scores, scores["is_anomaly"])
                 self.results[str(epoch + 1)] = {
@@ -111,13 +111,13 @@ def _record(run, settings, sizes, model, split, val_losses, train_seconds, score
         "settings": settings.as_dict(),
         "sizes": sizes,
         "best_epoch": model.selected_epoch,
-        "blank": callbacks_module.is_blank(model, split.validation),  # the selected weights
+        "blank": collapse.is_dead(model, split.validation),  # the selected weights
         "val_loss": val_losses,
         "train_seconds": round(train_seconds, 2),
         "score_seconds": round(score_seconds, 2),
         "code": code,
         "complete": True,
-        "initialization": model.initialization,  # which draw trained, which collapsed
+        "initialization": experiment.initialization_record(model),  # which draw trained
     }
 
 
@@ -141,7 +141,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         [_milestone_callback(split, milestones, settings.checkpoint_every)] if milestones else []
     )
     model, val_losses, train_seconds = _train(split, seed, settings, verbose, callbacks)
-    blank = callbacks_module.is_blank(model, split.validation)  # the selected weights
+    blank = collapse.is_dead(model, split.validation)  # the selected weights
     started = time.perf_counter()
     scores = _test_scores(model, split)
     score_seconds = time.perf_counter() - started
@@ -166,7 +166,7 @@ def run_one(splits, inlier, seed, settings, verbose=1, milestones=(), code=None)
         "code": code,
         "complete": True,
     }
-    record["initialization"] = model.initialization  # which draw trained, which collapsed
+    record["initialization"] = experiment.initialization_record(model)  # which draw trained
     if milestones:
         record["milestones"] = callbacks[0].results
     keras.backend.clear_session()
