@@ -40,7 +40,7 @@ def trained_model(digits_npz, tmp_path_factory):
 
 def test_evaluate_prints_an_auroc_table(capsys):
     assert cli.main(["evaluate", "--data", "digits", "--classes", "0,1", "--epochs", "2"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "AUROC on digits" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["0", "1"]
@@ -49,6 +49,10 @@ def test_evaluate_prints_an_auroc_table(capsys):
     assert any(line.startswith(" mean") for line in out.splitlines())
     # stdout is not a terminal here: one plain line per epoch, no carriage returns or ANSI codes
     assert "epoch 2/2 loss" in out and "\r" not in out and "\x1b" not in out
+    assert "test FPR: the share of the class's test images scoring above the threshold" in out
+    # 12 validation images per class are too few for --fpr 0.05: one warning line, said once
+    warnings = [l for l in err.splitlines() if l.startswith("gradcon: warning:")]
+    assert len(warnings) == 1 and "use at least 200 images" in warnings[0]
 
 
 def test_train_then_score_an_idx_file(trained_model, tmp_path):

@@ -108,9 +108,9 @@ def test_the_release_initialization_is_never_restarted(normal_images):
     assert collapse.is_dead(model, normal_images)
 
 
-def test_fit_and_train_one_class_give_the_same_run():
-    """The Python path a user takes and the recipe the CLI runs: the same weights and losses."""
-    from gradcon_tf import data, protocols
+def test_fit_train_one_class_and_gradcon_train_give_the_same_run(tmp_path):
+    """The Python path a user takes, the recipe, and the command line: the same weights."""
+    from gradcon_tf import cli, data, protocols
 
     digits = data.load("digits")
     split = protocols.one_class_split(digits["train"], digits["test"], 3, seed=0)
@@ -122,9 +122,16 @@ def test_fit_and_train_one_class_give_the_same_run():
                         callbacks=[gradcon_tf.KeepBestWeights()], verbose=0)
     assert history.history == recipe.history.history
     assert model.selected_epoch == recipe.selected_epoch
-    for ours, theirs in zip(model.get_weights(), recipe.get_weights()):
+    path = str(tmp_path / "three.keras")
+    argv = ["train", "--data", "digits", "--inlier-class", "3", "--epochs", "2", "--out", path]
+    assert cli.main(argv) == 0
+    command_line = gradcon_tf.load_model(path)
+    assert command_line.selected_epoch == model.selected_epoch
+    for ours, theirs, saved in zip(model.get_weights(), recipe.get_weights(),
+                                   command_line.get_weights()):
         if ours.shape:  # the threshold (a scalar) is set by calibrate() only in the recipe
             np.testing.assert_array_equal(ours, theirs)
+            np.testing.assert_array_equal(ours, saved)
 
 
 def test_what_training_recorded_is_saved_with_the_model(normal_images, tmp_path):

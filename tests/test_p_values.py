@@ -1,5 +1,7 @@
 """Conformal p-values: the formula, their validity on fresh normal data, saved with the model."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,29 @@ def test_calibration_scores_are_saved_with_the_model(calibrated, tmp_path):
     assert plain.calibration_scores is None and "p_value" not in plain.score(images)
     with pytest.raises(ValueError, match="calibrate"):
         plain.p_values([0.0])
+
+
+@pytest.mark.parametrize(
+    "count, fpr, warns, needed",
+    [
+        (12, 0.05, True, 200),  # 0 above the threshold, and p >= 1/13 > 0.05
+        (120, 0.05, True, 200),  # 6 above
+        (200, 0.05, False, None),  # 10 above
+        (60, 0.2, False, None),  # 12 above
+        (1000, 0.001, True, 10000),  # 1 above
+    ],
+)
+def test_calibrate_warns_when_the_normal_images_are_too_few(count, fpr, warns, needed):
+    model = gradcon_tf.GradCon()
+    images = bar_images(count, "horizontal", seed=12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.calibrate(images, fpr=fpr)
+    shown = [w for w in caught if issubclass(w.category, gradcon_tf.CalibrationWarning)]
+    assert len(shown) == int(warns)
+    if warns:
+        assert f"on {count} normal images: {int(count * fpr)} score above" in str(shown[0].message)
+        assert f"use at least {needed} images" in str(shown[0].message)
+        assert ("p_value is never below" in str(shown[0].message)) == (1 / (count + 1) > fpr)
+    # the threshold still leaves at most fpr of the calibration images above it
+    assert np.mean(model.score(images)["score"] > model.threshold) <= fpr
