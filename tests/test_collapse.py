@@ -160,3 +160,16 @@ def test_models_saved_before_initialization_existed_still_load():
     assert model.selected_epoch is None and model.collapsed_starts == []
     with pytest.raises(ValueError, match="initialization must be one of"):
         gradcon_tf.GradCon(initialization="pytorch")
+
+
+def test_the_guard_judges_training_images_from_a_dataset_when_there_is_no_validation(normal_images):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(normal_images).batch(32)
+    keras.utils.set_random_seed(0)
+    model = gradcon_tf.GradCon()
+    model.compile()
+    networks.sigmoid_output_bias(model.decoder).assign([-30.0])
+    history = model.fit(dataset, epochs=2, verbose=0)
+    assert model.collapsed_starts == [{"draw": 0, "blank_after_epoch": 1}]
+    assert len(history.history["loss"]) == 2 and history.restarts[0]["after_epoch"] == 1
