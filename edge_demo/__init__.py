@@ -11,3 +11,5 @@ Install this folder on its own, as the import package ``gradcon_edge`` with the 
 From a checkout of the repository, ``python -m edge_demo ...`` runs the same command without
 installing. See ``README.md`` next to this file.
 """
+
+__version__ = "0.1.0"  # as edge_demo/pyproject.toml

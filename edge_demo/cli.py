@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import overlays
+from . import __version__, overlays
 from .images import ImageError, find_images, list_images, load_image
 from .results import CsvWriter, LineWriter, Result
 from .scorer import Scorer, latency_summary
@@ -48,8 +48,8 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def at_least(minimum, kind):
-    """An argparse type: ``kind(text)``, at least ``minimum``."""
+def at_least(minimum, kind, maximum=None):
+    """An argparse type: ``kind(text)``, at least ``minimum`` (and at most ``maximum``)."""
     def convert(text):
         try:
             value = kind(text)
@@ -57,9 +57,15 @@ def at_least(minimum, kind):
             value = math.nan
         if not value >= minimum:  # also rejects NaN
             raise argparse.ArgumentTypeError(f"expected {kind.__name__} >= {minimum}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum}, got {text!r}")
         return value
 
     return convert
+
+
+#: The largest --batch-size: a batch of 256x256 RGB float images this size is ~800 MB.
+MAX_BATCH_SIZE = 4096
 
 
 def seconds(text):
@@ -89,7 +95,8 @@ def parse_args(argv):
     add("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
     add("--top", metavar="K", type=count, help="images on the --sheet (default 16)")
     add("--maps", metavar="DIR", help="write an overlay PNG per image (image, maps, score) to DIR")
-    add("--batch-size", metavar="N", type=count, default=1,
+    add("--version", action="version", version=f"{PROG} {__version__}")
+    add("--batch-size", metavar="N", type=at_least(1, int, MAX_BATCH_SIZE), default=1,
         help="images per call; 1 = single-image mode (default)")
     add("--threads", metavar="N", type=count, default=1, help="LiteRT CPU threads (default 1)")
     add("--threshold", metavar="T", type=float,

@@ -1,5 +1,8 @@
 """The exported GradCon LiteRT model behind a small numpy interface, with call timings."""
 
+import contextlib
+import os
+import sys
 import time
 
 import numpy as np
@@ -9,6 +12,20 @@ UINT8_SIGNATURE = "score_uint8"
 FLOAT_SIGNATURE = "serving_default"
 MAPS_UINT8_SIGNATURE = "maps_uint8"
 MAPS_FLOAT_SIGNATURE = "maps"
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 to /dev/null: the runtime's C++ log lines bypass Python's stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class Scorer:
@@ -23,7 +40,8 @@ class Scorer:
 
     def __init__(self, model_path, threads=1, maps=False):
         try:
-            self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
+            with _native_stderr_silenced():  # LiteRT's "INFO: Created ... XNNPACK delegate"
+                self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
         except ValueError as error:
             raise ValueError(
                 f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `gradcon export`"

@@ -4,6 +4,6 @@ Installed as ``gradcon_tf.export`` (the repository keeps it in the top-level ``e
 the command is ``gradcon export MODEL.keras --out DIR``. ``docs/deploy.md`` describes the files.
 """
 
-from .exporter import MANIFEST, export_model
+from .exporter import MANIFEST, export_model, read_manifest
 
-__all__ = ["MANIFEST", "export_model"]
+__all__ = ["MANIFEST", "export_model", "read_manifest"]

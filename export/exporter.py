@@ -45,7 +45,9 @@ def export_model(
       targets: LiteRT variants among ``litert.TARGETS`` (``f32``, ``f16``, ``dynamic_int8``).
       representative_images: normal images; when given, also writes ``<name>_full_int8.tflite``.
 
-    Returns the manifest (also written to ``out_dir/export.json``): paths, sizes and op lists.
+    Returns the manifest: paths (joined with ``out_dir``), sizes and op lists. It is also
+    written to ``out_dir/export.json`` with the paths relative to ``out_dir``, so that the
+    folder can be moved (:func:`read_manifest` joins them again).
     """
     unknown = set(targets) - set(litert.TARGETS)
     if unknown:
@@ -86,5 +88,27 @@ def export_model(
             "bytes": len(content),
             "ops": litert.operator_names(content),
         }
-    files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
+    files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(_relative(manifest, out_dir), indent=2))
+    return manifest
+
+
+def _relative(manifest, out_dir):
+    """``manifest`` with its paths relative to ``out_dir``."""
+    def relative(path):
+        return os.path.relpath(path, out_dir)
+
+    return {
+        **manifest,
+        "saved_model": relative(manifest["saved_model"]),
+        "litert": {t: {**i, "path": relative(i["path"])} for t, i in manifest["litert"].items()},
+    }
+
+
+def read_manifest(out_dir):
+    """The manifest in ``out_dir/export.json``, its paths joined with ``out_dir``."""
+    with open(os.path.join(out_dir, MANIFEST)) as handle:
+        manifest = json.load(handle)
+    manifest["saved_model"] = os.path.join(out_dir, manifest["saved_model"])
+    for info in manifest["litert"].values():
+        info["path"] = os.path.join(out_dir, info["path"])
     return manifest

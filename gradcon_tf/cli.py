@@ -16,6 +16,7 @@ commands that need it, and its log lines are hidden unless ``--verbose``.
 
 import argparse
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -107,6 +108,16 @@ def _parse_input_shape(text):
     return shape
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -152,20 +163,56 @@ def _load_images(spec, image_shape):
         import numpy as np
 
         paths = _image_paths(spec)
-        images = []
+        images, resized, converted = [], [], []
         for path in paths:
-            image = read_image(path, image_size=image_shape[:2])
+            image = read_image(path)
+            height, width, channels = image.shape
+            if max(height / image_shape[0], image_shape[0] / height,
+                   width / image_shape[1], image_shape[1] / width) > MAX_RESIZE_FACTOR:
+                resized.append(f"{path} {width}x{height}")
+            if channels != image_shape[-1]:
+                converted.append(path)
+            image = _resized(image, image_shape[:2])
             if image.shape[-1] == 3 and image_shape[-1] == 1:  # to the model's channels
                 image = np.round(image.mean(-1, keepdims=True)).astype(np.uint8)
             elif image.shape[-1] == 1 and image_shape[-1] == 3:
                 image = np.repeat(image, 3, -1)
             images.append(image)
+        size = f"{image_shape[1]}x{image_shape[0]}"
+        if resized:
+            _warn(f"{len(resized)} of {len(paths)} images resized by more than "
+                  f"{MAX_RESIZE_FACTOR:g}x to the model's {size} (e.g. {resized[0]}): is this "
+                  "the data the model was trained on?")
+        if converted:
+            kinds = {1: "grayscale", 3: "RGB"}
+            _warn(f"{len(converted)} of {len(paths)} images are not {kinds[image_shape[-1]]} like "
+                  f"the model (e.g. {converted[0]}): converted")
         return np.stack(images), paths
     if not os.path.exists(spec):
         raise UserError(f"{spec}: no such file")
     from gradcon_tf.data.idx import read_idx
 
     return read_idx(spec), None
+
+
+def _resized(image, size):
+    """A decoded (H, W, C) uint8 image at ``size`` (bilinear, as ``read_image`` resizes)."""
+    import numpy as np
+    from PIL import Image
+
+    if image.shape[:2] == tuple(size):
+        return image
+    pixels = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    array = np.asarray(pixels.resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+#: ``gradcon score`` warns when an image file is resized by more than this factor.
+MAX_RESIZE_FACTOR = 2.0
+
+
+def _warn(message):
+    print(f"gradcon: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _write_text_output(text, path, what):
@@ -177,6 +224,39 @@ def _write_text_output(text, path, what):
         print(f"wrote {what} to {path}")
     else:
         sys.stdout.write(text)
+
+
+def _check_before_work(args):
+    """The files and data a command reads exist and are of the right kind: checked before
+    TensorFlow loads, so that a mistake is one line at once rather than after seconds."""
+    from gradcon_tf import data, model_files
+
+    if getattr(args, "data", None):
+        data.check_spec(args.data)
+    if args.command in ("score", "export"):
+        model_files.check_model_file(args.model)
+    if args.command == "score":
+        _check_images_spec(args.images)
+    for path in (getattr(args, "representative", None),) + (
+        (args.images,) if args.command == "query" else ()
+    ):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    for folder in getattr(args, "results", None) or ():
+        if not os.path.isdir(folder):
+            raise UserError(f"{folder}: no such folder (expected a gradcon reproduce --out folder)")
+
+
+def _check_images_spec(spec):
+    """``--images`` names something :func:`_load_images` can read (not reading it)."""
+    from gradcon_tf.data.folder import IMAGE_EXTENSIONS
+
+    if os.path.isdir(spec) or glob.has_magic(spec):
+        _image_paths(spec)
+    elif not os.path.exists(spec):
+        kind = " (expected a .npy, an IDX file or images)" if not spec.lower().endswith(
+            (".npy",) + IMAGE_EXTENSIONS) else ""
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory" + kind, spec)
 
 
 # ---------------------------------------------------------------------- commands
@@ -194,7 +274,7 @@ def command_evaluate(args):
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-            initialization=args.init,
+            initialization=args.init, verbose=0 if args.quiet else 1,
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -229,7 +309,7 @@ def command_train(args):
     callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-        callbacks=callbacks, initialization=args.init,
+        callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     result = experiment.evaluate_one_class(model, split)
@@ -392,8 +472,9 @@ def _add_training_arguments(parser, default_epochs):
     parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
-    parser.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the threshold")
+    parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
     parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
 def build_parser():
@@ -401,6 +482,9 @@ def build_parser():
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     common.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
     parser = _Parser(prog="gradcon", description=__doc__, formatter_class=_Formatter)
+    from gradcon_tf import __version__
+
+    parser.add_argument("--version", action="version", version=f"gradcon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name, handler, help, **kwargs):
@@ -546,6 +630,7 @@ def _log_to_stderr():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        _check_before_work(args)
         if args.needs_tensorflow:
             _import_tensorflow(args.verbose)
         _log_to_stderr()

@@ -1,6 +1,7 @@
 """Train GradCon on one inlier class and measure how well its scores find the outliers."""
 
 import sys
+import time
 
 import keras
 import numpy as np
@@ -43,7 +44,8 @@ def build_model(method, input_shape, initialization="guarded"):
 
 class EpochProgress(keras.callbacks.Callback):
     """One progress bar over epochs (instead of one per epoch), with the latest losses; on a
-    stream that is not a terminal (a log file), one plain line per epoch instead."""
+    stream that is not a terminal (a log file), one plain line per epoch instead, with the time
+    elapsed and the time left at the mean epoch time so far."""
 
     SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
 
@@ -53,6 +55,7 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._bar = None
+        self._started = time.perf_counter()
         if self.stream.isatty():
             self._bar = keras.utils.Progbar(
                 self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
@@ -64,7 +67,24 @@ class EpochProgress(keras.callbacks.Callback):
             self._bar.update(epoch + 1, shown)
             return
         values = " ".join(f"{k} {v:.5g}" for k, v in shown)
-        print(f"epoch {epoch + 1}/{self.params['epochs']} {values}", file=self.stream, flush=True)
+        epochs = self.params["epochs"]
+        elapsed = time.perf_counter() - self._started
+        left = elapsed / (epoch + 1) * (epochs - epoch - 1)
+        print(
+            f"epoch {epoch + 1}/{epochs} {values} elapsed {_duration(elapsed)} "
+            f"ETA {_duration(left)}",
+            file=self.stream, flush=True,
+        )
+
+
+def _duration(seconds):
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def train_one_class(

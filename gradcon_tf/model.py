@@ -11,13 +11,11 @@ are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of 
 """
 
 import copy
-import errno
 import json
 import logging
 import math
 import os
 import warnings
-import zipfile
 
 import keras
 import numpy as np
@@ -26,7 +24,7 @@ import tensorflow as tf
 from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
-from gradcon_tf import gradients, networks, optimizers, preprocessing
+from gradcon_tf import gradients, model_files, networks, optimizers, preprocessing
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
@@ -728,16 +726,7 @@ def calibration_shortfall(count, fpr):
 
 def load_model(path):
     """Load a saved GradCon model (Keras safe mode), or raise an error saying what ``path`` is."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no such file (expected a .keras model)", path)
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: a folder; expected a .keras file written by model.save")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path}: not a .keras archive (truncated, or another kind of file); expected a "
-            "file written by model.save"
-        )
+    path = model_files.check_model_file(path)
     try:
         model = keras.models.load_model(path)
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -208,3 +208,35 @@ def test_tensorflow_start_up_lines_are_hidden(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"gradcon: error: {tmp_path / 'm.keras'}: no such file (expected a .keras model)"]
+
+
+def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
+    """Each mistake is one line, exit 2, found before TensorFlow is imported (so at once)."""
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    cases = {
+        ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "no such file",
+        ("score", "--model", str(text), "--images", "x.npy"): "not a .keras archive",
+        ("export", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o")): "no such file",
+        ("train", "--data", f"mnist:{tmp_path / 'none'}", "--inlier-class", "0", "--out", "m.keras"): "no such directory",
+        ("train", "--data", "digits", "--inlier-class", "0", "--out", "m.keras", "--fpr", "2"): "--fpr: expected a number between 0 and 1",
+        ("evaluate", "--data", "nonsense"): "unknown dataset spec",
+        ("compare", str(tmp_path / "none")): "no such folder",
+    }
+    program = (
+        "import sys; from gradcon_tf import cli\n"
+        "try:\n    status = cli.main(sys.argv[1:])\nexcept SystemExit as stop:\n    status = stop.code\n"
+        "print('tensorflow' in sys.modules); sys.exit(status)"
+    )
+    for argv, expected in cases.items():
+        done = subprocess.run([sys.executable, "-c", program, *argv], capture_output=True,
+                              text=True, timeout=60)
+        errors = [l for l in done.stderr.splitlines() if l.startswith("gradcon: error:")]
+        assert done.returncode == 2 and len(errors) == 1 and expected in errors[0], (argv, done.stderr)
+        assert done.stdout.strip() == "False", argv  # TensorFlow was never imported
+
+
+def test_version():
+    done = subprocess.run([sys.executable, "-m", "gradcon_tf.cli", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "gradcon 0.1.0"

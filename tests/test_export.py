@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from gradcon_tf import GradCon, gradients
 
-from gradcon_tf.export import export_model, litert, serving_client
+from gradcon_tf.export import export_model, litert, read_manifest, serving_client
 from gradcon_tf.export.scoring_module import MAP_NAMES, OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
@@ -84,7 +84,11 @@ def exported(trained_model, threshold, tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "export.json") as f:
-        return json.load(f)
+        written = json.load(f)
+    # the paths in export.json are relative to its folder, wherever the command ran
+    assert written["litert"]["f32"]["path"] == "gradcon_f32.tflite"
+    assert written["saved_model"] == os.path.join("saved_model", "1")
+    return read_manifest(str(out))
 
 
 def assert_scores_close(actual, expected, tolerance=FLOAT_TOLERANCE):

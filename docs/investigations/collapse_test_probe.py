@@ -26,7 +26,7 @@ import json
 import os
 import sys
 
-DATASETS = ("mnist", "mnist4", "digits", "elpv", "thin", "inverted", "colour", "photos")
+DATASETS = ("mnist", "mnist4", "mnist4-first", "digits", "elpv", "thin", "inverted", "colour", "photos")
 
 
 def _mnist(root):
@@ -163,6 +163,8 @@ def runs(name, mnist_root):
 
         if name == "mnist":  # 20-epoch outcome: docs/results/mnist-release-init (same runs)
             return [(c, s, 3) for s in range(3) for c in range(10)], make
+        if name == "mnist4-first":  # the guard's two epochs only, to compare the decisions
+            return [(4, s, 2) for s in range(3, 30)], make
         return [(4, s, 20) for s in range(3, 30)], make
     if name == "digits":
         from gradcon_tf import data

@@ -70,8 +70,26 @@ def old_test(statistics):
     return statistics["old_blank"]
 
 
+def _decisions_only(runs, trained_to_20):
+    """The guard's decisions on the MNIST class-4 draws trained two epochs only."""
+    both = sum(bool(fires(r, old_test)) and bool(fires(r, new_test)) for r in runs)
+    old_only = [r["seed"] for r in runs if fires(r, old_test) and not fires(r, new_test)]
+    new_only = [r["seed"] for r in runs if fires(r, new_test) and not fires(r, old_test)]
+    neither = len(runs) - both - len(old_only) - len(new_only)
+    return (
+        f"\nMNIST class 4, the guard's two epochs of {len(runs)} more draws (seeds "
+        f"{min(r['seed'] for r in runs)}-{max(r['seed'] for r in runs)}; "
+        f"{len(trained_to_20)} of them also trained 20 epochs, in the table above): both tests "
+        f"fire on {both}, neither on {neither}, only the old one on {old_only or 'none'}, only "
+        f"the new one on {new_only or 'none'}."
+    )
+
+
 def main():
     runs = [json.loads(line) for path in sorted(glob.glob(os.path.join(HERE, "collapse_test_probe-*.jsonl"))) for line in open(path)]
+    trained_to_20 = {r["seed"] for r in runs if r["dataset"] == "mnist4"}
+    first_epochs = [r for r in runs if r["dataset"] == "mnist4-first"]
+    runs = [r for r in runs if r["dataset"] != "mnist4-first"]
     print("# Collapse tests against what the unguarded run did in 20 epochs\n")
     print(f"`python docs/investigations/collapse_test_table.py` (from `collapse_test_probe-*.jsonl`; "
           f"new test: variation < {collapse.MAX_DEAD_VARIATION} and slope < {collapse.MAX_DEAD_SLOPE}).\n")
@@ -104,6 +122,8 @@ def main():
         totals = [t + v for t, v in zip(totals, row)]
         print(f"| {NAMES[name]} | " + " | ".join(map(str, row)) + " |")
     print("| **all** | " + " | ".join(f"**{v}**" for v in totals) + " |")
+    if first_epochs:
+        print(_decisions_only(first_epochs, trained_to_20))
     print("\nRuns that collapsed, fell by less than 20 %, or that a test called collapsed (loss ratio = loss at 20 / at 1; "
           "statistics: variation / slope; AUROC of the unguarded run: GradCon / gradient alone, "
           "after 3 epochs for MNIST, 20 otherwise):\n")

@@ -19,6 +19,8 @@ spec                       source
 A bad file raises :class:`DataFileError` with the file's path and the problem in the message.
 """
 
+import os
+
 from gradcon_tf.data.arrays import from_arrays, load_digits, load_npz
 from gradcon_tf.data.base import DataFileError, LabeledImages, concatenate
 from gradcon_tf.data.cifar import load_cifar10
@@ -29,6 +31,7 @@ from gradcon_tf.data.tfds_loader import load_tfds
 __all__ = [
     "DataFileError",
     "LabeledImages",
+    "check_spec",
     "concatenate",
     "from_arrays",
     "load",
@@ -51,8 +54,43 @@ _LOADERS = {
 }
 
 
+#: What the path of a spec names, where it is not a directory.
+_PATH_KINDS = {"npz": "file", "cifar10": "file or directory"}
+_SPEC_FORMS = (
+    "digits, mnist:DIR, fashion_mnist:DIR, idx:DIR, cifar10:PATH, folder:DIR, npz:FILE or "
+    "tfds:NAME[:DATA_DIR]"
+)
+
+
+def check_spec(spec):
+    """Raise the error ``load(spec)`` would raise for a malformed spec, a missing path or a
+    missing optional dependency, without reading any data (and without TensorFlow)."""
+    kind, _, argument = spec.partition(":")
+    if kind == "digits" and not argument:
+        return
+    if kind == "tfds" and argument:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow_datasets") is None:
+            raise ValueError(
+                f"{spec}: needs tensorflow-datasets, which is not installed; install the data "
+                "extra: pip install 'gradcon-tf[data]'"
+            )
+        data_dir = argument.partition(":")[2]
+        if data_dir and not os.path.isdir(data_dir):
+            raise DataFileError(f"{data_dir}: no such directory (the TFDS data_dir of {spec})")
+        return
+    if kind in _LOADERS and argument:
+        if not os.path.exists(argument):
+            what = _PATH_KINDS.get(kind, "directory")
+            raise DataFileError(f"{argument}: no such {what} ({spec})")
+        return
+    raise ValueError(f"unknown dataset spec {spec!r}; expected {_SPEC_FORMS}.")
+
+
 def load(spec):
     """Load the dataset named by ``spec`` (see the module docstring)."""
+    check_spec(spec)
     kind, _, argument = spec.partition(":")
     if kind == "digits" and not argument:
         return load_digits()
@@ -61,7 +99,4 @@ def load(spec):
         return load_tfds(name, data_dir=data_dir or None)
     if kind in _LOADERS and argument:
         return _LOADERS[kind](argument)
-    raise ValueError(
-        f"unknown dataset spec {spec!r}; expected digits, mnist:DIR, fashion_mnist:DIR, "
-        "idx:DIR, cifar10:PATH, folder:DIR, npz:FILE or tfds:NAME[:DATA_DIR]."
-    )
+    raise AssertionError("check_spec accepted a spec load cannot read")  # pragma: no cover
