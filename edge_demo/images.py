@@ -35,6 +35,8 @@ def check_image(path):
         with Image.open(path):
             pass
     except UnidentifiedImageError:
+        if is_image_name(path):
+            raise ImageError(f"{path}: not an image: its contents are in no format Pillow reads") from None
         raise ImageError(f"{path}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})") from None
     except OSError as error:
         raise ImageError(f"{path}: cannot read image ({error.strerror or error})") from None

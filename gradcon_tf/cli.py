@@ -172,12 +172,7 @@ def _load_images(spec, image_shape):
                 resized.append(f"{path} {width}x{height}")
             if channels != image_shape[-1]:
                 converted.append(path)
-            image = _resized(image, image_shape[:2])
-            if image.shape[-1] == 3 and image_shape[-1] == 1:  # to the model's channels
-                image = np.round(image.mean(-1, keepdims=True)).astype(np.uint8)
-            elif image.shape[-1] == 1 and image_shape[-1] == 3:
-                image = np.repeat(image, 3, -1)
-            images.append(image)
+            images.append(_resized(_to_channels(image, image_shape[-1]), image_shape[:2]))
         size = f"{image_shape[1]}x{image_shape[0]}"
         if resized:
             _warn(f"{len(resized)} of {len(paths)} images resized by more than "
@@ -193,6 +188,19 @@ def _load_images(spec, image_shape):
     from gradcon_tf.data.idx import read_idx
 
     return read_idx(spec), None
+
+
+def _to_channels(image, channels):
+    """A decoded (H, W, C) uint8 image with ``channels`` (1: Pillow's luma "L", as
+    ``gradcon-edge`` converts; 3: the grey value in each channel)."""
+    import numpy as np
+    from PIL import Image
+
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image, 3, -1)
+    return np.asarray(Image.fromarray(image).convert("L"), dtype=np.uint8)[..., None]
 
 
 def _resized(image, size):

@@ -438,7 +438,8 @@ class GradCon(keras.Model):
     def _training_state(self):
         """The model's weights and its optimizer's variables (built first), to start again from."""
         if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
+            with self.distribute_strategy.scope():  # as fit() would build it
+                self.optimizer.build(self.trainable_variables)
         return self.get_weights(), [v.numpy() for v in self.optimizer.variables]
 
     def _restore_training_state(self, state):
@@ -581,6 +582,9 @@ class GradCon(keras.Model):
         return outputs
 
     def predict_step(self, data):
+        """``predict()`` (Keras' API) gives the scores of :meth:`per_sample_scores` (``score``,
+        ``recon``, ``grad_loss``, ``layer_cosines``); :meth:`score` is the door that also
+        decides (``is_anomaly``, ``p_value``) and is faster."""
         return self.per_sample_scores(self._unpack_images(data))
 
     def score(self, images, batch_size=512, verbose=0, maps=False):

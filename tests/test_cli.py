@@ -50,9 +50,9 @@ def test_evaluate_prints_an_auroc_table(capsys):
     # stdout is not a terminal here: one plain line per epoch, no carriage returns or ANSI codes
     assert "epoch 2/2 loss" in out and "\r" not in out and "\x1b" not in out
     assert "test FPR: the share of the class's test images scoring above the threshold" in out
-    # 12 validation images per class are too few for --fpr 0.05: one warning line, said once
+    # 12-13 validation images per class are too few for --fpr 0.05: a warning line per class
     warnings = [l for l in err.splitlines() if l.startswith("gradcon: warning:")]
-    assert len(warnings) == 1 and "use at least 200 images" in warnings[0]
+    assert len(warnings) == 2 and all("use at least 200 images" in w for w in warnings)
 
 
 def test_train_then_score_an_idx_file(trained_model, tmp_path):
@@ -240,3 +240,20 @@ def test_version():
     done = subprocess.run([sys.executable, "-m", "gradcon_tf.cli", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "gradcon 0.1.0"
+
+
+def test_score_warns_once_each_for_large_resizes_and_other_channels(trained_model, tmp_path, capsys):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / "a_same.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(folder / "b_large.png")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / "c_rgb.png")
+    assert cli.main(["score", "--model", str(trained_model), "--images", str(folder),
+                     "--out", str(tmp_path / "s.csv")]) == 0
+    warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: warning:")]
+    assert len(warnings) == 2, warnings
+    assert "1 of 3 images resized by more than 2x to the model's 8x8" in warnings[0]
+    assert "b_large.png 64x64" in warnings[0]
+    assert "1 of 3 images are not grayscale like the model" in warnings[1]
+    assert "c_rgb.png" in warnings[1]

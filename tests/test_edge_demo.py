@@ -115,6 +115,7 @@ def setup(images, tmp_path_factory):
     model.threshold = float(np.median(scores["score"]))
     directory = tmp_path_factory.mktemp("edge")
     manifest = export_model(model, str(directory / "out"), targets=("f32",))
+    model.save(directory / "model.keras")
     folder = directory / "images"
     folder.mkdir()
     names = []
@@ -123,6 +124,7 @@ def setup(images, tmp_path_factory):
         Image.fromarray(image[..., 0]).save(folder / names[-1])
     return {
         "model": manifest["litert"]["f32"]["path"],
+        "keras_model": str(directory / "model.keras"),
         "folder": folder,
         "names": names,
         "images": images,
@@ -157,6 +159,30 @@ def test_folder_scores_match_keras_without_tensorflow(setup, batch_size, threads
     assert summary in result.stdout
     assert re.search(r"latency per call: p50 [0-9.]+ ms, p99 [0-9.]+ ms", result.stdout)
     assert re.search(r"throughput: [0-9.]+ images/s", result.stdout)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_colour_files_into_a_grey_model_score_as_gradcon_score_does(setup, tmp_path, suffix):
+    """Both scorers convert an RGB file to the grey model's input the same way (Pillow's luma)."""
+    from gradcon_tf import cli
+
+    folder = tmp_path / "colour"
+    folder.mkdir()
+    for index, image in enumerate(setup["images"][:6]):
+        grey = image[..., 0].astype(np.int64)
+        rgb = np.stack([grey, grey // 2, 255 - grey], axis=-1).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"c_{index}{suffix}")
+    result = run_demo("--model", setup["model"], str(folder), "--csv", str(tmp_path / "edge.csv"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    edge = {os.path.basename(r["path"]): float(r["score"]) for r in read_csv(tmp_path / "edge.csv")}
+    out = tmp_path / "keras.csv"
+    assert cli.main(["score", "--model", setup["keras_model"], "--images", str(folder),
+                     "--out", str(out)]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    keras_scores = {os.path.basename(r[0]): float(r[1]) for r in rows}
+    assert sorted(edge) == sorted(keras_scores) and len(edge) == 6
+    for name, score in edge.items():
+        assert abs(score - keras_scores[name]) <= FLOAT_TOLERANCE, name
 
 
 def test_files_globs_and_folders_in_order_each_once(setup, tmp_path):
@@ -278,7 +304,7 @@ USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error li
     "empty folder": ("{empty}", "empty: no image files matched"),
     "glob matches nothing": ("{folder}/*.jpg", "*.jpg: no image files matched"),
     "no such path": ("{tmp}/nowhere.png", "nowhere.png: no such file or folder"),
-    "named file not an image": ("{folder}/img_00.png {tmp}/notes.png", "notes.png: not an image file"),
+    "named file not an image": ("{folder}/img_00.png {tmp}/notes.png", "notes.png: not an image: its contents are in no format Pillow reads"),
     "no inputs": ("", "give INPUT files, folders or patterns, or --watch DIR"),
     "inputs and watch": ("{folder} --watch {tmp}", "or --watch DIR (one of the two)"),
     "watch not a folder": ("--watch {tmp}/nowhere", "--watch {tmp}/nowhere: not a folder"),

@@ -155,7 +155,7 @@ def runs(name, mnist_root):
     """[(inlier, seed, epochs)], split maker."""
     from gradcon_tf import protocols
 
-    if name in ("mnist", "mnist4"):
+    if name in ("mnist", "mnist4", "mnist4-first"):
         dataset = _mnist(mnist_root)
 
         def make(inlier, seed):

@@ -7,8 +7,8 @@ Candidates (each selected by validation loss, as ``train_one_class``):
   data-next     the next seed's draw with the output bias from data
 
 For MNIST the first two come from committed runs (docs/results/mnist-e100-guarded, 20-epoch
-milestone; docs/results/mnist-release-init-redrawn, where draw 1 trained), so only the other
-datasets are trained here. One JSON line per (run, candidate) in ``--out`` (resumable).
+milestone; docs/results/mnist-release-init-redrawn, where draw 1 trained); release-next is
+trained here where the next draw collapsed too, data-next is not measured on MNIST. One JSON line per (run, candidate) in ``--out`` (resumable).
 
     python docs/investigations/fallback_probe.py --out docs/investigations/fallback_probe.jsonl
 """
@@ -39,6 +39,16 @@ def collapsed_runs():
     return [r for r in runs if table.truth(r)[0] and table.fires(r, table.new_test)]
 
 
+def _needs_training(run, candidate):
+    """MNIST: only the release-next runs the committed folders lack (where the next seed's
+    release draw collapsed too and the redrawn run went on to a later draw)."""
+    if candidate != "release-next":
+        return False
+    name = f"class{run['inlier']}-seed{run['seed']}.json"
+    path = os.path.join(HERE, "..", "results", "mnist-release-init-redrawn", "runs", name)
+    return json.load(open(path))["initialization"]["draw"] != 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True)
@@ -61,9 +71,11 @@ def main():
         done = {(r["dataset"], r["inlier"], r["seed"], r["candidate"]) for r in map(json.loads, open(args.out))}
     makers = {}
     for run in collapsed_runs():
-        if run["dataset"] in ("mnist", "mnist4"):
-            continue  # MNIST: the committed runs
+        if run["dataset"] == "mnist4":
+            continue
         for name, (initialization, offset) in CANDIDATES.items():
+            if run["dataset"] == "mnist" and not _needs_training(run, name):
+                continue
             key = (run["dataset"], run["inlier"], run["seed"], name)
             if key in done:
                 continue
