@@ -57,18 +57,18 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class StopOnCollapse(keras.callbacks.Callback):
-    """Stop training when, after one of the first ``epochs`` epochs, the decoder is dead on
+    """Stop training when, after epoch ``epoch`` (or the last, if fewer), the decoder is dead on
     ``images`` (:func:`gradcon_tf.collapse.is_collapsed`). ``GradCon.fit`` guards fresh models
-    with it (``initialization="guarded"``); ``stop=False`` only records.
+    with it (``initialization="guarded"``, after epoch 2); ``stop=False`` only records.
 
     After ``fit`` returns, ``collapsed_at`` is the (1-based) epoch found dead, else None, and
     ``reason`` says what was measured.
     """
 
-    def __init__(self, images, epochs=1, stop=True):
+    def __init__(self, images, epoch=1, stop=True):
         super().__init__()
         self.images = images
-        self.epochs = int(epochs)
+        self.epoch = int(epoch)
         self.stop = bool(stop)
         self.collapsed_at = None
         self.reason = None
@@ -77,7 +77,7 @@ class StopOnCollapse(keras.callbacks.Callback):
         self.collapsed_at = self.reason = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch >= self.epochs or self.collapsed_at is not None:
+        if epoch + 1 != min(self.epoch, self.params.get("epochs") or self.epoch):
             return
         statistics = collapse.decoder_statistics(self.model, self.images)
         if collapse.is_collapsed(statistics):

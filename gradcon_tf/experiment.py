@@ -133,7 +133,7 @@ def train_one_class(
         model = build_model(method, split.train.shape[1:], initialization)
         model.compile()
         model.collapsed_starts = list(collapsed)
-        guard = [StopOnCollapse(split.validation, epochs=1)] if draw + 1 < draws else []
+        guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
         model.fit(
             split.train,
             validation_data=split.validation,

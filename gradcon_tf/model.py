@@ -40,8 +40,8 @@ TRAINING_RECORD_KEY = "training_record"
 #: output bias from data if that start collapses; ``release`` from PyTorch's draw whatever
 #: happens; ``data`` always with the output bias from data.
 INITIALIZATIONS = ("guarded", "release", "data")
-#: ``guarded`` looks for a collapse after each of the first this many epochs.
-GUARDED_EPOCHS = 2
+#: ``guarded`` judges the start after this epoch (or the last, if ``fit`` runs fewer).
+GUARD_EPOCH = 2
 
 logger = logging.getLogger("gradcon_tf")
 
@@ -72,7 +72,7 @@ class GradCon(keras.Model):
         and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
       initialization: how :meth:`fit` starts a fresh model, one of :data:`INITIALIZATIONS`.
         ``"guarded"`` (default): PyTorch's draw, as the authors' release; if the decoder is dead
-        after one of the first :data:`GUARDED_EPOCHS` epochs (:func:`gradcon_tf.collapse.is_collapsed`),
+        after epoch :data:`GUARD_EPOCH` (:func:`gradcon_tf.collapse.is_collapsed`),
         the weights go back to that draw, the bias before the final sigmoid is set to the logit
         of the mean training intensity (training starts from the mean image) and training
         starts again, for the full ``epochs``. ``"release"``: PyTorch's draw whatever happens.
@@ -357,7 +357,7 @@ class GradCon(keras.Model):
         """``keras.Model.fit`` on images (labels ignored), checked first; stops at a NaN/inf loss.
 
         A fresh model starts as ``initialization`` says. With ``"guarded"``, a start whose
-        decoder is dead after one of the first :data:`GUARDED_EPOCHS` epochs (judged on
+        decoder is dead after epoch :data:`GUARD_EPOCH` (or the last, if fewer; judged on
         ``validation_data``, else on training images) is trained again in place: the initial
         weights and optimizer state come back, the output bias is set from ``x`` and ``fit``
         runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
@@ -384,7 +384,7 @@ class GradCon(keras.Model):
             return self._fit_once(x, y, kwargs)
         images = self._images_to_judge(x if validation is None else validation[0])
         start = self._training_state()
-        guard = gradcon_callbacks.StopOnCollapse(images, epochs=GUARDED_EPOCHS)
+        guard = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH)
         abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, guard]})
         if guard.collapsed_at is None:
             abandoned.restarts = []
@@ -399,7 +399,7 @@ class GradCon(keras.Model):
         self.collapsed_starts.append(
             {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
         )
-        watch = gradcon_callbacks.StopOnCollapse(images, epochs=GUARDED_EPOCHS, stop=False)
+        watch = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH, stop=False)
         history = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, watch]})
         if watch.collapsed_at is not None:
             logger.warning(

@@ -26,7 +26,10 @@ import json
 import os
 import sys
 
-DATASETS = ("mnist", "mnist4", "mnist4-first", "digits", "elpv", "thin", "inverted", "colour", "photos")
+DATASETS = (
+    "mnist", "mnist4", "mnist4-first", "digits", "elpv", "thin", "thin-bright", "inverted",
+    "colour", "photos",
+)
 
 
 def _mnist(root):
@@ -66,6 +69,13 @@ def thin_strokes(images):
 
     eroded = ndimage.grey_erosion(images[..., 0], size=(1, 2, 2))
     return np.round(eroded * 0.35).astype(np.uint8)[..., None]
+
+
+def thin_bright_strokes(images):
+    """Eroded (2x2 minimum), at full brightness: thin bright strokes on black."""
+    from scipy import ndimage
+
+    return ndimage.grey_erosion(images[..., 0], size=(1, 2, 2))[..., None]
 
 
 def inverted(images):
@@ -179,7 +189,10 @@ def runs(name, mnist_root):
         return [(c, s, 20) for s in range(3) for c in range(3)], elpv_splits()
     if name == "photos":
         return [(c, s, 20) for s in range(3) for c in range(2)], photo_splits()
-    transform = {"thin": thin_strokes, "inverted": inverted, "colour": coloured}[name]
+    transform = {
+        "thin": thin_strokes, "thin-bright": thin_bright_strokes, "inverted": inverted,
+        "colour": coloured,
+    }[name]
     return [(c, 0, 20) for c in range(10)], _transformed_mnist(mnist_root, transform, cap=2000)
 
 

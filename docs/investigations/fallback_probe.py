@@ -55,6 +55,7 @@ def main():
     parser.add_argument("--mnist", default="../shared/datasets/mnist")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--datasets", nargs="+", help="only the collapsed runs of these datasets")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -71,7 +72,7 @@ def main():
         done = {(r["dataset"], r["inlier"], r["seed"], r["candidate"]) for r in map(json.loads, open(args.out))}
     makers = {}
     for run in collapsed_runs():
-        if run["dataset"] == "mnist4":
+        if run["dataset"] == "mnist4" or (args.datasets and run["dataset"] not in args.datasets):
             continue
         for name, (initialization, offset) in CANDIDATES.items():
             if run["dataset"] == "mnist" and not _needs_training(run, name):
