@@ -380,12 +380,17 @@ class GradCon(keras.Model):
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
-        if not (fresh and self.initialization == "guarded"):
-            return self._fit_once(x, y, kwargs)
-        images = self._images_to_judge(x if validation is None else validation[0])
+        if fresh and self.initialization == "guarded":
+            judged = x if validation is None else validation[0]
+            return self._fit_guarded(x, y, kwargs, self._images_to_judge(judged))
+        return self._fit_once(x, y, kwargs)
+
+    def _fit_guarded(self, x, y, kwargs, images):
+        """``fit`` from the release's draw; if the decoder is dead after :data:`GUARD_EPOCH`,
+        again from the same draw and optimizer state with the output bias from ``x``."""
         start = self._training_state()
         guard = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH)
-        abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, guard]})
+        abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], guard]})
         if guard.collapsed_at is None:
             abandoned.restarts = []
             return abandoned
@@ -400,7 +405,7 @@ class GradCon(keras.Model):
             {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
         )
         watch = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH, stop=False)
-        history = self._fit_once(x, y, {**kwargs, "callbacks": [*callbacks, watch]})
+        history = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], watch]})
         if watch.collapsed_at is not None:
             logger.warning(
                 "GradCon: the restart from the mean image collapsed too (after epoch %d); it "

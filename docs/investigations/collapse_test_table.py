@@ -98,8 +98,8 @@ def fallback_table(runs):
     mnist = [r for r in collapsed if r["dataset"] == "mnist"]
     for (inlier, seed, candidate), auroc in _stored_fallbacks(mnist).items():
         measured.setdefault(("mnist", inlier, seed), {})[candidate] = auroc
-    path = os.path.join(HERE, "fallback_probe.jsonl")
-    for record in [json.loads(line) for line in open(path)] if os.path.exists(path) else []:
+    paths = sorted(glob.glob(os.path.join(HERE, "fallback_probe*.jsonl")))
+    for record in [json.loads(line) for path in paths for line in open(path)]:
         key = (record["dataset"], record["inlier"], record["seed"])
         measured.setdefault(key, {})[record["candidate"]] = record["auroc"]
     for run in collapsed:  # the collapsed run itself, trained on
