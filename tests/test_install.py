@@ -51,6 +51,7 @@ def test_wheel_then_edge_scorer_without_tensorflow(tmp_path):
     work = tmp_path / "work"  # outside the checkout
     work.mkdir()
     gradcon = str(user / "gradcon")
+    assert run([gradcon, "--version"], work).stdout.strip() == "gradcon 0.1.0"
     run([gradcon, "train", "--data", "digits", "--inlier-class", "0", "--epochs", "1", "--out", "m.keras"], work)
     exported = run([gradcon, "export", "m.keras", "--out", "deploy"], work)
     assert "LiteRT f32" in exported.stdout and (work / "deploy" / "export.json").exists()
@@ -66,8 +67,10 @@ def test_wheel_then_edge_scorer_without_tensorflow(tmp_path):
     run([str(device / "pip"), "install", "-q", os.path.join(REPO, "edge_demo")], tmp_path)
     no_tf = subprocess.run([str(device / "python"), "-c", "import tensorflow"], capture_output=True)
     assert no_tf.returncode != 0
-    run([str(device / "gradcon-edge"), "--model", "deploy/gradcon_f32.tflite", "shots",
-         "--csv", "edge.csv"], work)
+    edge = run([str(device / "gradcon-edge"), "--model", "deploy/gradcon_f32.tflite", "shots",
+                "--csv", "edge.csv"], work)
+    assert "XNNPACK" not in edge.stderr  # LiteRT's INFO line is silenced
+    assert run([str(device / "gradcon-edge"), "--version"], work).stdout.strip() == "gradcon-edge 0.1.0"
     keras_scores, edge_scores = read_scores(work / "keras.csv"), read_scores(work / "edge.csv")
     assert sorted(keras_scores) == sorted(edge_scores) and len(edge_scores) == 8
     names = sorted(keras_scores)
