@@ -34,7 +34,7 @@ DATA_HELP = (
 
 INIT_HELP = (
     "guarded: PyTorch's draw as the release, trained again from it with the output bias from "
-    "data when the decoder is dead after epoch 1 or 2; release: PyTorch's draw whatever happens; "
+    "data when the decoder is dead after epoch 2; release: PyTorch's draw whatever happens; "
     "data: always the output bias from data (docs/initialisation.md)"
 )
 
@@ -262,9 +262,9 @@ def _check_images_spec(spec):
     if os.path.isdir(spec) or glob.has_magic(spec):
         _image_paths(spec)
     elif not os.path.exists(spec):
-        kind = " (expected a .npy, an IDX file or images)" if not spec.lower().endswith(
-            (".npy",) + IMAGE_EXTENSIONS) else ""
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory" + kind, spec)
+        expected = "" if spec.lower().endswith((".npy",) + IMAGE_EXTENSIONS) else (
+            " (expected a .npy, an IDX file or images)")
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory" + expected, spec)
 
 
 # ---------------------------------------------------------------------- commands
@@ -617,7 +617,7 @@ def build_parser():
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """The library's own warnings (calibration) as one ``gradcon: warning:`` line."""
     if category.__module__.startswith("gradcon_tf"):
-        print(f"gradcon: warning: {message}", file=sys.stderr, flush=True)
+        _warn(message)
     else:
         _default_show_warning(message, category, filename, lineno, file, line)
 
@@ -625,14 +625,19 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _default_show_warning = warnings.showwarning
 
 
-def _log_to_stderr():
-    """The library's log lines (a restarted start) as ``gradcon: ...`` lines on stderr."""
+@contextlib.contextmanager
+def _library_log_to_stderr():
+    """While a command runs, the library's log lines (a restarted start) go to stderr alone."""
     logger = logging.getLogger("gradcon_tf")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("gradcon: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # "GradCon: ..."
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def main(argv=None):
@@ -641,8 +646,7 @@ def main(argv=None):
         _check_before_work(args)
         if args.needs_tensorflow:
             _import_tensorflow(args.verbose)
-        _log_to_stderr()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _library_log_to_stderr():
             warnings.showwarning = _show_warning
             return args.handler(args)
     except Exception as error:
