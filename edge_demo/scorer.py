@@ -40,8 +40,7 @@ class Scorer:
 
     def __init__(self, model_path, threads=1, maps=False):
         try:
-            with _native_stderr_silenced():  # LiteRT's "INFO: Created ... XNNPACK delegate"
-                self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
+            self.interpreter = Interpreter(model_path=model_path, num_threads=int(threads))
         except ValueError as error:
             raise ValueError(
                 f"{model_path}: not a LiteRT model ({error}); expected a .tflite from `gradcon export`"
@@ -64,11 +63,12 @@ class Scorer:
         details = self.runner.get_input_details()["images"]
         self.image_shape = tuple(int(d) for d in details["shape_signature"][1:])
         self.timings = []
+        self._called = False
 
     def warm_up(self, batch_size):
         """One untimed call at ``batch_size``: the first call at a new shape allocates and packs."""
         dtype = np.uint8 if self.uint8_input else np.float32
-        self.runner(images=np.zeros((batch_size, *self.image_shape), dtype))
+        self._call(np.zeros((batch_size, *self.image_shape), dtype))
 
     def score(self, images):
         """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"}``
@@ -76,8 +76,18 @@ class Scorer:
         images = np.asarray(images, dtype=np.uint8)
         data = images if self.uint8_input else images.astype(np.float32) / 255.0
         start = time.perf_counter()
-        outputs = self.runner(images=data)
+        outputs = self._call(data)
         self.timings.append((time.perf_counter() - start, len(images)))
+        return outputs
+
+    def _call(self, data):
+        """The signature runner on ``data``; the first call (where LiteRT creates its XNNPACK
+        delegate and prints "INFO: Created ...") with the runtime's stderr silenced."""
+        if self._called:
+            return self.runner(images=data)
+        with _native_stderr_silenced():
+            outputs = self.runner(images=data)
+        self._called = True
         return outputs
 
 

@@ -61,6 +61,6 @@ def test_multi_worker_mirrored_strategy_matches_one_process(tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     multi, one = np.load(tmp_path / "multi.npz"), np.load(tmp_path / "single.npz")
     assert int(multi["count"]) == int(one["count"]) == 3
-    for key in one.files:
+    for key in one.files:  # 1e-4: the summation order after the release's draw, as above
         scale = max(np.abs(one[key]).max(), 1e-30)
-        assert np.abs(multi[key] - one[key]).max() / scale < 1e-5, key
+        assert np.abs(multi[key] - one[key]).max() / scale < 1e-4, key
