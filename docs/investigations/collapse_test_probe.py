@@ -234,6 +234,8 @@ def main():
     parser.add_argument("--mnist", default="../shared/datasets/mnist")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                        help="only the runs with FIRST <= seed <= LAST (to split a dataset)")
     args = parser.parse_args()
 
     import keras
@@ -263,6 +265,8 @@ def main():
         todo, make = runs(name, args.mnist)
         for inlier, seed, epochs in todo:
             if (name, inlier, seed) in done:
+                continue
+            if args.seeds and not args.seeds[0] <= seed <= args.seeds[1]:
                 continue
             split = make(inlier, seed)
             keras.utils.set_random_seed(seed)
