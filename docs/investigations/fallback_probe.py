@@ -29,7 +29,6 @@ CANDIDATES = {  # name -> (initialization, seed offset)
 
 
 def collapsed_runs():
-    import collapse_test_probe as probe  # noqa: F401  (the split makers)
     import collapse_test_table as table
 
     runs = []
