@@ -117,24 +117,27 @@ def stage_sizes(size):
     return sizes
 
 
-def stage_filters(stages):
-    """Filters of a staged encoder: 32, 32, 64, 64, 128, 128, ... (at most 256)."""
-    return tuple(min(32 * 2 ** (i // 2), MAX_FILTERS) for i in range(stages))
+def stage_filters(stages, latent_filters=None):
+    """Filters of a staged encoder: 32, 32, 64, 64, 128, 128, ... (at most 256); the last stage
+    (the latent's channels) ``latent_filters`` when given (a narrower bottleneck)."""
+    filters = tuple(min(32 * 2 ** (i // 2), MAX_FILTERS) for i in range(stages))
+    return filters if latent_filters is None else filters[:-1] + (int(latent_filters),)
 
 
-def _encoder_plan(size):
+def _encoder_plan(size, latent_filters=None):
     """(filters, padding) of each encoder convolution for a working ``size``."""
-    if is_paper_size(size):
+    if is_paper_size(size) and latent_filters is None:
         return [(filters, 2) for filters in ENCODER_FILTERS]
-    return [(filters, 1) for filters in stage_filters(len(stage_sizes(size)) - 1)]
+    stages = len(stage_sizes(size)) - 1
+    return [(filters, 1) for filters in stage_filters(stages, latent_filters)]
 
 
-def _decoder_plan(size, channels):
+def _decoder_plan(size, channels, latent_filters=None):
     """(filters, cropping) of each decoder transposed convolution, next to the latent first."""
-    if is_paper_size(size):
+    if is_paper_size(size) and latent_filters is None:
         return list(zip(DECODER_FILTERS + (channels,), DECODER_CROPS))
     sizes = stage_sizes(size)
-    encoder_filters = stage_filters(len(sizes) - 1)
+    encoder_filters = stage_filters(len(sizes) - 1, latent_filters)
     filters = tuple(reversed(encoder_filters[:-1])) + (channels,)
     plan = []
     for index, (small, large) in enumerate(zip(sizes[:0:-1], sizes[-2::-1])):
@@ -144,20 +147,20 @@ def _decoder_plan(size, channels):
     return plan
 
 
-def latent_shape(size):
+def latent_shape(size, latent_filters=None):
     """The (h, w, filters) latent of the autoencoder working at ``size``."""
-    if is_paper_size(size):
+    if is_paper_size(size) and latent_filters is None:
         return (3, 3, ENCODER_FILTERS[-1])
     sizes = stage_sizes(size)
-    return (*sizes[-1], stage_filters(len(sizes) - 1)[-1])
+    return (*sizes[-1], stage_filters(len(sizes) - 1, latent_filters)[-1])
 
 
-def _convolutions(inputs, size=IMAGE_SIZE):
+def _convolutions(inputs, size=IMAGE_SIZE, latent_filters=None):
     """The encoder's padded stride-2 convolutions with ReLU: (28, 28, C) -> (3, 3, 64) for the
     paper's size, (H, W, C) -> :func:`latent_shape` for others."""
     x = inputs
     in_channels = inputs.shape[-1]
-    for index, (filters, padding) in enumerate(_encoder_plan(size), start=1):
+    for index, (filters, padding) in enumerate(_encoder_plan(size, latent_filters), start=1):
         kernel_init, bias_init = _torch_default_initializers(in_channels * KERNEL_SIZE**2)
         x = keras.layers.ZeroPadding2D(padding, name=f"encoder_pad_{index}")(x)
         x = keras.layers.Conv2D(
@@ -173,11 +176,11 @@ def _convolutions(inputs, size=IMAGE_SIZE):
     return x
 
 
-def build_encoder(channels=1, size=IMAGE_SIZE, name="encoder"):
+def build_encoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="encoder"):
     """The encoder for images of ``size`` (int or (height, width)) in [0, 1]: the paper's
     (28, 28, C) -> (3, 3, 64), or the staged design for another size (module docstring)."""
     inputs = keras.Input((*size_pair(size), channels), name="image")
-    return keras.Model(inputs, _convolutions(inputs, size), name=name)
+    return keras.Model(inputs, _convolutions(inputs, size, latent_filters), name=name)
 
 
 def _dense(units, fan_in, name):
@@ -211,15 +214,15 @@ def build_latent_projection(name="latent_projection"):
     return keras.Model(inputs, keras.layers.Reshape(shape, name="latent_reshape")(x), name=name)
 
 
-def build_decoder(channels=1, size=IMAGE_SIZE, name="decoder"):
+def build_decoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="decoder"):
     """The decoder back to ``size``: the paper's (3, 3, 64) latent -> (28, 28, C) reconstruction
     in (0, 1), or the staged design's mirror for another size (module docstring).
 
     Layers are named ``decoder_deconv_{i}`` (i = 1 next to the latent), the order of Table 2.
     """
-    inputs = keras.Input(latent_shape(size), name="latent")
+    inputs = keras.Input(latent_shape(size, latent_filters), name="latent")
     x = inputs
-    plan = _decoder_plan(size, channels)
+    plan = _decoder_plan(size, channels, latent_filters)
     for index, (filters, crop) in enumerate(plan, start=1):
         last = index == len(plan)
         # PyTorch computes ConvTranspose2d fan_in from weight dim 1, i.e. the *output* channels.

@@ -275,6 +275,28 @@ def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
     assert_scores_close(outputs, model.score(images, maps=True))
 
 
+def test_staged_model_exports_builtin_only_with_parity(tmp_path):
+    """A network above 32 px (the staged autoencoder, non-square) in the SavedModel, LiteRT and
+    the edge scorer: the scores and the maps at the working resolution, to 1e-5."""
+    import edge_demo.scorer
+
+    keras.utils.set_random_seed(4)
+    model = GradCon(input_shape=(48, 40, 1))
+    rng = np.random.default_rng(4)
+    for reference in model.reference_gradients:
+        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    manifest = export_model(model, str(tmp_path / "staged"), targets=("f32",))
+    litert.check_builtin_only(open(manifest["litert"]["f32"]["path"], "rb").read())
+    images = rng.integers(0, 256, size=(3, 48, 40, 1), dtype=np.uint8)
+    expected = model.score(images, maps=True)
+    assert_scores_close(litert_outputs(manifest["litert"]["f32"]["path"], images, "maps_uint8"), expected)
+    served = tf.saved_model.load(manifest["saved_model"]).signatures["maps_uint8"](images=tf.constant(images))
+    assert_scores_close({k: v.numpy() for k, v in served.items()}, expected)
+    edge = edge_demo.scorer.Scorer(manifest["litert"]["f32"]["path"], maps=True).score(images)
+    assert edge["score_map"].shape == (3, 48, 40)
+    assert_scores_close(edge, expected)
+
+
 @pytest.mark.slow
 def test_full_int8_with_representative_images(trained_model, images, exported, tmp_path):
     normal = blob_images(np.random.default_rng(5), 32)

@@ -101,3 +101,12 @@ def test_configs_without_a_working_size_keep_their_encoders():
     del config["working_size"]
     assert gradcon_tf.GradCon.from_config(config).working_size == (28, 28)
     assert gradcon_tf.GradCon(input_shape=(64, 64, 1)).working_size == (64, 64)
+
+
+def test_latent_filters_narrow_the_bottleneck_only():
+    wide, narrow = networks.stage_filters(5), networks.stage_filters(5, latent_filters=4)
+    assert narrow == wide[:-1] + (4,)
+    encoder = networks.build_encoder(1, 64, latent_filters=4)
+    decoder = networks.build_decoder(1, 64, latent_filters=4)
+    assert encoder.output_shape[1:] == (4, 4, 4) and decoder.output_shape[1:] == (64, 64, 1)
+    assert networks.build_encoder(1, 28, latent_filters=4).output_shape[1:] == (3, 3, 4)

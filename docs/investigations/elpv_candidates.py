@@ -22,16 +22,22 @@ import os
 import sys
 import time
 
-#: name -> (working side, per-image normalisation, patch side or None, flips augmentation)
+#: name -> (working side, per-image normalisation, patch side or None, flips augmentation,
+#: latent filters of a narrower bottleneck or None)
 CANDIDATES = {
-    "paper28": (28, False, None, False),
-    "s64": (64, False, None, False),
-    "s64n": (64, True, None, False),
-    "s128n": (128, True, None, False),
-    "s64n-flips": (64, True, None, True),
-    "p32n": (128, True, 32, False),
-    "p32": (128, False, 32, False),
-    "p64n": (256, True, 64, False),
+    "paper28": (28, False, None, False, None),
+    "s64": (64, False, None, False, None),
+    "s64n": (64, True, None, False, None),
+    "s128n": (128, True, None, False, None),
+    "s64n-flips": (64, True, None, True, None),
+    "p32n": (128, True, 32, False, None),
+    "p32": (128, False, 32, False, None),
+    "p64n": (256, True, 64, False, None),
+    "s64-b16": (64, False, None, False, 16),
+    "s64-b4": (64, False, None, False, 4),
+    "s64n-b16": (64, True, None, False, 16),
+    "s64n-b4": (64, True, None, False, 4),
+    "s128-b4": (128, False, None, False, 4),
 }
 PATCHES_PER_IMAGE = 8
 PATCH_STRIDE_FRACTION = 2  # patches at stride side / 2 when scoring
@@ -132,15 +138,37 @@ def dev_half(is_anomaly, seed):
     return dev
 
 
+def trained(train, validation, epochs, seed, latent_filters):
+    """train_one_class's run (seed, build, compile, fit with KeepBestWeights), the network's
+    bottleneck narrowed to ``latent_filters`` when given."""
+    import keras
+
+    from gradcon_tf import GradCon, networks
+    from gradcon_tf.callbacks import KeepBestWeights
+
+    keras.utils.set_random_seed(seed)
+    shape = train.shape[1:]
+    nets = {}
+    if latent_filters is not None:
+        size = networks.working_size(shape)
+        nets = {
+            "encoder": networks.build_encoder(shape[-1], size, latent_filters),
+            "decoder": networks.build_decoder(shape[-1], size, latent_filters),
+        }
+    model = GradCon(input_shape=shape, **nets)
+    model.compile()
+    model.fit(train, validation_data=validation, epochs=epochs, batch_size=64,
+              callbacks=[KeepBestWeights()], verbose=0)
+    return model
+
+
 def run(candidate, module_type, seed, epochs, cells_by_size):
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from gradcon_tf import experiment
     from gradcon_tf.data import elpv
-    from gradcon_tf.protocols import OneClassSplit
 
-    side, normalise, patch, flips = CANDIDATES[candidate]
+    side, normalise, patch, flips, latent_filters = CANDIDATES[candidate]
     prepare = standardized if normalise else as_float
     results = {}
     for defective in elpv.DEFECT_CRITERIA:
@@ -154,10 +182,7 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
             if flips:
                 fit_train = flipped(fit_train)
             started = time.perf_counter()
-            model = experiment.train_one_class(
-                OneClassSplit(fit_train, fit_validation, fit_validation[:1], np.zeros(1, bool)),
-                epochs=epochs, seed=seed, verbose=0,
-            )
+            model = trained(fit_train, fit_validation, epochs, seed, latent_filters)
             train_seconds = time.perf_counter() - started
             validation_parts = score_parts(model, validation, patch)
         kinds = combined(score_parts(model, test, patch), validation_parts, model.beta)
