@@ -22,23 +22,38 @@ import os
 import sys
 import time
 
-#: name -> (working side, per-image normalisation, patch side or None, flips augmentation,
-#: latent filters of a narrower bottleneck or None)
+#: Every candidate: working side, per-image normalisation, patch side (None: whole images),
+#: flips augmentation, latent filters of a narrower bottleneck (None: the default network), and
+#: alpha: "paper" (0.03, beta 4 alpha), "variance" (the same in units of the training images'
+#: pixel variance: alpha = 0.03 * V / V_PAPER, beta 4 alpha) or a number (0: the plain CAE).
+DEFAULTS = dict(side=64, normalise=False, patch=None, flips=False, latent_filters=None, alpha="paper")
 CANDIDATES = {
-    "paper28": (28, False, None, False, None),
-    "s64": (64, False, None, False, None),
-    "s64n": (64, True, None, False, None),
-    "s128n": (128, True, None, False, None),
-    "s64n-flips": (64, True, None, True, None),
-    "p32n": (128, True, 32, False, None),
-    "p32": (128, False, 32, False, None),
-    "p64n": (256, True, 64, False, None),
-    "s64-b16": (64, False, None, False, 16),
-    "s64-b4": (64, False, None, False, 4),
-    "s64n-b16": (64, True, None, False, 16),
-    "s64n-b4": (64, True, None, False, 4),
-    "s128-b4": (128, False, None, False, 4),
+    name: {**DEFAULTS, **changes}
+    for name, changes in {
+        "paper28": dict(side=28),
+        "s64": dict(),
+        "s64n": dict(normalise=True),
+        "s128n": dict(side=128, normalise=True),
+        "s64n-flips": dict(normalise=True, flips=True),
+        "p32n": dict(side=128, normalise=True, patch=32),
+        "p32": dict(side=128, patch=32),
+        "p64n": dict(side=256, normalise=True, patch=64),
+        "s64-b16": dict(latent_filters=16),
+        "s64-b4": dict(latent_filters=4),
+        "s64n-b16": dict(normalise=True, latent_filters=16),
+        "s64n-b4": dict(normalise=True, latent_filters=4),
+        "s128-b4": dict(side=128, latent_filters=4),
+        "s64-cae": dict(alpha=0.0),
+        "s64-v": dict(alpha="variance"),
+        "s64n-v": dict(normalise=True, alpha="variance"),
+        "s128-v": dict(side=128, alpha="variance"),
+        "p32-v": dict(side=128, patch=32, alpha="variance"),
+        "paper28-v": dict(side=28, alpha="variance"),
+    }.items()
 }
+#: Mean over pixels of the pixel variance across images of one MNIST class (0.029-0.065; mean
+#: of the ten classes' 2,000 first training images): the data the paper's alpha was set on.
+V_PAPER = 0.054
 PATCHES_PER_IMAGE = 8
 PATCH_STRIDE_FRACTION = 2  # patches at stride side / 2 when scoring
 
@@ -138,9 +153,18 @@ def dev_half(is_anomaly, seed):
     return dev
 
 
-def trained(train, validation, epochs, seed, latent_filters):
+def alpha_of(train, alpha):
+    """The candidate's alpha for these (float) training images."""
+    if alpha == "paper":
+        return 0.03
+    if alpha == "variance":
+        return 0.03 * float(train.var(axis=0).mean()) / V_PAPER
+    return float(alpha)
+
+
+def trained(train, validation, epochs, seed, latent_filters, alpha):
     """train_one_class's run (seed, build, compile, fit with KeepBestWeights), the network's
-    bottleneck narrowed to ``latent_filters`` when given."""
+    bottleneck narrowed to ``latent_filters`` when given; beta = 4 alpha (0.12 for the CAE)."""
     import keras
 
     from gradcon_tf import GradCon, networks
@@ -155,7 +179,8 @@ def trained(train, validation, epochs, seed, latent_filters):
             "encoder": networks.build_encoder(shape[-1], size, latent_filters),
             "decoder": networks.build_decoder(shape[-1], size, latent_filters),
         }
-    model = GradCon(input_shape=shape, **nets)
+    beta = 4 * alpha if alpha > 0 else 0.12
+    model = GradCon(input_shape=shape, alpha=alpha, beta=beta, **nets)
     model.compile()
     model.fit(train, validation_data=validation, epochs=epochs, batch_size=64,
               callbacks=[KeepBestWeights()], verbose=0)
@@ -168,7 +193,8 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
 
     from gradcon_tf.data import elpv
 
-    side, normalise, patch, flips, latent_filters = CANDIDATES[candidate]
+    settings = CANDIDATES[candidate]
+    side, normalise, patch = settings["side"], settings["normalise"], settings["patch"]
     prepare = standardized if normalise else as_float
     results = {}
     for defective in elpv.DEFECT_CRITERIA:
@@ -179,10 +205,11 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
             if patch is not None:
                 fit_train = random_patches(train, patch, PATCHES_PER_IMAGE, seed)
                 fit_validation = random_patches(validation, patch, PATCHES_PER_IMAGE, seed + 1)
-            if flips:
+            if settings["flips"]:
                 fit_train = flipped(fit_train)
+            alpha = alpha_of(fit_train, settings["alpha"])
             started = time.perf_counter()
-            model = trained(fit_train, fit_validation, epochs, seed, latent_filters)
+            model = trained(fit_train, fit_validation, epochs, seed, settings["latent_filters"], alpha)
             train_seconds = time.perf_counter() - started
             validation_parts = score_parts(model, validation, patch)
         kinds = combined(score_parts(model, test, patch), validation_parts, model.beta)
@@ -198,7 +225,7 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
         }
     return {
         "candidate": candidate, "module_type": module_type, "seed": seed, "epochs": epochs,
-        "train_images": int(len(split.train)), "train_seconds": round(train_seconds, 1),
+        "alpha": model.alpha, "beta": model.beta, "train_images": int(len(split.train)), "train_seconds": round(train_seconds, 1),
         "selected_epoch": model.selected_epoch, "collapsed_starts": model.collapsed_starts,
         "auroc": results,
     }
