@@ -18,6 +18,7 @@ import numpy as np
 from gradcon_tf import metrics
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
+from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
 from gradcon_tf.protocols import OneClassSplit
 
 #: Share of a normal folder held out to select the epoch and calibrate the threshold ...
@@ -110,6 +111,7 @@ class FolderEvaluation:
     scores: dict  # GradCon.score()'s arrays, without maps
     threshold: float  # the model's (None when it has none)
     image: dict  # auroc, aupr, precision, recall, f1 (the last three NaN without a threshold)
+    parts: dict  # image AUROC of each score kind: {"gradcon", "recon", "grad"} (evaluation.py)
     defects: dict  # {defect type: {"images", "auroc", "recall"}}
     pixel: dict  # {"auroc", "aupro", "images"}, or {} without masks
     masks_missing: int  # abnormal images without a mask, left out of the pixel metrics
@@ -127,6 +129,9 @@ class FolderEvaluation:
             "| all | {auroc:.3f} | {aupr:.3f} | {f1:.3f} | {precision:.3f} | {recall:.3f} |".format(
                 **self.image
             ),
+            "",
+            "image AUROC of the score's parts: "
+            + ", ".join(f"{SCORE_KINDS[name][1]} {value:.3f}" for name, value in self.parts.items()),
             "",
             "| defect type | images | AUROC (vs normal) | recall at the threshold |",
             "|---|---|---|---|",
@@ -169,6 +174,10 @@ def evaluate_folders(model, normal, abnormal, masks=None, batch_size=64):
         scores=scores,
         threshold=model.threshold,
         image=image_metrics(scores["score"], is_anomaly, model.threshold),
+        parts={
+            name: metrics.auroc(scores[key], is_anomaly)
+            for name, (key, _) in score_kinds(scores).items()
+        },
         defects=defect_metrics(scores["score"], defect_types, model.threshold),
         pixel=_pixel_metrics(folders, score_maps, size) if folders.masks else {},
         masks_missing=folders.masks_missing,

@@ -4,6 +4,8 @@
 import json
 import subprocess
 import sys
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -56,7 +58,9 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folder_model(folders):
-    return inspection.train_on_normal_folder(folders / "train", epochs=2, seed=0, verbose=0)
+    with warnings.catch_warnings():  # 10 held-out images are too few for fpr 0.05: expected
+        warnings.simplefilter("ignore")
+        return inspection.train_on_normal_folder(folders / "train", epochs=2, seed=0, verbose=0)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -214,9 +218,7 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
     odd_masks = tmp_path / "odd_masks"
     write_png(odd_masks / "small" / "000_mask.png", np.zeros((16, 32), np.uint8))
     model = tmp_path / "model.keras"
-    model.write_bytes(b"")  # only the checks run: a zip archive is enough
-    import zipfile
-    zipfile.ZipFile(model, "w").close()
+    zipfile.ZipFile(model, "w").close()  # only the checks run: an empty archive is enough
     good, defects = str(folders / "test" / "good"), str(folders / "test" / "defects")
     train = ["train", "--out", str(tmp_path / "m.keras"), "--normal"]
     evaluate = ["evaluate", "--model", str(model), "--normal", good, "--abnormal"]
@@ -251,3 +253,32 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
         errors = [line for line in stderr.splitlines() if line.startswith("gradcon: error:")]
         assert status == 2 and len(errors) == 1 and expected in errors[0], (argv, stderr)
     assert not report["tf"]  # every error came before TensorFlow loads
+
+
+def test_a_truncated_image_is_one_line_and_nothing_is_written(folders, tmp_path, capsys):
+    normal = tmp_path / "normal"
+    for path in sorted((folders / "train").glob("*.png")):
+        write_png(normal / path.name, np.asarray(Image.open(path)))
+    data = (normal / "007.png").read_bytes()
+    (normal / "007.png").write_bytes(data[: len(data) // 2])  # the header reads, the pixels do not
+    out = tmp_path / "m.keras"
+    assert cli.main(["train", "--normal", str(normal), "--out", str(out), "--epochs", "1"]) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: error:")]
+    assert len(errors) == 1 and "007.png: cannot read the image" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normal"]  # no model, no stray file
+
+
+def test_report_without_matplotlib_is_one_line(folders, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)
+    )
+    model = tmp_path / "model.keras"
+    zipfile.ZipFile(model, "w").close()
+    status = cli.main(["evaluate", "--model", str(model), "--normal", str(folders / "test" / "good"),
+                       "--abnormal", str(folders / "test" / "defects"), "--report", str(tmp_path / "r")])
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: error:")]
+    assert status == 2 and len(errors) == 1 and "pip install 'gradcon-tf[data]'" in errors[0]
+    assert not (tmp_path / "r").exists()
