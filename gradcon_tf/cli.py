@@ -448,7 +448,7 @@ def _train_on_normal_folder(args):
 def command_train(args):
     if args.normal:
         return _train_on_normal_folder(args)
-    from gradcon_tf import data, protocols
+    from gradcon_tf import data, experiment, protocols
 
     splits = data.load(args.data)
     if args.input_shape is not None:
