@@ -101,6 +101,23 @@ def test_folder_scan_finds_defect_types_and_masks(folders):
     assert all(m.endswith("_mask.png") and "/masks/" in m for m in scanned.masks)
 
 
+def test_images_directly_in_the_abnormal_folder_and_masks_of_another_size(tmp_path):
+    rng = np.random.default_rng(0)
+    write_png(tmp_path / "good" / "a.png", smooth_image(rng))
+    for stem in ("s1", "s2"):
+        write_png(tmp_path / "scratch" / f"{stem}.png", smooth_image(rng))
+    mask = np.zeros((64, 64, 3), np.uint8)  # twice the image's size, RGB
+    mask[10:14, 20:30, 1] = 1
+    write_png(tmp_path / "masks" / "s1.png", mask)
+    scanned = anomaly_folders.scan_inspection_folders(
+        tmp_path / "good", tmp_path / "scratch", tmp_path / "masks"
+    )
+    assert scanned.abnormal.defect_types == ["scratch", "scratch"]  # the folder's name
+    assert scanned.masks_missing == 1 and scanned.masks_resized == 1
+    binary = anomaly_folders.read_mask(scanned.masks[0], (32, 32))
+    assert binary.sum() == 2 * 5 and binary[5:7, 10:15].all()  # nearest: every other pixel
+
+
 def test_mixed_sizes_and_modes_need_an_image_size(tmp_path):
     rng = np.random.default_rng(0)
     write_png(tmp_path / "a.png", smooth_image(rng, 32))
