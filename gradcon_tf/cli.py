@@ -277,7 +277,7 @@ DEFAULT_DATA = "digits"
 def _check_sources(args):
     """train and evaluate read either a labelled dataset (--data, --inlier-class / --classes)
     or image folders (--normal ...): exactly one; the folders are scanned (headers only). Fills
-    in the default dataset."""
+    in the default dataset and classes."""
     folders = args.normal if args.command == "train" else args.model or args.normal or args.abnormal
     labelled = [o for o, v in _labelled_options(args).items() if v is not None]
     if not folders:
@@ -288,9 +288,13 @@ def _check_sources(args):
             if value is not None:
                 raise UserError(f"{option} applies to image folders (--normal DIR ...)")
         args.data = args.data or DEFAULT_DATA
+        if args.command == "evaluate":
+            args.classes = args.classes or [0]
         return
     if labelled:
-        raise UserError(f"give either image folders (--normal DIR ...) or {' '.join(labelled)}, not both")
+        raise UserError(
+            f"give either image folders (--normal DIR ...) or {' '.join(labelled)}, not both"
+        )
     if args.command == "train":
         from gradcon_tf import inspection
 
@@ -359,7 +363,7 @@ def command_evaluate(args):
     splits = data.load(args.data)
     rows = []
     started = time.perf_counter()
-    for inlier in args.classes or [0]:
+    for inlier in args.classes:
         print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(

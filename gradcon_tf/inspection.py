@@ -237,11 +237,11 @@ def defect_metrics(scores, defect_types, threshold):
     normal = types == ""
     result = {}
     for kind in sorted(set(defect_types) - {""}):
-        chosen = normal | (types == kind)
+        chosen, members = normal | (types == kind), scores[types == kind]
         result[kind] = {
-            "images": int(np.sum(types == kind)),
+            "images": len(members),
             "auroc": metrics.auroc(scores[chosen], types[chosen] == kind),
-            "recall": float("nan") if threshold is None else float(np.mean(scores[types == kind] > threshold)),
+            "recall": float("nan") if threshold is None else float(np.mean(members > threshold)),
         }
     return result
 

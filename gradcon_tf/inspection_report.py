@@ -122,7 +122,10 @@ def _write_overlays(evaluation, folder):
 def _markdown(evaluation, figures, shown):
     lines = ["# GradCon evaluation on image folders", "", evaluation.summary()]
     if evaluation.masks_missing:
-        lines.append(f"{evaluation.masks_missing} abnormal images have no mask: left out of the pixel metrics.\n")
+        lines.append(
+            f"{evaluation.masks_missing} abnormal images have no mask: left out of the pixel "
+            "metrics.\n"
+        )
     lines += ["## ROC curves and score histograms", ""]
     lines += [f"![{name}]({name})" for name in figures]
     titles = {

@@ -54,9 +54,10 @@ class ScannedImages:
         if len(counts) == 1:
             return self.sizes[0]
         shown = ", ".join(f"{w}x{h} ({n})" for (h, w), n in counts.most_common(3))
+        shown += ", ..." if len(counts) > 3 else ""
         raise DataFileError(
-            f"{self.folder}: images of {len(counts)} sizes ({shown}{', ...' if len(counts) > 3 else ''}); "
-            "give an image size (--image-size H,W) to resize them all to it"
+            f"{self.folder}: images of {len(counts)} sizes ({shown}); give an image size "
+            "(--image-size H,W) to resize them all to it"
         )
 
 
@@ -68,7 +69,9 @@ def scan_folder(folder, what, defect_type=""):
         raise DataFileError(f"{folder}: no such folder (the {what} images)")
     paths = image_files(folder)
     if not paths:
-        raise DataFileError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the {what} folder")
+        raise DataFileError(
+            f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the {what} folder"
+        )
     probes = [probe_image(p) for p in paths]
     return ScannedImages(
         folder, paths, [p[:2] for p in probes], [defect_type] * len(paths), all(p[2] for p in probes)
