@@ -624,6 +624,23 @@ def _add_training_arguments(parser, default_epochs):
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
+def _add_normal_folder(train):
+    train.add_argument(
+        "--normal", metavar="DIR",
+        help="a folder whose images are all normal (instead of --data and --inlier-class)",
+    )
+    train.add_argument(
+        "--image-size", type=_parse_image_size, metavar="S|H,W",
+        help="with --normal: resize every image to this size (default: the images' own, which "
+        "they must then share)",
+    )
+    train.add_argument(
+        "--validation-fraction", type=_fraction, default=0.2,
+        help="with --normal: the share of the images held out to select the epoch and "
+        "calibrate the threshold (at least 10 images)",
+    )
+
+
 def _add_evaluation_folders(evaluate):
     evaluate.add_argument("--model", help="a .keras file written by gradcon train: evaluate it "
                           "on image folders (no training)")
@@ -676,20 +693,7 @@ def build_parser():
     )
     _add_training_arguments(train, default_epochs=20)
     train.add_argument("--inlier-class", type=int, help="the normal class of --data")
-    train.add_argument(
-        "--normal", metavar="DIR",
-        help="a folder whose images are all normal (instead of --data and --inlier-class)",
-    )
-    train.add_argument(
-        "--image-size", type=_parse_image_size, metavar="S|H,W",
-        help="with --normal: resize every image to this size (default: the images' own, which "
-        "they must then share)",
-    )
-    train.add_argument(
-        "--validation-fraction", type=_fraction, default=0.2,
-        help="with --normal: the share of the images held out to select the epoch and "
-        "calibrate the threshold (at least 10 images)",
-    )
+    _add_normal_folder(train)
     train.add_argument("--out", required=True, help="the .keras file to write")
     train.add_argument(
         "--input-shape", type=_parse_input_shape, metavar="H,W,C",
