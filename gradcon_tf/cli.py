@@ -635,7 +635,7 @@ def _add_normal_folder(train):
         "they must then share)",
     )
     train.add_argument(
-        "--validation-fraction", type=_fraction, default=0.2,
+        "--validation-fraction", type=_fraction, default=0.2, metavar="F",
         help="with --normal: the share of the images held out to select the epoch and "
         "calibrate the threshold (at least 10 images)",
     )
