@@ -253,6 +253,11 @@ def _pixel_metrics(folders, score_maps, size):
         anomaly_folders.read_mask(m, size) for m in folders.masks if m is not None
     ]
     masks = np.stack(masks)
+    if not masks.any():
+        raise DataFileError(
+            f"{len(masks) - len(folders.normal)} masks matched (e.g. "
+            f"{next(m for m in folders.masks if m)}) and every one is empty (no pixel > 0)"
+        )
     return {
         "auroc": metrics.auroc(score_maps.reshape(-1), masks.reshape(-1)),
         "aupro": metrics.aupro(score_maps, masks),

@@ -201,6 +201,11 @@ def test_masks_missing_for_some_images_warn_once(folders, folder_model, tmp_path
             folder_model, folders / "test" / "good", folders / "test" / "defects", masks
         )
     assert result.pixel["images"] == 17 and result.masks_missing == 3
+    for path in masks.rglob("*.png"):
+        write_png(path, np.zeros((SIZE, SIZE), np.uint8))
+    with pytest.raises(ValueError, match="every one is empty"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", inspection.FolderWarning)
+        inspection.evaluate_folders(folder_model, folders / "test" / "good", folders / "test" / "defects", masks)
 
 
 # ---------------------------------------------------------------------- CLI path
