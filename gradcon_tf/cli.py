@@ -2,6 +2,9 @@
 
   gradcon evaluate --data digits --classes 0-9       train per inlier class, print an AUROC table
   gradcon train --data SPEC --inlier-class C --out model.keras
+  gradcon train --normal DIR --out model.keras        train on a folder of normal images
+  gradcon evaluate --model M --normal DIR --abnormal DIR [--masks DIR] [--report DIR]
+                                                      image and pixel metrics on image folders
   gradcon score --model model.keras --images FILE|FOLDER|GLOB [--out scores.csv]
   gradcon export model.keras --out DIR                SavedModel (TF Serving) + LiteRT models
   gradcon query IMAGES.npy --url http://host:8501     score with a model served by TF Serving
@@ -116,6 +119,16 @@ def _fraction(text):
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
     return value
+
+
+def _parse_image_size(text):
+    try:
+        size = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected S or H,W, e.g. 128 or 96,128; got {text!r}")
+    return size * 2 if len(size) == 1 else size
 
 
 def _positive_int(text):
@@ -239,6 +252,8 @@ def _check_before_work(args):
     TensorFlow loads, so that a mistake is one line at once rather than after seconds."""
     from gradcon_tf import data, model_files
 
+    if args.command in ("train", "evaluate"):
+        _check_sources(args)
     if getattr(args, "data", None):
         data.check_spec(args.data)
     if args.command in ("score", "export"):
@@ -253,6 +268,75 @@ def _check_before_work(args):
     for folder in getattr(args, "results", None) or ():
         if not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder (expected a gradcon reproduce --out folder)")
+
+
+#: The labelled dataset of train and evaluate when neither --data nor --normal is given.
+DEFAULT_DATA = "digits"
+
+
+def _check_sources(args):
+    """train and evaluate read either a labelled dataset (--data, --inlier-class / --classes)
+    or image folders (--normal ...): exactly one; the folders are scanned (headers only). Fills
+    in the default dataset and classes."""
+    folders = args.normal if args.command == "train" else args.model or args.normal or args.abnormal
+    labelled = [o for o, v in _labelled_options(args).items() if v is not None]
+    if not folders:
+        if args.command == "train" and args.inlier_class is None:
+            raise UserError("give --normal DIR (a folder of normal images) or --inlier-class C "
+                            "(a class of --data)")
+        for option, value in _folder_options(args).items():
+            if value is not None:
+                raise UserError(f"{option} applies to image folders (--normal DIR ...)")
+        args.data = args.data or DEFAULT_DATA
+        if args.command == "evaluate":
+            args.classes = args.classes or [0]
+        return
+    if labelled:
+        raise UserError(
+            f"give either image folders (--normal DIR ...) or {' '.join(labelled)}, not both"
+        )
+    if args.command == "train":
+        from gradcon_tf import inspection
+
+        inspection.check_normal_folder(args.normal, args.image_size, args.validation_fraction)
+    else:
+        _check_evaluation_folders(args)
+
+
+def _labelled_options(args):
+    """The options of a labelled dataset and their values (None: not given)."""
+    options = {"--data": args.data}
+    if args.command == "train":
+        options.update({"--inlier-class": args.inlier_class, "--input-shape": args.input_shape})
+    else:
+        options["--classes"] = args.classes
+    return options
+
+
+def _folder_options(args):
+    """The options of image folders (other than the folder that chooses them) and their values."""
+    if args.command == "train":
+        return {"--image-size": args.image_size}
+    return {"--masks": args.masks, "--report": args.report}
+
+
+def _check_evaluation_folders(args):
+    from gradcon_tf import model_files
+    from gradcon_tf.data import anomaly_folders
+
+    for option in ("model", "normal", "abnormal"):
+        if getattr(args, option) is None:
+            raise UserError(f"evaluating on image folders needs --model, --normal and --abnormal "
+                            f"(--{option} is missing)")
+    model_files.check_model_file(args.model)
+    anomaly_folders.scan_inspection_folders(args.normal, args.abnormal, args.masks)
+    if args.report:
+        from gradcon_tf import inspection_report
+
+        try:
+            inspection_report.check_report_folder(args.report)
+        except ImportError as error:
+            raise UserError(f"--report: {error}") from None
 
 
 def _check_images_spec(spec):
@@ -270,6 +354,8 @@ def _check_images_spec(spec):
 # ---------------------------------------------------------------------- commands
 
 def command_evaluate(args):
+    if args.model:
+        return _evaluate_folders(args)
     import numpy as np
 
     from gradcon_tf import data, experiment, protocols
@@ -305,21 +391,74 @@ def command_evaluate(args):
     return 0
 
 
-def command_train(args):
+def _evaluate_folders(args):
+    """evaluate --model: image (and pixel) metrics of a trained model on image folders."""
+    import gradcon_tf
+    from gradcon_tf import inspection
+
+    started = time.perf_counter()
+    model = gradcon_tf.load_model(args.model)
+    result = inspection.evaluate_folders(
+        model, args.normal, args.abnormal, args.masks, batch_size=args.batch_size
+    )
+    print(result.summary(), end="")
+    if args.report:
+        from gradcon_tf.inspection_report import write_inspection_report
+
+        print(f"wrote {write_inspection_report(result, args.report)}")
+    print(f"wall time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _train_and_save(args, split):
+    """train_one_class on ``split`` with the command's options; the model saved to --out."""
     import keras
 
-    from gradcon_tf import data, experiment, protocols
+    from gradcon_tf import experiment
 
-    splits = data.load(args.data)
-    if args.input_shape is not None:
-        splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
-    split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
     callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
+    return model
+
+
+def _train_on_normal_folder(args):
+    """train --normal: every image of the folder is normal; a held-out share validates."""
+    from gradcon_tf import inspection
+
+    started = time.perf_counter()
+    images = inspection.load_normal_folder(args.normal, args.image_size)
+    split = inspection.normal_split(images, args.validation_fraction, args.seed)
+    print(
+        f"{len(images)} normal images in {args.normal} ({images.shape[2]}x{images.shape[1]}, "
+        f"{'grayscale' if images.shape[-1] == 1 else 'RGB'}): training on {len(split.train)} "
+        f"images, {len(split.validation)} held out (validation fraction "
+        f"{args.validation_fraction:g}, at least {inspection.MIN_HELD_OUT}, seed {args.seed}) "
+        "to select the epoch and calibrate the threshold", flush=True,
+    )
+    model = _train_and_save(args, split)
+    print(
+        f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
+        f"{model.selected_epoch} of {args.epochs}); threshold {model.threshold:.6g} "
+        f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
+        f"wall time {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def command_train(args):
+    if args.normal:
+        return _train_on_normal_folder(args)
+    from gradcon_tf import data, experiment, protocols
+
+    splits = data.load(args.data)
+    if args.input_shape is not None:
+        splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
+    split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
+    model = _train_and_save(args, split)
     result = experiment.evaluate_one_class(model, split)
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}); threshold "
@@ -476,13 +615,50 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add_training_arguments(parser, default_epochs):
-    parser.add_argument("--data", default="digits", help=DATA_HELP)
+    parser.add_argument("--data", help=f"{DATA_HELP} (default: {DEFAULT_DATA})")
     parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
     parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def _add_normal_folder(train):
+    train.add_argument(
+        "--normal", metavar="DIR",
+        help="a folder whose images are all normal (instead of --data and --inlier-class)",
+    )
+    train.add_argument(
+        "--image-size", type=_parse_image_size, metavar="S|H,W",
+        help="with --normal: resize every image to this size (default: the images' own, which "
+        "they must then share)",
+    )
+    train.add_argument(
+        "--validation-fraction", type=_fraction, default=0.2, metavar="F",
+        help="with --normal: the share of the images held out to select the epoch and "
+        "calibrate the threshold (at least 10 images)",
+    )
+
+
+def _add_evaluation_folders(evaluate):
+    evaluate.add_argument("--model", help="a .keras file written by gradcon train: evaluate it "
+                          "on image folders (no training)")
+    evaluate.add_argument("--normal", metavar="DIR", help="with --model: normal images")
+    evaluate.add_argument(
+        "--abnormal", metavar="DIR",
+        help="with --model: abnormal images, directly or one sub-folder per defect type",
+    )
+    evaluate.add_argument(
+        "--masks", metavar="DIR",
+        help="with --model: defect masks (pixels > 0) named as the abnormal images (or "
+        "<stem>_mask), in the same sub-folders: pixel AUROC and AUPRO",
+    )
+    evaluate.add_argument(
+        "--report", metavar="DIR",
+        help="with --model: write DIR/report.md with ROC curves, score histograms and the "
+        "worst-scored images' overlays (needs matplotlib)",
+    )
 
 
 def build_parser():
@@ -502,13 +678,22 @@ def build_parser():
         sub.set_defaults(handler=handler, needs_tensorflow=name != "compare")
         return sub
 
-    evaluate = command("evaluate", command_evaluate, "train on inlier classes, print an AUROC table")
+    evaluate = command(
+        "evaluate", command_evaluate,
+        "train on inlier classes, print an AUROC table; or, with --model, measure a trained "
+        "model on folders of normal and abnormal images",
+    )
     _add_training_arguments(evaluate, default_epochs=60)
-    evaluate.add_argument("--classes", type=_parse_classes, default="0", help="e.g. 0, 0-9, 1,7")
+    evaluate.add_argument("--classes", type=_parse_classes, help="e.g. 0, 0-9, 1,7 (default: 0)")
+    _add_evaluation_folders(evaluate)
 
-    train = command("train", command_train, "train on one inlier class and save the model")
+    train = command(
+        "train", command_train,
+        "train on a folder of normal images (--normal) or one inlier class, save the model",
+    )
     _add_training_arguments(train, default_epochs=20)
-    train.add_argument("--inlier-class", type=int, required=True, help="the normal class")
+    train.add_argument("--inlier-class", type=int, help="the normal class of --data")
+    _add_normal_folder(train)
     train.add_argument("--out", required=True, help="the .keras file to write")
     train.add_argument(
         "--input-shape", type=_parse_input_shape, metavar="H,W,C",

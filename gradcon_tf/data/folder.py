@@ -41,7 +41,8 @@ def _class_folders(root):
     return names
 
 
-def _image_files(folder):
+def image_files(folder):
+    """The image files directly in ``folder`` (by extension, hidden files skipped), sorted."""
     return sorted(
         os.path.join(folder, n)
         for n in os.listdir(folder)
@@ -49,16 +50,17 @@ def _image_files(folder):
     )
 
 
-def read_image(path, image_size=None):
-    """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB)."""
+def read_image(path, image_size=None, channels=None):
+    """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB).
+
+    ``channels`` (1 or 3): convert to Pillow's luma "L" or to RGB whatever the file's mode.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             image.load()
-            grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and (
-                image.mode != "P" or _palette_is_gray(image)
-            )
+            grayscale = is_grayscale(image) if channels is None else channels == 1
             image = image.convert("L" if grayscale else "RGB")
             if image_size is not None:
                 image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
@@ -66,6 +68,24 @@ def read_image(path, image_size=None):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataFileError(f"{path}: cannot read the image ({error})") from None
     return array[..., None] if array.ndim == 2 else array
+
+
+def probe_image(path):
+    """(height, width, grayscale) of an image file from its header, without decoding it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width, is_grayscale(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataFileError(f"{path}: cannot read the image ({error})") from None
+
+
+def is_grayscale(image):
+    """Whether an opened Pillow image is grayscale ("1", "L", "I;16", ..., a gray palette)."""
+    return image.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and (
+        image.mode != "P" or _palette_is_gray(image)
+    )
 
 
 def _palette_is_gray(image):
@@ -83,7 +103,7 @@ def read_class_tree(root, class_names=None, image_size=None):
         folder = os.path.join(root, name)
         if not os.path.isdir(folder):
             raise DataFileError(f"{folder}: missing class folder (expected classes {names})")
-        files = _image_files(folder)
+        files = image_files(folder)
         paths += files
         labels += [label] * len(files)
     if not paths:
