@@ -368,7 +368,7 @@ def command_evaluate(args):
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-            initialization=args.init, verbose=0 if args.quiet else 1,
+            initialization=args.init, verbose=0 if args.quiet else 1, weights=_loss_weights(args),
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -410,6 +410,11 @@ def _evaluate_folders(args):
     return 0
 
 
+def _loss_weights(args):
+    """--loss-weights, else "data" for a folder of normal images and "paper" for a dataset."""
+    return args.loss_weights or ("data" if getattr(args, "normal", None) else "paper")
+
+
 def _train_and_save(args, split):
     """train_one_class on ``split`` with the command's options; the model saved to --out."""
     import keras
@@ -420,6 +425,7 @@ def _train_and_save(args, split):
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
+        weights=_loss_weights(args),
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     return model
@@ -442,7 +448,8 @@ def _train_on_normal_folder(args):
     model = _train_and_save(args, split)
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
-        f"{model.selected_epoch} of {args.epochs}); threshold {model.threshold:.6g} "
+        f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
+        f"{_loss_weights(args)} weights); threshold {model.threshold:.6g} "
         f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
         f"wall time {time.perf_counter() - started:.1f} s"
     )
@@ -621,6 +628,11 @@ def _add_training_arguments(parser, default_epochs):
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
     parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
+    parser.add_argument(
+        "--loss-weights", choices=("paper", "data"),
+        help="alpha and beta: the paper's (0.03, 0.12; the default for --data), or scaled to the "
+        "training images' pixel variance (data; the default for --normal): docs/own_images.md",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 

@@ -6,7 +6,7 @@ import time
 import keras
 import numpy as np
 
-from gradcon_tf import evaluation
+from gradcon_tf import evaluation, loss_weights
 from gradcon_tf.callbacks import KeepBestWeights, StopOnCollapse
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
@@ -26,20 +26,21 @@ METHODS = {
 }
 
 
-def method_arguments(method):
-    """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03)."""
+def method_arguments(method, weights="paper", images=None):
+    """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03), or
+    with ``weights="data"`` both scaled to ``images``' pixel variance (:mod:`loss_weights`)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return {"alpha": METHODS[method][1], "beta": 4.0 * DEFAULT_ALPHA}
+    return loss_weights.loss_weights(weights, images, alpha=METHODS[method][1])
 
 
-def build_model(method, input_shape, initialization="guarded"):
+def build_model(method, input_shape, initialization="guarded", weights=None):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
-    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`)."""
+    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`); ``weights``: its
+    alpha and beta (default :func:`method_arguments`)."""
     model_class = METHODS[method][0]
-    return model_class(
-        input_shape=input_shape, initialization=initialization, **method_arguments(method)
-    )
+    weights = weights if weights is not None else method_arguments(method)
+    return model_class(input_shape=input_shape, initialization=initialization, **weights)
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -99,6 +100,7 @@ def train_one_class(
     initialization="guarded",
     redraw_collapsed=False,
     checkpoint_every=1,
+    weights="paper",
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
@@ -118,6 +120,9 @@ def train_one_class(
     k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
     ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
 
+    ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
+    images' pixel variance, :mod:`gradcon_tf.loss_weights`).
+
     Seeds Python, NumPy and TensorFlow globally (``keras.utils.set_random_seed``) before each draw.
     """
     if initialization not in INITIALIZATIONS:
@@ -126,11 +131,12 @@ def train_one_class(
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
+    alpha_and_beta = method_arguments(method, weights, split.train)
     draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(method, split.train.shape[1:], initialization)
+        model = build_model(method, split.train.shape[1:], initialization, alpha_and_beta)
         model.compile()
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []

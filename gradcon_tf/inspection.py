@@ -86,16 +86,17 @@ def normal_split(images, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0
 
 def train_on_normal_folder(
     folder, epochs, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
-    **training,
+    weights="data", **training,
 ):
     """GradCon trained on the normal images of ``folder`` (:func:`load_normal_folder`,
-    :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``
-    and ``training``'s arguments): the epoch of the lowest held-out loss, the threshold
-    calibrated on the held-out images."""
+    :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``,
+    ``weights`` and ``training``'s arguments): the epoch of the lowest held-out loss, the
+    threshold calibrated on the held-out images. ``weights="data"`` (as ``gradcon train
+    --normal``): alpha and beta scaled to the images' pixel variance (:mod:`loss_weights`)."""
     from gradcon_tf import experiment
 
     split = normal_split(load_normal_folder(folder, image_size), validation_fraction, seed)
-    return experiment.train_one_class(split, epochs, seed=seed, **training)
+    return experiment.train_one_class(split, epochs, seed=seed, weights=weights, **training)
 
 
 # ---------------------------------------------------------------------- evaluation

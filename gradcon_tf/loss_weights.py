@@ -5,7 +5,7 @@ loss (minus a mean cosine) does not: the same alpha weighs the constraint far mo
 images. The paper set alpha = 0.03 (and beta = 4 alpha) on MNIST and CIFAR-10, where the pixel
 variance across the images of a class is about :data:`PAPER_PIXEL_VARIANCE`; on ELPV's solar cells
 it is 0.008-0.013, and the paper's alpha there keeps the autoencoder from learning (validation
-MSE stuck near 0.015, with spikes, where alpha = 0 reaches 0.002: docs/own_images_research.md).
+MSE stuck near 0.015, with spikes, where alpha = 0 reaches 0.002: docs/own_images.md).
 
 ``"data"`` weights keep the paper's balance on any data: alpha and beta scaled by the training
 images' pixel variance over the paper's, ``alpha = 0.03 * V / PAPER_PIXEL_VARIANCE``.

@@ -35,3 +35,21 @@ def test_the_plain_cae_keeps_alpha_zero():
 def test_unknown_choice_is_refused():
     with pytest.raises(ValueError, match="paper"):
         loss_weights.loss_weights("mnist")
+
+
+def test_train_one_class_and_the_cli_use_the_weights_asked_for():
+    from gradcon_tf import cli, experiment
+    from gradcon_tf.protocols import OneClassSplit
+
+    rng = np.random.default_rng(1)
+    images = (96 + rng.integers(0, 64, size=(24, 28, 28, 1))).astype(np.uint8)  # low contrast
+    split = OneClassSplit(images[:16], images[16:], images[16:], np.zeros(8, bool))
+    model = experiment.train_one_class(split, epochs=1, verbose=0, weights="data")
+    expected = loss_weights.loss_weights("data", images[:16])
+    assert (model.alpha, model.beta) == pytest.approx((expected["alpha"], expected["beta"]))
+    assert model.alpha < 0.03 / 10
+    parser = cli.build_parser()
+    folder = parser.parse_args(["train", "--normal", "good", "--out", "m.keras"])
+    labelled = parser.parse_args(["train", "--inlier-class", "0", "--out", "m.keras"])
+    chosen = parser.parse_args(["train", "--normal", "g", "--out", "m", "--loss-weights", "paper"])
+    assert [cli._loss_weights(a) for a in (folder, labelled, chosen)] == ["data", "paper", "paper"]

@@ -8,7 +8,10 @@ set (a seeded stratified half); the *test* half is reported and never used to ch
 
 Score parts, AUROC each: ``gradcon`` (recon + beta * grad_loss, the paper's score), ``recon``,
 ``grad`` (grad_loss alone), ``zsum`` (recon and grad_loss each standardised by the mean and std
-of the validation cells' scores, then added: the score parts calibrated on normal images).
+of the validation cells' scores, then added: the score parts calibrated on normal images);
+whole-image models also ``grad_map`` (the 99th percentile of the gradient map's pixels) and
+``map_zsum`` (the 99th percentiles of the reconstruction and gradient maps, z-scored likewise,
+added): where a defect is small, a high quantile of the map rather than the image's mean.
 
     python docs/investigations/elpv_candidates.py --candidates s64n p32n --types mono poly \
         --seeds 0 --out docs/investigations/elpv_candidates.jsonl
@@ -49,12 +52,18 @@ CANDIDATES = {
         "s128-v": dict(side=128, alpha="variance"),
         "p32-v": dict(side=128, patch=32, alpha="variance"),
         "paper28-v": dict(side=28, alpha="variance"),
+        "s64-b4-v": dict(latent_filters=4, alpha="variance"),
+        "s64n-b4-v": dict(normalise=True, latent_filters=4, alpha="variance"),
+        "s64-b4-cae": dict(latent_filters=4, alpha=0.0),
+        "s128-b4-v": dict(side=128, latent_filters=4, alpha="variance"),
+        "s64n-b4-v-flips": dict(normalise=True, latent_filters=4, alpha="variance", flips=True),
     }.items()
 }
 #: Mean over pixels of the pixel variance across images of one MNIST class (0.029-0.065; mean
 #: of the ten classes' 2,000 first training images): the data the paper's alpha was set on.
 V_PAPER = 0.054
 PATCHES_PER_IMAGE = 8
+MAP_PERCENTILE = 99
 PATCH_STRIDE_FRACTION = 2  # patches at stride side / 2 when scoring
 
 
@@ -102,12 +111,17 @@ def flipped(images):
 
 
 def score_parts(model, images, patch):
-    """{"recon", "grad"} per image (max over patches for a patch model)."""
+    """{"recon", "grad"} per image (max over patches for a patch model); for a whole-image model
+    also the 99th percentile over the pixels of each anomaly map ("recon_map", "grad_map")."""
     import numpy as np
 
     if patch is None:
-        out = model.score(images, batch_size=128)
-        return {"recon": out["recon"], "grad": out["grad_loss"]}
+        out = model.score(images, batch_size=64, maps=True)
+        return {
+            "recon": out["recon"], "grad": out["grad_loss"],
+            "recon_map": np.percentile(out["recon_map"], MAP_PERCENTILE, axis=(1, 2)),
+            "grad_map": np.percentile(out["grad_map"], MAP_PERCENTILE, axis=(1, 2)),
+        }
     patches = grid_patches(images, patch)
     n, p = patches.shape[:2]
     out = model.score(patches.reshape(n * p, *patches.shape[2:]), batch_size=512)
@@ -128,6 +142,9 @@ def combined(parts, validation_parts, beta):
         "grad": parts["grad"],
         "zsum": z("recon") + z("grad"),
     }
+    if "recon_map" in parts:  # the maps' 99th percentiles, each z-scored on validation, added
+        kinds["map_zsum"] = z("recon_map") + z("grad_map")
+        kinds["grad_map"] = parts["grad_map"]
     return {k: (v.max(axis=1) if v.ndim == 2 else v) for k, v in kinds.items()}
 
 
