@@ -426,7 +426,7 @@ def command_query(args):
 
 
 def command_sample_images(args):
-    from gradcon_tf.export.sample_images import write_test_images
+    from gradcon_tf.data.sample_images import write_test_images
 
     count = write_test_images(args.data, args.inlier_class, args.count, args.out, seed=args.seed)
     print(f"wrote {count} images to {args.out}")
