@@ -5,6 +5,7 @@ call on it."""
 import dataclasses
 
 from gradcon_tf import data as datasets
+from gradcon_tf.protocols import one_class_split
 from gradcon_tf.reproduction import report
 
 
@@ -90,4 +91,20 @@ class Protocol:
         return (
             f"{report.method_label(summary)} on `{summary['dataset']}`, {what}: "
             f"{summary['epochs']} epochs per model"
+        )
+
+
+class PerClassAndSeed(Protocol):
+    """A protocol with one run per (inlier class, seed) on the paper's one-class split."""
+
+    def runs(self):
+        classes, seeds = self.request.classes, self.request.seeds
+        return {(c, s): {"inlier_class": c, "seed": s} for s in seeds for c in classes}
+
+    def split(self, loaded, key):
+        """The one-class split (:func:`gradcon_tf.protocols.one_class_split`) of run ``key``."""
+        inlier, seed = key
+        return one_class_split(
+            loaded["train"], loaded["test"], inlier, seed=seed,
+            validation_fraction=self.request.settings.validation_fraction,
         )

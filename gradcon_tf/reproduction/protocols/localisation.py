@@ -4,7 +4,7 @@ patch of another class (:mod:`gradcon_tf.localisation`)."""
 
 import numpy as np
 
-from gradcon_tf import localisation, protocols
+from gradcon_tf import localisation
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
 from gradcon_tf.reproduction import provenance, report, summary as summaries
 from gradcon_tf.reproduction import training
@@ -14,7 +14,7 @@ from gradcon_tf.reproduction.summary import aggregate, mean_std
 
 
 @register
-class Localisation(base.Protocol):
+class Localisation(base.PerClassAndSeed):
     """One model per (inlier class, seed); the seed also draws the pasted patches."""
 
     name = "localisation"
@@ -27,16 +27,8 @@ class Localisation(base.Protocol):
     #: The image-level scores, clean then pasted.
     arrays = ("image_is_anomaly", "image_score")
 
-    def runs(self):
-        classes, seeds = self.request.classes, self.request.seeds
-        return {(c, s): {"inlier_class": c, "seed": s} for s in seeds for c in classes}
-
     def run(self, loaded, key, train):
-        inlier, seed = key
-        split = protocols.one_class_split(
-            loaded["train"], loaded["test"], inlier, seed=seed,
-            validation_fraction=self.request.settings.validation_fraction,
-        )
+        split, seed = self.split(loaded, key), key[1]
         trained = train(split, seed)
         results, scores = localisation.evaluate_localisation(trained.model, split, seed)
         sizes = {"train": int(len(split.train)), "validation": int(len(split.validation)),

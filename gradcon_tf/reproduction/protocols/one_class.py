@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from gradcon_tf import callbacks, collapse, evaluation, metrics, protocols
+from gradcon_tf import callbacks, collapse, evaluation, metrics
 from gradcon_tf.evaluation import score_kinds
 from gradcon_tf.reproduction import figures as figures_module
 from gradcon_tf.reproduction import provenance, report, store, summary as summaries
@@ -23,7 +23,7 @@ DESCRIPTION = (
 
 
 @register
-class OneClass(base.Protocol):
+class OneClass(base.PerClassAndSeed):
     """One model per (inlier class, seed); ``milestones``: shorter budgets (epochs) at which each
     run also records the test AUROCs of the weights selected so far."""
 
@@ -37,16 +37,8 @@ class OneClass(base.Protocol):
         self.milestones = sorted({int(m) for m in milestones if 0 < int(m) < epochs})
         self._told_no_figures = False
 
-    def runs(self):
-        classes, seeds = self.request.classes, self.request.seeds
-        return {(c, s): {"inlier_class": c, "seed": s} for s in seeds for c in classes}
-
     def run(self, loaded, key, train):
-        inlier, seed = key
-        split = protocols.one_class_split(
-            loaded["train"], loaded["test"], inlier, seed=seed,
-            validation_fraction=self.request.settings.validation_fraction,
-        )
+        split, seed = self.split(loaded, key), key[1]
         every = self.request.settings.checkpoint_every
         milestones = [_milestone_callback(split, self.milestones, every)] if self.milestones else []
         trained = train(split, seed, callbacks=milestones)
