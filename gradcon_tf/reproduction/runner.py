@@ -65,11 +65,12 @@ def reproduce(
     that an interrupted command leaves whole seeds.
     """
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    arguments = [repr(value) for value in (data, list(classes), seeds, epochs, out)]
+    arguments += [f"{k}={v!r}" for k, v in {"protocol": protocol, **options}.items()]
+    command = command or f"reproduce({', '.join(arguments)})"
     recipe = {name: options.pop(name) for name in RECIPE_OPTIONS if name in options}
-    call = (repr(data), repr(list(classes)), repr(seeds), repr(epochs), repr(out), repr(protocol))
     request = base.Request(
-        data, list(classes), seeds, recipe_settings(data, epochs, **recipe),
-        command or f"reproduce({', '.join(call)}, **{options | recipe})",
+        data, list(classes), seeds, recipe_settings(data, epochs, **recipe), command
     )
     chosen = protocols.get(protocol)(request, **options)
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
