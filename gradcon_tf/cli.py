@@ -101,6 +101,18 @@ def _parse_classes(text):
     return classes
 
 
+def _ranges(numbers):
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8": the inverse of :func:`_parse_classes`."""
+    parts, numbers = [], list(numbers)
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            low, high = numbers[start], numbers[i - 1]
+            parts.append(str(low) if low == high else f"{low}-{high}")
+            start = i
+    return ",".join(parts)
+
+
 def _parse_input_shape(text):
     try:
         shape = tuple(int(d) for d in text.split(","))
@@ -572,7 +584,7 @@ def command_query(args):
 
 
 def command_sample_images(args):
-    from gradcon_tf.export.sample_images import write_test_images
+    from gradcon_tf.data.sample_images import write_test_images
 
     count = write_test_images(args.data, args.inlier_class, args.count, args.out, seed=args.seed)
     print(f"wrote {count} images to {args.out}")
@@ -582,15 +594,38 @@ def command_sample_images(args):
 def command_reproduce(args):
     from gradcon_tf.reproduction.runner import reproduce
 
+    options = {"milestones": args.milestones} if args.milestones else {}
     reproduce(
-        args.data, args.classes, args.seeds, args.epochs, args.out,
-        batch_size=args.batch_size, verbose=args.progress,
-        milestones=args.milestones or (),
-        report_only=args.report_only, method=args.method, initialization=args.init,
+        args.data, args.classes, args.seeds, args.epochs, args.out, protocol=args.protocol,
+        command=_reproduce_command(args), report_only=args.report_only, verbose=args.progress,
+        batch_size=args.batch_size, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
-        protocol=args.protocol,
+        **options,
     )
     return 0
+
+
+def _reproduce_command(args):
+    """The ``gradcon reproduce`` command the report gives: the options that differ from the
+    defaults, in one order (``--report-only`` and ``--progress`` left out)."""
+    release = args.init == "release"
+    flags = {
+        "--batch-size": args.batch_size != 64 and args.batch_size,
+        "--milestones": args.milestones and _ranges(args.milestones),
+        "--method": args.method != "gradcon" and args.method,
+        "--init": not release and args.init != "guarded" and args.init,
+    }
+    words = [f"gradcon reproduce --data {args.data} --classes {_ranges(args.classes)} "
+             f"--seeds {args.seeds} --epochs {args.epochs} --out {args.out}"]
+    words += [f"{flag} {value}" for flag, value in flags.items() if value]
+    words += ["--release-init"] if release else []
+    words += ["--no-redraw-collapsed"] if release and args.redraw_collapsed is False else []
+    words += ["--redraw-collapsed"] if not release and args.redraw_collapsed else []
+    if args.checkpoint_every != 1:
+        words.append(f"--checkpoint-every {args.checkpoint_every}")
+    if args.protocol != "one-class":
+        words.append(f"--protocol {args.protocol}")
+    return " ".join(words)
 
 
 def command_compare(args):
@@ -754,6 +789,8 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="the split's seed (as in training)")
     sample.add_argument("--out", required=True, help="folder to write the PNG files to")
 
+    from gradcon_tf.reproduction.protocols import names as protocol_names
+
     reproduce = command(
         "reproduce", command_reproduce,
         "one model per (class, seed), resumable; JSON, Markdown and PNG report",
@@ -798,8 +835,7 @@ def build_parser():
     )
 
     reproduce.add_argument(
-        "--protocol", choices=("one-class", "gpnd", "conditions", "localisation"),
-        default="one-class",
+        "--protocol", choices=protocol_names(), default="one-class",
         help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
         "folds), conditions (CURE-TSR challenge types and levels) or localisation (pixel AUROC "
         "of the anomaly maps on inlier images with a pasted patch of another class)",

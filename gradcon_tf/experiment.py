@@ -1,13 +1,10 @@
 """Train GradCon on one inlier class and measure how well its scores find the outliers."""
 
-import sys
-import time
-
 import keras
 import numpy as np
 
 from gradcon_tf import evaluation, loss_weights
-from gradcon_tf.callbacks import KeepBestWeights, StopOnCollapse
+from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
 
@@ -41,51 +38,6 @@ def build_model(method, input_shape, initialization="guarded", weights=None):
     model_class = METHODS[method][0]
     weights = weights if weights is not None else method_arguments(method)
     return model_class(input_shape=input_shape, initialization=initialization, **weights)
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """One progress bar over epochs (instead of one per epoch), with the latest losses; on a
-    stream that is not a terminal (a log file), one plain line per epoch instead, with the time
-    elapsed and the time left at the mean epoch time so far."""
-
-    SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
-
-    def __init__(self, stream=None):
-        super().__init__()
-        self.stream = stream if stream is not None else sys.stdout
-
-    def on_train_begin(self, logs=None):
-        self._bar = None
-        self._started = time.perf_counter()
-        if self.stream.isatty():
-            self._bar = keras.utils.Progbar(
-                self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
-            )
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = [(k, float(logs[k])) for k in self.SHOWN if k in (logs or {})]
-        if self._bar is not None:
-            self._bar.update(epoch + 1, shown)
-            return
-        values = " ".join(f"{k} {v:.5g}" for k, v in shown)
-        epochs = self.params["epochs"]
-        elapsed = time.perf_counter() - self._started
-        left = elapsed / (epoch + 1) * (epochs - epoch - 1)
-        print(
-            f"epoch {epoch + 1}/{epochs} {values} elapsed {_duration(elapsed)} "
-            f"ETA {_duration(left)}",
-            file=self.stream, flush=True,
-        )
-
-
-def _duration(seconds):
-    """``42s``, ``3m05s``, ``1h02m``."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def train_one_class(
@@ -123,7 +75,10 @@ def train_one_class(
     ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
     images' pixel variance, :mod:`gradcon_tf.loss_weights`).
 
-    Seeds Python, NumPy and TensorFlow globally (``keras.utils.set_random_seed``) before each draw.
+    Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
+    ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
+    (``keras.backend.clear_session``) before the next draw. Clearing the session after the run
+    is the caller's (``gradcon reproduce`` clears it after each run).
     """
     if initialization not in INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")

@@ -528,7 +528,7 @@ class GradCon(keras.Model):
             )
         import tensorflow as tf
 
-        from gradcon_tf.export.scoring_module import ScoringModule
+        from gradcon_tf.scoring_graph import ScoringModule
 
         module = ScoringModule(self)
         with files.atomic_output(os.fspath(filepath), directory=True) as temporary:

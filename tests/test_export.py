@@ -19,7 +19,7 @@ import tensorflow as tf
 from gradcon_tf import GradCon, gradients
 
 from gradcon_tf.export import export_model, litert, read_manifest, serving_client
-from gradcon_tf.export.scoring_module import MAP_NAMES, OUTPUT_NAMES, ScoringModule
+from gradcon_tf.scoring_graph import MAP_NAMES, OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
 SCORE_KEYS = ("score", "recon", "grad_loss", "layer_cosines")
@@ -310,7 +310,7 @@ def test_full_int8_with_representative_images(trained_model, images, exported, t
     assert np.all(np.isfinite(outputs["score"])) and outputs["score"].shape == (len(images),)
     # No accuracy check here: activations are clipped to the ranges seen in calibration, and on
     # this barely trained model the noise images (far outside them) even rank below the blobs.
-    # The accuracy of full int8 is measured on MNIST by export/quantization_report.py.
+    # The accuracy of full int8 is measured on MNIST by benchmarks/quantization_report.py.
 
 
 def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores, images, tmp_path):
