@@ -258,14 +258,19 @@ def test_builtin_check_rejects_flex_ops():
         litert.check_builtin_only(content)
 
 
-def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
-    """A 32x32 RGB model (the paper's CIFAR-10 setting) resizes to 28x28 in the exported graph."""
-    keras.utils.set_random_seed(3)
-    model = GradCon(input_shape=(32, 32, 3))
-    rng = np.random.default_rng(3)
+def exported_with_random_references(input_shape, tmp_path, seed):
+    """(an untrained model with random reference gradients, its f32 export's manifest, the rng)."""
+    keras.utils.set_random_seed(seed)
+    model = GradCon(input_shape=input_shape)
+    rng = np.random.default_rng(seed)
     for reference in model.reference_gradients:
         reference.assign(rng.normal(size=reference.shape).astype(np.float32))
-    manifest = export_model(model, str(tmp_path / "rgb"), targets=("f32",))
+    return model, export_model(model, str(tmp_path / "export"), targets=("f32",)), rng
+
+
+def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
+    """A 32x32 RGB model (the paper's CIFAR-10 setting) resizes to 28x28 in the exported graph."""
+    model, manifest, rng = exported_with_random_references((32, 32, 3), tmp_path, seed=3)
     assert "RESIZE_BILINEAR" in manifest["litert"]["f32"]["ops"]
     images = rng.integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
     outputs = litert_outputs(manifest["litert"]["f32"]["path"], images, "score_uint8")
@@ -280,12 +285,7 @@ def test_staged_model_exports_builtin_only_with_parity(tmp_path):
     the edge scorer: the scores and the maps at the working resolution, to 1e-5."""
     import edge_demo.scorer
 
-    keras.utils.set_random_seed(4)
-    model = GradCon(input_shape=(48, 40, 1))
-    rng = np.random.default_rng(4)
-    for reference in model.reference_gradients:
-        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
-    manifest = export_model(model, str(tmp_path / "staged"), targets=("f32",))
+    model, manifest, rng = exported_with_random_references((48, 40, 1), tmp_path, seed=4)
     litert.check_builtin_only(open(manifest["litert"]["f32"]["path"], "rb").read())
     images = rng.integers(0, 256, size=(3, 48, 40, 1), dtype=np.uint8)
     expected = model.score(images, maps=True)
