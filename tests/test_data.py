@@ -226,7 +226,7 @@ def test_image_folder_errors(tmp_path):
         "train"
     ].images.shape == (1, 6, 6, 1)
     (tmp_path / "a" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataFileError, match=r"2\.png.*cannot read the image"):
+    with pytest.raises(DataFileError, match=r"2\.png.*cannot decode image"):
         data.load(f"folder:{tmp_path}")
     with pytest.raises(DataFileError, match="no such directory"):
         data.load(f"folder:{tmp_path / 'missing'}")

@@ -13,19 +13,9 @@ import os
 import numpy as np
 
 from gradcon_tf.data.base import DataFileError, LabeledImages, stratified_split
+from gradcon_tf.portable.image_files import IMAGE_SUFFIXES, ImageError, read_image as _read_file
 
-IMAGE_EXTENSIONS = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".ppm",
-    ".pgm",
-    ".webp",
-)
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 
 def _class_folders(root):
@@ -51,28 +41,10 @@ def _image_files(folder):
 
 def read_image(path, image_size=None):
     """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as image:
-            image.load()
-            grayscale = image.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and (
-                image.mode != "P" or _palette_is_gray(image)
-            )
-            image = image.convert("L" if grayscale else "RGB")
-            if image_size is not None:
-                image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataFileError(f"{path}: cannot read the image ({error})") from None
-    return array[..., None] if array.ndim == 2 else array
-
-
-def _palette_is_gray(image):
-    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
-    return bool(len(palette)) and bool(
-        np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2])
-    )
+        return _read_file(path, size=image_size).pixels
+    except ImageError as error:
+        raise DataFileError(str(error)) from None
 
 
 def read_class_tree(root, class_names=None, image_size=None):
