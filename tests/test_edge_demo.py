@@ -5,8 +5,10 @@ import csv
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import time
 
@@ -462,12 +464,34 @@ def test_installs_in_a_fresh_venv_without_tensorflow(setup, tmp_path):
     )
     assert listing.stdout.split() == ["['gradcon_edge',", "'gradcon_edge-0.1.0.dist-info']"], listing
 
-    csv_path = tmp_path / "scores.csv"
-    command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"]), "--csv"]
-    result = subprocess.run(
-        [*command, str(csv_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    check_csv_against_keras(read_csv(csv_path), setup, list(range(12)))
-    assert "summary: 12 images scored, 0 failed" in result.stdout
+    def score_in_venv():
+        csv_path = tmp_path / "scores.csv"
+        command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"])]
+        result = subprocess.run([*command, "--csv", str(csv_path)], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_csv_against_keras(read_csv(csv_path), setup, list(range(12)))
+        assert "summary: 12 images scored, 0 failed" in result.stdout
+
+    score_in_venv()
+    # The sdist carries the shared modules (portable/) as files: built from it, the same scores.
+    source = tmp_path / "source"
+    shutil.copytree(os.path.join(REPO, "edge_demo"), source, ignore=shutil.ignore_patterns("*.egg-info"))
+    built = subprocess.run(
+        [python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+        capture_output=True, text=True, timeout=600)  # pip installs setuptools to build with
+    assert built.returncode == 0, built.stderr[-3000:]
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+         "print(b.build_sdist(sys.argv[1]))", str(tmp_path / "sdist")],
+        cwd=source, capture_output=True, text=True, timeout=300)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    archive = tmp_path / "sdist" / sdist.stdout.split()[-1]
+    with tarfile.open(archive) as tar:
+        assert any(n.endswith("portable/image_files.py") for n in tar.getnames())
+    reinstall = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(archive)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert reinstall.returncode == 0, reinstall.stderr[-3000:]
+    assert "image_files.py" in in_venv("import gradcon_edge.portable.image_files as m; print(m.__file__)").stdout
+    score_in_venv()
