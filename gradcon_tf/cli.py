@@ -223,9 +223,9 @@ def _check_before_work(args):
 
 def _check_images_spec(spec):
     """``--images`` names something :func:`_load_images` can read (not reading it)."""
-    from gradcon_tf.portable.image_files import IMAGE_SUFFIXES
+    from gradcon_tf.portable.image_files import IMAGE_SUFFIXES, is_pattern
 
-    if os.path.isdir(spec) or (not os.path.exists(spec) and _is_image_spec(spec)):
+    if os.path.isdir(spec) or is_pattern(spec):
         _image_paths(spec)
     elif not os.path.exists(spec):
         expected = "" if spec.lower().endswith((".npy",) + IMAGE_SUFFIXES) else (
