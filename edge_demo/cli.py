@@ -245,6 +245,12 @@ def run(args):
         paths = find_images(args.inputs)
     except ImageError as error:
         raise UsageError(str(error)) from None
+    if args.maps is not None:
+        watched = [os.path.join(args.watch, "*")] if args.watch else []
+        try:
+            overlays.check_overlay_folder(args.maps, paths + watched)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     scales = None
     warm_up_outputs = scorer.warm_up(args.batch_size)
     if args.map_scale == "calibration":

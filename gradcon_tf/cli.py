@@ -211,6 +211,10 @@ def _check_before_work(args):
         _check_images_spec(args.images)
         if args.map_scale != "image" and not args.maps:
             raise UserError("--map-scale applies only with --maps DIR")
+        if args.maps and _is_image_spec(args.images):
+            from gradcon_tf.portable.overlays import check_overlay_folder
+
+            check_overlay_folder(args.maps, _image_paths(args.images))
     for path in (getattr(args, "representative", None),) + (
         (args.images,) if args.command == "query" else ()
     ):

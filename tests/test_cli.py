@@ -194,6 +194,9 @@ def test_user_errors_are_one_line(trained_model, tmp_path, capsys):
     empty.mkdir()
     broken = tmp_path / "broken-idx3-ubyte"
     broken.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 10, 28, 28) + b"\0" * 100)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(shots / "a.png")
     wrong_shape = tmp_path / "wrong.npy"
     np.save(wrong_shape, np.zeros((2, 5, 5, 1), np.uint8))
     wrong_dtype = tmp_path / "strings.npy"
@@ -207,6 +210,7 @@ def test_user_errors_are_one_line(trained_model, tmp_path, capsys):
         ("score", "--model", model, "--images", str(empty)): "empty: no image files",
         ("score", "--model", model, "--images", str(tmp_path / "*.png")): r"\*\.png: no image files matched",
         ("score", "--model", model, "--images", str(broken)): "broken-idx3-ubyte.*truncated",
+        ("score", "--model", model, "--images", str(shots), "--maps", str(shots)): "holds the input images",
         ("score", "--model", model, "--images", str(wrong_shape)): r"shape \(N, 8, 8, 1\)",
         ("score", "--model", model, "--images", str(wrong_dtype)): "uint8",
         ("train", "--data", f"npz:{tmp_path / 'none.npz'}", "--inlier-class", "0", "--out", "m.keras"): "none.npz",

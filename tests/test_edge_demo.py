@@ -385,6 +385,9 @@ USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error li
     "sheet not png": ("{folder} --sheet {tmp}/s.jpg", "--sheet {tmp}/s.jpg: expected a file name ending in"),
     "csv folder missing": ("{folder} --csv {tmp}/no/s.csv", "--csv {tmp}/no/s.csv: folder"),
     "unknown option": ("{folder} --colour", "unrecognized arguments: --colour"),
+    "maps into the input folder": ("{folder} --maps {folder}", "holds the input images"),
+    "maps into the watched folder": ("--watch {tmp} --maps {tmp}", "holds the input images"),
+    "map scale without maps": ("{folder} --map-scale calibration", "--map-scale applies only with --maps"),
 }
 
 

@@ -112,6 +112,16 @@ class OverlayNames:
         return name
 
 
+def check_overlay_folder(folder, paths):
+    """Raise ValueError when one of the input ``paths`` is directly in ``folder``: an overlay
+    named after it could replace it."""
+    real = os.path.realpath(folder)
+    inside = next((p for p in paths if os.path.dirname(os.path.realpath(p)) == real), None)
+    if inside is not None:
+        raise ValueError(f"--maps {folder}: holds the input images (e.g. {inside}), which overlays "
+                         "named after them would replace; choose another folder")
+
+
 def write_overlay(folder, name, image, maps, title, score, p_value=math.nan, is_anomaly=None,
                   scales=None):
     """Save :func:`overlay_image` as ``folder/name``; returns the path."""
