@@ -610,6 +610,16 @@ class GradCon(keras.Model):
         Images: uint8 or float in [0, 1], as an array or a ``tf.data.Dataset`` of batches
         (streamed: memory stays flat in N, except for the maps).
         """
+        parts = list(self._scored_batches(images, batch_size, maps, verbose))
+        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.threshold is not None:
+            outputs["is_anomaly"] = outputs["score"] > self.threshold
+        if self.calibration_scores is not None:
+            outputs["p_value"] = self.p_values(outputs["score"])
+        return outputs
+
+    def _scored_batches(self, images, batch_size, maps, verbose=0):
+        """{output: numpy array} of :meth:`per_sample_scores` per batch of ``images``."""
         images = self._check_input(images, "images")
         if isinstance(images, tf.data.Dataset):
             batches = (self._unpack_images(b) for b in images.prefetch(tf.data.AUTOTUNE))
@@ -626,19 +636,14 @@ class GradCon(keras.Model):
             )
         score_function = self._score_functions[maps]
         progress = keras.utils.Progbar(steps, unit_name="batch") if verbose else None
-        parts = []
+        empty = True
         for batch in batches:
-            parts.append({k: v.numpy() for k, v in score_function(batch).items()})
+            yield {k: v.numpy() for k, v in score_function(batch).items()}
+            empty = False
             if progress is not None:
                 progress.add(1)
-        if not parts:  # a dataset of unknown length that yielded nothing
+        if empty:  # a dataset of unknown length that yielded nothing
             raise ValueError("images is empty: no batches")
-        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        if self.threshold is not None:
-            outputs["is_anomaly"] = outputs["score"] > self.threshold
-        if self.calibration_scores is not None:
-            outputs["p_value"] = self.p_values(outputs["score"])
-        return outputs
 
     # ------------------------------------------------------------------ thresholds
 
@@ -662,7 +667,9 @@ class GradCon(keras.Model):
         """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it,
         and keep their sorted scores: :meth:`score` then also returns conformal p-values.
         ``maps``: also keep the 99th percentile of their anomaly maps (:attr:`map_scales`), the
-        shared scale of overlays (``gradcon score --maps DIR --map-scale calibration``).
+        shared scale of overlays (``gradcon score --maps DIR --map-scale calibration``): about
+        twice the time; memory holds one batch of maps and at most
+        :data:`MAP_SAMPLE_SIZE` squared values per image and map.
 
         Warns (:class:`CalibrationWarning`) when the images are too few for ``fpr``: fewer than
         :data:`MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
@@ -671,10 +678,14 @@ class GradCon(keras.Model):
         fpr = float(fpr)
         if not 0.0 < fpr < 1.0:
             raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
-        outputs = self.score(normal_images, batch_size=batch_size, maps=maps)
-        scores = outputs["score"]
+        scores, samples = [], {name: [] for name in MAP_NAMES}
+        for part in self._scored_batches(normal_images, batch_size, maps):
+            scores.append(part["score"])
+            for name in samples if maps else ():
+                samples[name].append(_map_sample(part[name]))
+        scores = np.concatenate(scores)
         if maps:
-            self.map_scales = {name: map_scale(outputs[name]) for name in MAP_NAMES}
+            self.map_scales = {name: map_scale(np.concatenate(v)) for name, v in samples.items()}
         self.calibration_scores = np.sort(scores.astype(np.float64))
         self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
         problem = calibration_shortfall(len(scores), fpr)
@@ -718,6 +729,18 @@ class GradCon(keras.Model):
             record = json.loads(np.asarray(store[TRAINING_RECORD_KEY], np.uint8).tobytes())
             self.selected_epoch = record["selected_epoch"]
             self.collapsed_starts = list(record["collapsed_starts"])
+
+
+#: ``calibrate()`` takes its map scales from at most this many pixels a side of each map: maps are
+#: computed at the network's 28x28 and resized, so this grid loses nothing at 28x28.
+MAP_SAMPLE_SIZE = 28
+
+
+def _map_sample(maps):
+    """(N, H, W) maps on a grid of at most :data:`MAP_SAMPLE_SIZE` pixels a side."""
+    step_y = max(1, maps.shape[1] // MAP_SAMPLE_SIZE)
+    step_x = max(1, maps.shape[2] // MAP_SAMPLE_SIZE)
+    return maps[:, ::step_y, ::step_x]
 
 
 #: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
