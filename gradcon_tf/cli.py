@@ -122,6 +122,21 @@ def _image_paths(spec):
         raise UserError(str(error)) from None
 
 
+def _strict_error(error):
+    return UserError(f"{error} (--strict)")
+
+
+def _check_images_readable(spec):
+    """--strict: every image file ``spec`` names decodes (before TensorFlow loads)."""
+    from gradcon_tf.portable.image_files import ImageError, read_image
+
+    for path in _image_paths(spec):
+        try:
+            read_image(path)
+        except ImageError as error:
+            raise _strict_error(error) from None
+
+
 def _is_image_spec(spec):
     from gradcon_tf.portable.image_files import is_image_name, is_pattern
 
@@ -150,7 +165,7 @@ def _load_images(spec, image_shape, strict=False):
                 image = load_image(path, image_shape)
             except ImageError as error:
                 if strict:
-                    raise UserError(f"{error} (--strict)") from None
+                    raise _strict_error(error) from None
                 print(f"gradcon: {error} (skipped)", file=sys.stderr, flush=True)
                 unreadable.append(path)
                 continue
@@ -211,6 +226,8 @@ def _check_before_work(args):
         _check_images_spec(args.images)
         if args.map_scale != "image" and not args.maps:
             raise UserError("--map-scale applies only with --maps DIR")
+        if args.strict and _is_image_spec(args.images):
+            _check_images_readable(args.images)
         if args.maps and _is_image_spec(args.images):
             from gradcon_tf.portable.overlays import check_overlay_folder
 

@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -269,8 +270,16 @@ def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
     """Each mistake is one line, exit 2, found before TensorFlow is imported (so at once)."""
     text = tmp_path / "notes.keras"
     text.write_text("not a model")
+    archive = tmp_path / "archive.keras"  # a zip: what is checked before TensorFlow loads
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("config.json", "{}")
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "broken.png").write_bytes(b"not a png")
     cases = {
         ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "no such file",
+        ("score", "--model", str(archive), "--images", str(shots), "--strict"): "broken.png: cannot decode image",
+        ("score", "--model", str(archive), "--images", str(shots), "--maps", str(shots)): "holds the input images",
         ("score", "--model", str(text), "--images", "x.npy"): "not a .keras archive",
         ("export", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o")): "no such file",
         ("train", "--data", f"mnist:{tmp_path / 'none'}", "--inlier-class", "0", "--out", "m.keras"): "no such directory",
