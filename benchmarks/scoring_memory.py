@@ -72,7 +72,7 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-def image_batches(count, batch_size, channels=1, seed=0, timeline=None, every=5000):
+def image_batches(count, batch_size, channels=1, seed=0, timeline=None, every=5000, side=28):
     """Yield ``count`` uint8 images in batches, made on the fly.
 
     With ``timeline`` (a list), append (images yielded so far, RSS MiB) about every ``every`` images
@@ -85,31 +85,31 @@ def image_batches(count, batch_size, channels=1, seed=0, timeline=None, every=50
             timeline.append((start, round(current_rss() / MIB, 1)))
             next_mark += every
         n = min(batch_size, count - start)
-        yield rng.integers(0, 256, size=(n, 28, 28, channels), dtype=np.uint8)
+        yield rng.integers(0, 256, size=(n, side, side, channels), dtype=np.uint8)
     if timeline is not None:
         timeline.append((count, round(current_rss() / MIB, 1)))
 
 
-def streamed(count, batch_size, timeline=None):
+def streamed(count, batch_size, timeline=None, side=28):
     import tensorflow as tf
 
     return tf.data.Dataset.from_generator(
-        lambda: image_batches(count, batch_size, timeline=timeline),
-        output_signature=tf.TensorSpec((None, 28, 28, 1), tf.uint8),
+        lambda: image_batches(count, batch_size, timeline=timeline, side=side),
+        output_signature=tf.TensorSpec((None, side, side, 1), tf.uint8),
     )
 
 
-def measure(images, batch_size, warmup_images=512):
+def measure(images, batch_size, warmup_images=512, side=28):
     import keras
 
     import gradcon_tf
 
     keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradCon()
+    model = gradcon_tf.GradCon(input_shape=(side, side, 1))
     rng = np.random.default_rng(0)
     for reference in model.reference_gradients:  # as after training: non-zero references
         reference.assign(rng.normal(size=reference.shape).astype(np.float32))
-    model.score(streamed(warmup_images, batch_size), batch_size=batch_size)
+    model.score(streamed(warmup_images, batch_size, side=side), batch_size=batch_size)
     rss_before = current_rss()
     # import, build, warm-up: VmHWM (getrusage's maxrss would carry the parent's peak across exec)
     maxrss_before = high_water_mark() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -118,7 +118,7 @@ def measure(images, batch_size, warmup_images=512):
     sampler.start()
     start = time.perf_counter()
     timeline = []
-    outputs = model.score(streamed(images, batch_size, timeline), batch_size=batch_size)
+    outputs = model.score(streamed(images, batch_size, timeline, side), batch_size=batch_size)
     wall = time.perf_counter() - start
     sampled_peak = sampler.stop()
     hwm = high_water_mark() if reset else None
@@ -145,8 +145,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--side", type=int, default=28, help="image side (the network's default)")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.images, args.batch_size)))
+    print(json.dumps(measure(args.images, args.batch_size, side=args.side)))
 
 
 if __name__ == "__main__":

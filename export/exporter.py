@@ -9,7 +9,7 @@ import gradcon_tf
 from gradcon_tf import _files as files
 from gradcon_tf import gradients, preprocessing
 from . import litert, saved_model
-from .scoring_module import (
+from gradcon_tf.scoring_graph import (
     FLOAT_SIGNATURE, MAP_NAMES, MAP_SCALES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, OUTPUT_NAMES,
     UINT8_SIGNATURE, ScoringModule,
 )

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.python import schema_util
 
-from .scoring_module import (
+from gradcon_tf.scoring_graph import (
     FLOAT_SIGNATURE, INPUT_NAME, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, UINT8_SIGNATURE,
 )
 

@@ -8,7 +8,7 @@ from gradcon_tf import _files as files
 
 
 def save(module, directory, version=1):
-    """Write ``module`` (an :class:`export.scoring_module.ScoringModule`) to ``directory/version``.
+    """Write ``module`` (an :class:`gradcon_tf.scoring_graph.ScoringModule`) to ``directory/version``.
 
     Returns the version directory. TF Serving serves the highest integer version it finds in
     ``directory``; an existing version directory is refused rather than overwritten.

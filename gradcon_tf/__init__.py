@@ -25,6 +25,12 @@ _EXPORTS = {
     "StopOnNonFiniteLoss": "gradcon_tf.callbacks",
     "NonFiniteLossError": "gradcon_tf.callbacks",
     "CorrectedEpsilonAdam": "gradcon_tf.optimizers",
+    # your own images: image folders (gradcon_tf.inspection)
+    "load_normal_folder": "gradcon_tf.inspection",
+    "normal_split": "gradcon_tf.inspection",
+    "train_on_normal_folder": "gradcon_tf.inspection",
+    "evaluate_folders": "gradcon_tf.inspection",
+    "write_inspection_report": "gradcon_tf.inspection_report",
     # data and the paper's protocols
     "load_dataset": "gradcon_tf.data",
     "one_class_split": "gradcon_tf.protocols",

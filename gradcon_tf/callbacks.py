@@ -1,8 +1,11 @@
 """Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
 ``StopOnCollapse`` (GradCon.fit's guarded start; ``experiment.train_one_class`` redraws collapsed
-starts with it); model selection by validation loss: ``KeepBestWeights``."""
+starts with it); model selection by validation loss: ``KeepBestWeights``; progress over
+epochs: ``EpochProgress``."""
 
 import math
+import sys
+import time
 
 import keras
 
@@ -145,3 +148,48 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.selected_epoch = epoch
         if self.restore and weights is not None:
             self.model.set_weights(weights)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One progress bar over epochs (instead of one per epoch), with the latest losses; on a
+    stream that is not a terminal (a log file), one plain line per epoch instead, with the time
+    elapsed and the time left at the mean epoch time so far."""
+
+    SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stdout
+
+    def on_train_begin(self, logs=None):
+        self._bar = None
+        self._started = time.perf_counter()
+        if self.stream.isatty():
+            self._bar = keras.utils.Progbar(
+                self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = [(k, float(logs[k])) for k in self.SHOWN if k in (logs or {})]
+        if self._bar is not None:
+            self._bar.update(epoch + 1, shown)
+            return
+        values = " ".join(f"{k} {v:.5g}" for k, v in shown)
+        epochs = self.params["epochs"]
+        elapsed = time.perf_counter() - self._started
+        left = elapsed / (epoch + 1) * (epochs - epoch - 1)
+        print(
+            f"epoch {epoch + 1}/{epochs} {values} elapsed {_duration(elapsed)} "
+            f"ETA {_duration(left)}",
+            file=self.stream, flush=True,
+        )
+
+
+def _duration(seconds):
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

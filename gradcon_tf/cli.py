@@ -2,6 +2,9 @@
 
   gradcon evaluate --data digits --classes 0-9       train per inlier class, print an AUROC table
   gradcon train --data SPEC --inlier-class C --out model.keras
+  gradcon train --normal DIR --out model.keras        train on a folder of normal images
+  gradcon evaluate --model M --normal DIR --abnormal DIR [--masks DIR] [--report DIR]
+                                                      image and pixel metrics on image folders
   gradcon score --model model.keras --images FILE|FOLDER|GLOB [--out scores.csv]
   gradcon export model.keras --out DIR                SavedModel (TF Serving) + LiteRT models
   gradcon query IMAGES.npy --url http://host:8501     score with a model served by TF Serving
@@ -85,6 +88,18 @@ def _parse_classes(text):
     return classes
 
 
+def _ranges(numbers):
+    """[0, 1, 2, 5, 7, 8] -> "0-2,5,7-8": the inverse of :func:`_parse_classes`."""
+    parts, numbers = [], list(numbers)
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            low, high = numbers[start], numbers[i - 1]
+            parts.append(str(low) if low == high else f"{low}-{high}")
+            start = i
+    return ",".join(parts)
+
+
 def _parse_input_shape(text):
     try:
         shape = tuple(int(d) for d in text.split(","))
@@ -103,6 +118,16 @@ def _fraction(text):
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
     return value
+
+
+def _parse_image_size(text):
+    try:
+        size = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected S or H,W, e.g. 128 or 96,128; got {text!r}")
+    return size * 2 if len(size) == 1 else size
 
 
 def _positive_int(text):
@@ -218,6 +243,8 @@ def _check_before_work(args):
     TensorFlow loads, so that a mistake is one line at once rather than after seconds."""
     from gradcon_tf import data, model_files
 
+    if args.command in ("train", "evaluate"):
+        _check_sources(args)
     if getattr(args, "data", None):
         data.check_spec(args.data)
     if args.command in ("score", "export"):
@@ -242,6 +269,75 @@ def _check_before_work(args):
             raise UserError(f"{folder}: no such folder (expected a gradcon reproduce --out folder)")
 
 
+#: The labelled dataset of train and evaluate when neither --data nor --normal is given.
+DEFAULT_DATA = "digits"
+
+
+def _check_sources(args):
+    """train and evaluate read either a labelled dataset (--data, --inlier-class / --classes)
+    or image folders (--normal ...): exactly one; the folders are scanned (headers only). Fills
+    in the default dataset and classes."""
+    folders = args.normal if args.command == "train" else args.model or args.normal or args.abnormal
+    labelled = [o for o, v in _labelled_options(args).items() if v is not None]
+    if not folders:
+        if args.command == "train" and args.inlier_class is None:
+            raise UserError("give --normal DIR (a folder of normal images) or --inlier-class C "
+                            "(a class of --data)")
+        for option, value in _folder_options(args).items():
+            if value is not None:
+                raise UserError(f"{option} applies to image folders (--normal DIR ...)")
+        args.data = args.data or DEFAULT_DATA
+        if args.command == "evaluate":
+            args.classes = args.classes or [0]
+        return
+    if labelled:
+        raise UserError(
+            f"give either image folders (--normal DIR ...) or {' '.join(labelled)}, not both"
+        )
+    if args.command == "train":
+        from gradcon_tf import inspection
+
+        inspection.check_normal_folder(args.normal, args.image_size, args.validation_fraction)
+    else:
+        _check_evaluation_folders(args)
+
+
+def _labelled_options(args):
+    """The options of a labelled dataset and their values (None: not given)."""
+    options = {"--data": args.data}
+    if args.command == "train":
+        options.update({"--inlier-class": args.inlier_class, "--input-shape": args.input_shape})
+    else:
+        options["--classes"] = args.classes
+    return options
+
+
+def _folder_options(args):
+    """The options of image folders (other than the folder that chooses them) and their values."""
+    if args.command == "train":
+        return {"--image-size": args.image_size}
+    return {"--masks": args.masks, "--report": args.report}
+
+
+def _check_evaluation_folders(args):
+    from gradcon_tf import model_files
+    from gradcon_tf.data import anomaly_folders
+
+    for option in ("model", "normal", "abnormal"):
+        if getattr(args, option) is None:
+            raise UserError(f"evaluating on image folders needs --model, --normal and --abnormal "
+                            f"(--{option} is missing)")
+    model_files.check_model_file(args.model)
+    anomaly_folders.scan_inspection_folders(args.normal, args.abnormal, args.masks)
+    if args.report:
+        from gradcon_tf import inspection_report
+
+        try:
+            inspection_report.check_report_folder(args.report)
+        except ImportError as error:
+            raise UserError(f"--report: {error}") from None
+
+
 def _check_images_spec(spec):
     """``--images`` names something :func:`_load_images` can read (not reading it)."""
     from gradcon_tf.portable.image_files import IMAGE_SUFFIXES, is_pattern
@@ -257,6 +353,8 @@ def _check_images_spec(spec):
 # ---------------------------------------------------------------------- commands
 
 def command_evaluate(args):
+    if args.model:
+        return _evaluate_folders(args)
     import numpy as np
 
     from gradcon_tf import data, experiment, protocols
@@ -269,7 +367,7 @@ def command_evaluate(args):
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-            initialization=args.init, verbose=0 if args.quiet else 1,
+            initialization=args.init, verbose=0 if args.quiet else 1, weights=_loss_weights(args),
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -292,21 +390,81 @@ def command_evaluate(args):
     return 0
 
 
-def command_train(args):
+def _evaluate_folders(args):
+    """evaluate --model: image (and pixel) metrics of a trained model on image folders."""
+    import gradcon_tf
+    from gradcon_tf import inspection
+
+    started = time.perf_counter()
+    model = gradcon_tf.load_model(args.model)
+    result = inspection.evaluate_folders(
+        model, args.normal, args.abnormal, args.masks, batch_size=args.batch_size
+    )
+    print(result.summary(), end="")
+    if args.report:
+        from gradcon_tf.inspection_report import write_inspection_report
+
+        print(f"wrote {write_inspection_report(result, args.report)}")
+    print(f"wall time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _loss_weights(args):
+    """--loss-weights, else "data" for a folder of normal images and "paper" for a dataset."""
+    return args.loss_weights or ("data" if getattr(args, "normal", None) else "paper")
+
+
+def _train_and_save(args, split):
+    """train_one_class on ``split`` with the command's options; the model saved to --out."""
     import keras
 
+    from gradcon_tf import experiment
+
+    callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
+    model = experiment.train_one_class(
+        split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
+        callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
+        weights=_loss_weights(args),
+    )
+    model.save(args.out)  # crash-safe: temporary name, then rename
+    return model
+
+
+def _train_on_normal_folder(args):
+    """train --normal: every image of the folder is normal; a held-out share validates."""
+    from gradcon_tf import inspection
+
+    started = time.perf_counter()
+    images = inspection.load_normal_folder(args.normal, args.image_size)
+    split = inspection.normal_split(images, args.validation_fraction, args.seed)
+    print(
+        f"{len(images)} normal images in {args.normal} ({images.shape[2]}x{images.shape[1]}, "
+        f"{'grayscale' if images.shape[-1] == 1 else 'RGB'}): training on {len(split.train)} "
+        f"images, {len(split.validation)} held out (validation fraction "
+        f"{args.validation_fraction:g}, at least {inspection.MIN_HELD_OUT}, seed {args.seed}) "
+        "to select the epoch and calibrate the threshold", flush=True,
+    )
+    model = _train_and_save(args, split)
+    print(
+        f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
+        f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
+        f"{_loss_weights(args)} weights); threshold {model.threshold:.6g} "
+        f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
+        f"wall time {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def command_train(args):
+    if args.normal:
+        return _train_on_normal_folder(args)
     from gradcon_tf import data, experiment, protocols
 
     splits = data.load(args.data)
     if args.input_shape is not None:
         splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
     split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
-    callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
-    model = experiment.train_one_class(
-        split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
-        callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
-    )
-    model.save(args.out)  # crash-safe: temporary name, then rename
+    model = _train_and_save(args, split)
     result = experiment.evaluate_one_class(model, split)
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}); threshold "
@@ -406,7 +564,7 @@ def command_query(args):
 
 
 def command_sample_images(args):
-    from gradcon_tf.export.sample_images import write_test_images
+    from gradcon_tf.data.sample_images import write_test_images
 
     count = write_test_images(args.data, args.inlier_class, args.count, args.out, seed=args.seed)
     print(f"wrote {count} images to {args.out}")
@@ -416,15 +574,38 @@ def command_sample_images(args):
 def command_reproduce(args):
     from gradcon_tf.reproduction.runner import reproduce
 
+    options = {"milestones": args.milestones} if args.milestones else {}
     reproduce(
-        args.data, args.classes, args.seeds, args.epochs, args.out,
-        batch_size=args.batch_size, verbose=args.progress,
-        milestones=args.milestones or (),
-        report_only=args.report_only, method=args.method, initialization=args.init,
+        args.data, args.classes, args.seeds, args.epochs, args.out, protocol=args.protocol,
+        command=_reproduce_command(args), report_only=args.report_only, verbose=args.progress,
+        batch_size=args.batch_size, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
-        protocol=args.protocol,
+        **options,
     )
     return 0
+
+
+def _reproduce_command(args):
+    """The ``gradcon reproduce`` command the report gives: the options that differ from the
+    defaults, in one order (``--report-only`` and ``--progress`` left out)."""
+    release = args.init == "release"
+    flags = {
+        "--batch-size": args.batch_size != 64 and args.batch_size,
+        "--milestones": args.milestones and _ranges(args.milestones),
+        "--method": args.method != "gradcon" and args.method,
+        "--init": not release and args.init != "guarded" and args.init,
+    }
+    words = [f"gradcon reproduce --data {args.data} --classes {_ranges(args.classes)} "
+             f"--seeds {args.seeds} --epochs {args.epochs} --out {args.out}"]
+    words += [f"{flag} {value}" for flag, value in flags.items() if value]
+    words += ["--release-init"] if release else []
+    words += ["--no-redraw-collapsed"] if release and args.redraw_collapsed is False else []
+    words += ["--redraw-collapsed"] if not release and args.redraw_collapsed else []
+    if args.checkpoint_every != 1:
+        words.append(f"--checkpoint-every {args.checkpoint_every}")
+    if args.protocol != "one-class":
+        words.append(f"--protocol {args.protocol}")
+    return " ".join(words)
 
 
 def command_compare(args):
@@ -456,13 +637,55 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add_training_arguments(parser, default_epochs):
-    parser.add_argument("--data", default="digits", help=DATA_HELP)
+    parser.add_argument("--data", help=f"{DATA_HELP} (default: {DEFAULT_DATA})")
     parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
     parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
+    parser.add_argument(
+        "--loss-weights", choices=("paper", "data"),
+        help="alpha and beta: the paper's (0.03, 0.12; the default for --data), or scaled to the "
+        "training images' pixel variance (data; the default for --normal): docs/own_images.md",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def _add_normal_folder(train):
+    train.add_argument(
+        "--normal", metavar="DIR",
+        help="a folder whose images are all normal (instead of --data and --inlier-class)",
+    )
+    train.add_argument(
+        "--image-size", type=_parse_image_size, metavar="S|H,W",
+        help="with --normal: resize every image to this size (default: the images' own, which "
+        "they must then share)",
+    )
+    train.add_argument(
+        "--validation-fraction", type=_fraction, default=0.2, metavar="F",
+        help="with --normal: the share of the images held out to select the epoch and "
+        "calibrate the threshold (at least 10 images)",
+    )
+
+
+def _add_evaluation_folders(evaluate):
+    evaluate.add_argument("--model", help="a .keras file written by gradcon train: evaluate it "
+                          "on image folders (no training)")
+    evaluate.add_argument("--normal", metavar="DIR", help="with --model: normal images")
+    evaluate.add_argument(
+        "--abnormal", metavar="DIR",
+        help="with --model: abnormal images, directly or one sub-folder per defect type",
+    )
+    evaluate.add_argument(
+        "--masks", metavar="DIR",
+        help="with --model: defect masks (pixels > 0) named as the abnormal images (or "
+        "<stem>_mask), in the same sub-folders: pixel AUROC and AUPRO",
+    )
+    evaluate.add_argument(
+        "--report", metavar="DIR",
+        help="with --model: write DIR/report.md with ROC curves, score histograms and the "
+        "worst-scored images' overlays (needs matplotlib)",
+    )
 
 
 def build_parser():
@@ -484,13 +707,22 @@ def build_parser():
         sub.set_defaults(handler=handler, needs_tensorflow=name != "compare")
         return sub
 
-    evaluate = command("evaluate", command_evaluate, "train on inlier classes, print an AUROC table")
+    evaluate = command(
+        "evaluate", command_evaluate,
+        "train on inlier classes, print an AUROC table; or, with --model, measure a trained "
+        "model on folders of normal and abnormal images",
+    )
     _add_training_arguments(evaluate, default_epochs=60)
-    evaluate.add_argument("--classes", type=_parse_classes, default="0", help="e.g. 0, 0-9, 1,7")
+    evaluate.add_argument("--classes", type=_parse_classes, help="e.g. 0, 0-9, 1,7 (default: 0)")
+    _add_evaluation_folders(evaluate)
 
-    train = command("train", command_train, "train on one inlier class and save the model")
+    train = command(
+        "train", command_train,
+        "train on a folder of normal images (--normal) or one inlier class, save the model",
+    )
     _add_training_arguments(train, default_epochs=20)
-    train.add_argument("--inlier-class", type=int, required=True, help="the normal class")
+    train.add_argument("--inlier-class", type=int, help="the normal class of --data")
+    _add_normal_folder(train)
     train.add_argument("--out", required=True, help="the .keras file to write")
     train.add_argument(
         "--input-shape", type=_parse_input_shape, metavar="H,W,C",
@@ -550,6 +782,8 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="the split's seed (as in training)")
     sample.add_argument("--out", required=True, help="folder to write the PNG files to")
 
+    from gradcon_tf.reproduction.protocols import names as protocol_names
+
     reproduce = command(
         "reproduce", command_reproduce,
         "one model per (class, seed), resumable; JSON, Markdown and PNG report",
@@ -594,8 +828,7 @@ def build_parser():
     )
 
     reproduce.add_argument(
-        "--protocol", choices=("one-class", "gpnd", "conditions", "localisation"),
-        default="one-class",
+        "--protocol", choices=protocol_names(), default="one-class",
         help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
         "folds), conditions (CURE-TSR challenge types and levels) or localisation (pixel AUROC "
         "of the anomaly maps on inlier images with a pasted patch of another class)",

@@ -1,13 +1,10 @@
 """Train GradCon on one inlier class and measure how well its scores find the outliers."""
 
-import sys
-import time
-
 import keras
 import numpy as np
 
-from gradcon_tf import evaluation
-from gradcon_tf.callbacks import KeepBestWeights, StopOnCollapse
+from gradcon_tf import evaluation, loss_weights
+from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
 
@@ -26,65 +23,21 @@ METHODS = {
 }
 
 
-def method_arguments(method):
-    """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03)."""
+def method_arguments(method, weights="paper", images=None):
+    """alpha and beta of the model of Table 1 named ``method`` (beta: the paper's 4 * 0.03), or
+    with ``weights="data"`` both scaled to ``images``' pixel variance (:mod:`loss_weights`)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    return {"alpha": METHODS[method][1], "beta": 4.0 * DEFAULT_ALPHA}
+    return loss_weights.loss_weights(weights, images, alpha=METHODS[method][1])
 
 
-def build_model(method, input_shape, initialization="guarded"):
+def build_model(method, input_shape, initialization="guarded", weights=None):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
-    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`)."""
+    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`); ``weights``: its
+    alpha and beta (default :func:`method_arguments`)."""
     model_class = METHODS[method][0]
-    return model_class(
-        input_shape=input_shape, initialization=initialization, **method_arguments(method)
-    )
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """One progress bar over epochs (instead of one per epoch), with the latest losses; on a
-    stream that is not a terminal (a log file), one plain line per epoch instead, with the time
-    elapsed and the time left at the mean epoch time so far."""
-
-    SHOWN = ("loss", "recon_loss", "grad_loss", "val_loss")
-
-    def __init__(self, stream=None):
-        super().__init__()
-        self.stream = stream if stream is not None else sys.stdout
-
-    def on_train_begin(self, logs=None):
-        self._bar = None
-        self._started = time.perf_counter()
-        if self.stream.isatty():
-            self._bar = keras.utils.Progbar(
-                self.params["epochs"], unit_name="epoch", stateful_metrics=self.SHOWN
-            )
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = [(k, float(logs[k])) for k in self.SHOWN if k in (logs or {})]
-        if self._bar is not None:
-            self._bar.update(epoch + 1, shown)
-            return
-        values = " ".join(f"{k} {v:.5g}" for k, v in shown)
-        epochs = self.params["epochs"]
-        elapsed = time.perf_counter() - self._started
-        left = elapsed / (epoch + 1) * (epochs - epoch - 1)
-        print(
-            f"epoch {epoch + 1}/{epochs} {values} elapsed {_duration(elapsed)} "
-            f"ETA {_duration(left)}",
-            file=self.stream, flush=True,
-        )
-
-
-def _duration(seconds):
-    """``42s``, ``3m05s``, ``1h02m``."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    weights = weights if weights is not None else method_arguments(method)
+    return model_class(input_shape=input_shape, initialization=initialization, **weights)
 
 
 def train_one_class(
@@ -99,6 +52,7 @@ def train_one_class(
     initialization="guarded",
     redraw_collapsed=False,
     checkpoint_every=1,
+    weights="paper",
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
@@ -118,7 +72,13 @@ def train_one_class(
     k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
     ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
 
-    Seeds Python, NumPy and TensorFlow globally (``keras.utils.set_random_seed``) before each draw.
+    ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
+    images' pixel variance, :mod:`gradcon_tf.loss_weights`).
+
+    Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
+    ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
+    (``keras.backend.clear_session``) before the next draw. Clearing the session after the run
+    is the caller's (``gradcon reproduce`` clears it after each run).
     """
     if initialization not in INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
@@ -126,11 +86,12 @@ def train_one_class(
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
+    alpha_and_beta = method_arguments(method, weights, split.train)
     draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(method, split.train.shape[1:], initialization)
+        model = build_model(method, split.train.shape[1:], initialization, alpha_and_beta)
         model.compile()
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []

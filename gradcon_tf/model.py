@@ -63,12 +63,15 @@ class GradCon(keras.Model):
     """GradCon anomaly detector (Kwon et al., ECCV 2020).
 
     Args:
-      input_shape: (H, W, C) of the images given to the model. The network works at 28x28x``C``;
-        other sizes are resized to 28x28 in :meth:`preprocess`.
+      input_shape: (H, W, C) of the images given to the model.
+      working_size: (height, width) the network works at; images are resized to it (bilinear) in
+        :meth:`preprocess`. Default :func:`gradcon_tf.networks.working_size`: the paper's 28x28
+        network for images up to 32 px, else the images' own size with as many encoder/decoder
+        stages as it needs. Given encoder/decoder: their input size.
       alpha: weight of the gradient loss in training, Eq. 6 (paper: 0.03).
       beta: weight of the gradient loss in the anomaly score (paper: 4 * alpha, the default).
       encoder, decoder: Keras models to use instead of the paper's CAE. The encoder maps
-        (28, 28, C) images to a latent, the decoder maps it back to (28, 28, C). The gradient
+        (*working_size, C) images to a latent, the decoder maps it back. The gradient
         constraint acts on every trainable variable of the decoder named ``kernel``: Dense,
         Conv2D, Conv2DTranspose, DepthwiseConv2D kernels alike, not biases, normalization
         weights, SeparableConv2D kernels or frozen layers (:func:`gradients.constrained_kernels`).
@@ -102,6 +105,7 @@ class GradCon(keras.Model):
         encoder=None,
         decoder=None,
         initialization="guarded",
+        working_size=None,
         output_bias_from_data=None,
         **kwargs,
     ):
@@ -119,8 +123,13 @@ class GradCon(keras.Model):
         self.alpha = float(alpha)
         self.beta = 4.0 * self.alpha if beta is None else float(beta)
         channels = self.image_shape[-1]
-        self.encoder = encoder if encoder is not None else networks.build_encoder(channels)
-        self.decoder = decoder if decoder is not None else networks.build_decoder(channels)
+        self.working_size = _working_size(working_size, encoder, self.image_shape)
+        if encoder is None:
+            encoder = networks.build_encoder(channels, self.working_size)
+        self.encoder = encoder
+        if decoder is None:
+            decoder = networks.build_decoder(channels, self.working_size)
+        self.decoder = decoder
         kernels = gradients.constrained_kernels(self.decoder)
         if not kernels:
             raise ValueError("The decoder has no trainable kernels for the gradient constraint.")
@@ -175,6 +184,7 @@ class GradCon(keras.Model):
         config = super().get_config()
         config.update(
             input_shape=list(self.image_shape),
+            working_size=list(self.working_size),
             alpha=self.alpha,
             beta=self.beta,
             initialization=self.initialization,
@@ -253,15 +263,15 @@ class GradCon(keras.Model):
     # ------------------------------------------------------------------ forward pass
 
     def preprocess(self, images):
-        """uint8 -> /255, float32, resize to 28x28 (bilinear) when ``input_shape`` differs."""
-        return preprocessing.to_network_input(images)
+        """uint8 -> /255, float32, resized (bilinear) to ``working_size`` when it differs."""
+        return preprocessing.to_network_input(images, self.working_size)
 
     def encode(self, network_input, training=False):
         """(decoder input, per-sample latent loss Omega or None). The CAE has no latent loss."""
         return self.encoder(network_input, training=training), None
 
     def call(self, images, training=False):
-        """The reconstruction (N, 28, 28, C) of the preprocessed images."""
+        """The reconstruction (N, *working_size, C) of the preprocessed images."""
         latents, _ = self.encode(self.preprocess(images), training=training)
         return self.decoder(latents, training=training)
 
@@ -525,7 +535,7 @@ class GradCon(keras.Model):
             )
         import tensorflow as tf
 
-        from gradcon_tf.export.scoring_module import ScoringModule
+        from gradcon_tf.scoring_graph import ScoringModule
 
         module = ScoringModule(self)
         with files.atomic_output(os.fspath(filepath), directory=True) as temporary:
@@ -545,7 +555,7 @@ class GradCon(keras.Model):
         ``grad_map`` (where the image's gradient disagrees with the reference: the mean over
         layers of max(-m_i, 0), m_i the layer's cosine spread over the pixels,
         :func:`gradients.cosine_maps`) and ``score_map`` = recon_map + beta * grad_map. Maps are
-        computed at the network's 28x28 and resized (bilinear) to another input size.
+        computed at ``working_size`` and resized (bilinear) to another input size.
 
         Uses the closed-form fast path when the decoder is a chain of layers
         :func:`gradients.plan_decoder` knows, else the generic vectorized-tape path.
@@ -745,6 +755,17 @@ def _map_sample(maps):
 
 #: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
 MIN_SCORES_ABOVE_THRESHOLD = 10
+
+
+def _working_size(requested, encoder, image_shape):
+    """The network's (height, width): as requested, else the given encoder's, else the default."""
+    if requested is not None:
+        return networks.size_pair(requested)
+    if encoder is not None:
+        shape = encoder.inputs[0].shape if getattr(encoder, "inputs", None) else None
+        if shape is not None and shape[1] is not None and shape[2] is not None:
+            return (int(shape[1]), int(shape[2]))
+    return networks.working_size(image_shape)
 
 
 class CalibrationWarning(UserWarning):

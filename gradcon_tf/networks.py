@@ -12,13 +12,27 @@ a 'valid' Keras ``Conv2DTranspose`` followed by ``Cropping2D(p)``. With p = 2, 1
 Each Keras layer with weights maps one to one onto a layer of the release (kernel layouts differ
 only by a transpose: PyTorch ``Conv2d`` (out, in, kh, kw) vs Keras (kh, kw, in, out);
 ``ConvTranspose2d`` (in, out, kh, kw) vs Keras (kh, kw, out, in)).
+
+Other working sizes (images above 32 px, :func:`working_size`) get an autoencoder of the same
+design with as many stages as the size needs (:func:`stage_sizes`): 4x4 stride-2 convolutions with
+zero padding 1 halve each side (floor), until the smaller side is at most 4; filters 32, 32, 64,
+64, 128, 128, ... (doubling every two stages, at most 256); the decoder mirrors it with 'valid'
+transposed convolutions (side 2n + 2) cropped by 1 on the top/left and by 1 or 0 on the
+bottom/right, so that every stage gives back the encoder's size exactly (odd and non-square sizes
+included). 64 px: 4 stages to 4x4x64; 128 px: 5 stages to 4x4x128; 256 px: 6 stages to 4x4x128.
 """
 
 import keras
 import tensorflow as tf
 
-#: Side length the paper's network works at; other sizes are resized to it (see preprocessing).
+#: Side length the paper's network works at; images up to 32 px are resized to it (preprocessing).
 IMAGE_SIZE = 28
+#: Largest input side that keeps the paper's 28x28 network (CIFAR's 32 px, as the release).
+PAPER_NETWORK_MAX_SIDE = 32
+#: Smallest side of a staged network's input, and the side its encoder stops halving at.
+MIN_STAGED_SIDE = 8
+LATENT_SIDE = 4
+MAX_FILTERS = 256
 ENCODER_FILTERS = (32, 32, 64, 64)
 DECODER_FILTERS = (64, 32, 32)  # the last layer has as many filters as the image has channels
 DECODER_CROPS = (2, 1, 2, 1)  # PyTorch ConvTranspose2d paddings of the release
@@ -63,13 +77,92 @@ def _torch_default_initializers(fan_in):
     )
 
 
-def _convolutions(inputs):
-    """The encoder's four padded stride-2 convolutions with ReLU: (28, 28, C) -> (3, 3, 64)."""
+def working_size(input_shape):
+    """The (height, width) the network works at for images of ``input_shape`` (H, W, C).
+
+    Up to 32 px on both sides: the paper's 28x28 (the release resizes CIFAR's 32 px to 28).
+    Larger: the images' own size (resize them beforehand, or pass ``working_size`` to GradCon,
+    to work at a smaller one).
+    """
+    height, width = int(input_shape[0]), int(input_shape[1])
+    if max(height, width) <= PAPER_NETWORK_MAX_SIDE:
+        return (IMAGE_SIZE, IMAGE_SIZE)
+    return (height, width)
+
+
+def size_pair(size):
+    """``size`` (an int or (height, width)) as a (height, width) tuple of ints."""
+    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(pair) != 2:
+        raise ValueError(f"size must be an int or (height, width), got {size!r}.")
+    return pair
+
+
+def is_paper_size(size):
+    """Whether ``size`` is the paper's 28x28, which gets the paper's exact network."""
+    return size_pair(size) == (IMAGE_SIZE, IMAGE_SIZE)
+
+
+def stage_sizes(size):
+    """(height, width) after each encoder stage of a staged network: the input, then floor
+    halvings until the smaller side is at most :data:`LATENT_SIDE` (64 -> 32, 16, 8, 4)."""
+    height, width = size_pair(size)
+    if min(height, width) < MIN_STAGED_SIDE:
+        raise ValueError(
+            f"A staged network needs both sides >= {MIN_STAGED_SIDE} px, got {height}x{width}."
+        )
+    sizes = [(height, width)]
+    while min(sizes[-1]) > LATENT_SIDE:
+        sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
+    return sizes
+
+
+def stage_filters(stages, latent_filters=None):
+    """Filters of a staged encoder: 32, 32, 64, 64, 128, 128, ... (at most 256); the last stage
+    (the latent's channels) ``latent_filters`` when given (a narrower bottleneck)."""
+    filters = tuple(min(32 * 2 ** (i // 2), MAX_FILTERS) for i in range(stages))
+    return filters if latent_filters is None else filters[:-1] + (int(latent_filters),)
+
+
+def _encoder_plan(size, latent_filters=None):
+    """(filters, padding) of each encoder convolution for a working ``size``."""
+    if is_paper_size(size) and latent_filters is None:
+        return [(filters, 2) for filters in ENCODER_FILTERS]
+    stages = len(stage_sizes(size)) - 1
+    return [(filters, 1) for filters in stage_filters(stages, latent_filters)]
+
+
+def _decoder_plan(size, channels, latent_filters=None):
+    """(filters, cropping) of each decoder transposed convolution, next to the latent first."""
+    if is_paper_size(size) and latent_filters is None:
+        return list(zip(DECODER_FILTERS + (channels,), DECODER_CROPS))
+    sizes = stage_sizes(size)
+    encoder_filters = stage_filters(len(sizes) - 1, latent_filters)
+    filters = tuple(reversed(encoder_filters[:-1])) + (channels,)
+    plan = []
+    for index, (small, large) in enumerate(zip(sizes[:0:-1], sizes[-2::-1])):
+        # 'valid' 4x4 stride 2: side 2n + 2; crop 1 on the top/left and the rest on the bottom/right.
+        cropping = tuple((1, 2 * s + 1 - target) for s, target in zip(small, large))
+        plan.append((filters[index], cropping))
+    return plan
+
+
+def latent_shape(size, latent_filters=None):
+    """The (h, w, filters) latent of the autoencoder working at ``size``."""
+    if is_paper_size(size) and latent_filters is None:
+        return (3, 3, ENCODER_FILTERS[-1])
+    sizes = stage_sizes(size)
+    return (*sizes[-1], stage_filters(len(sizes) - 1, latent_filters)[-1])
+
+
+def _convolutions(inputs, size=IMAGE_SIZE, latent_filters=None):
+    """The encoder's padded stride-2 convolutions with ReLU: (28, 28, C) -> (3, 3, 64) for the
+    paper's size, (H, W, C) -> :func:`latent_shape` for others."""
     x = inputs
     in_channels = inputs.shape[-1]
-    for index, filters in enumerate(ENCODER_FILTERS, start=1):
+    for index, (filters, padding) in enumerate(_encoder_plan(size, latent_filters), start=1):
         kernel_init, bias_init = _torch_default_initializers(in_channels * KERNEL_SIZE**2)
-        x = keras.layers.ZeroPadding2D(2, name=f"encoder_pad_{index}")(x)
+        x = keras.layers.ZeroPadding2D(padding, name=f"encoder_pad_{index}")(x)
         x = keras.layers.Conv2D(
             filters,
             KERNEL_SIZE,
@@ -83,10 +176,11 @@ def _convolutions(inputs):
     return x
 
 
-def build_encoder(channels=1, name="encoder"):
-    """The paper's encoder: (28, 28, C) images in [0, 1] -> (3, 3, 64) latent."""
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, channels), name="image")
-    return keras.Model(inputs, _convolutions(inputs), name=name)
+def build_encoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="encoder"):
+    """The encoder for images of ``size`` (int or (height, width)) in [0, 1]: the paper's
+    (28, 28, C) -> (3, 3, 64), or the staged design for another size (module docstring)."""
+    inputs = keras.Input((*size_pair(size), channels), name="image")
+    return keras.Model(inputs, _convolutions(inputs, size, latent_filters), name=name)
 
 
 def _dense(units, fan_in, name):
@@ -120,16 +214,17 @@ def build_latent_projection(name="latent_projection"):
     return keras.Model(inputs, keras.layers.Reshape(shape, name="latent_reshape")(x), name=name)
 
 
-def build_decoder(channels=1, name="decoder"):
-    """The paper's decoder: (3, 3, 64) latent -> (28, 28, C) reconstruction in (0, 1).
+def build_decoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="decoder"):
+    """The decoder back to ``size``: the paper's (3, 3, 64) latent -> (28, 28, C) reconstruction
+    in (0, 1), or the staged design's mirror for another size (module docstring).
 
     Layers are named ``decoder_deconv_{i}`` (i = 1 next to the latent), the order of Table 2.
     """
-    inputs = keras.Input((3, 3, ENCODER_FILTERS[-1]), name="latent")
+    inputs = keras.Input(latent_shape(size, latent_filters), name="latent")
     x = inputs
-    filters_per_layer = DECODER_FILTERS + (channels,)
-    for index, (filters, crop) in enumerate(zip(filters_per_layer, DECODER_CROPS), start=1):
-        last = index == len(filters_per_layer)
+    plan = _decoder_plan(size, channels, latent_filters)
+    for index, (filters, crop) in enumerate(plan, start=1):
+        last = index == len(plan)
         # PyTorch computes ConvTranspose2d fan_in from weight dim 1, i.e. the *output* channels.
         kernel_init, bias_init = _torch_default_initializers(filters * KERNEL_SIZE**2)
         x = keras.layers.Conv2DTranspose(

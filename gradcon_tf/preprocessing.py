@@ -1,8 +1,9 @@
 """Image checks on the host and the in-graph preprocessing step of the model.
 
 Images are NHWC, either uint8 (scaled by 1/255) or floating point in [0, 1]. The network works at
-28x28 (the paper's CAE); images of another size are resized to 28x28 with bilinear interpolation
-inside the model, as the authors' release does for CIFAR-10 (32x32 -> 28x28).
+its working size (the paper's 28x28 for images up to 32 px, :func:`networks.working_size`);
+images of another size are resized to it with bilinear interpolation inside the model, as the
+authors' release does for CIFAR-10 (32x32 -> 28x28).
 """
 
 import numpy as np
@@ -58,19 +59,19 @@ def check_image_spec(spec, input_shape, name="dataset"):
         raise ValueError(f"{name} must yield uint8 or float images, got {spec.dtype.name}.")
 
 
-def to_network_input(images):
-    """Images (uint8 or float in [0, 1], any size) -> float32 (N, 28, 28, C) in [0, 1]."""
+def to_network_input(images, size=(IMAGE_SIZE, IMAGE_SIZE)):
+    """Images (uint8 or float in [0, 1], any size) -> float32 (N, *size, C) in [0, 1]."""
     if images.dtype == tf.uint8:
         images = tf.cast(images, tf.float32) / 255.0
     else:
         images = tf.cast(images, tf.float32)
-    if images.shape[1] != IMAGE_SIZE or images.shape[2] != IMAGE_SIZE:
-        images = tf.image.resize(images, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear")
+    if (images.shape[1], images.shape[2]) != tuple(size):
+        images = tf.image.resize(images, tuple(size), method="bilinear")
     return images
 
 
 def to_input_resolution(maps, input_shape):
-    """(N, 28, 28) maps at the network's resolution -> (N, H, W) of ``input_shape`` (bilinear)."""
+    """(N, h, w) maps at the network's working size -> (N, H, W) of ``input_shape`` (bilinear)."""
     height, width = input_shape[0], input_shape[1]
     if (maps.shape[1], maps.shape[2]) == (height, width):
         return maps

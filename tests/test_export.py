@@ -19,7 +19,7 @@ import tensorflow as tf
 from gradcon_tf import GradCon, gradients
 
 from gradcon_tf.export import export_model, litert, read_manifest, serving_client
-from gradcon_tf.export.scoring_module import MAP_NAMES, MAP_SCALES, OUTPUT_NAMES, ScoringModule
+from gradcon_tf.scoring_graph import MAP_NAMES, MAP_SCALES, OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
 SCORE_KEYS = ("score", "recon", "grad_loss", "layer_cosines")
@@ -275,6 +275,28 @@ def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
     assert_scores_close(outputs, model.score(images, maps=True))
 
 
+def test_staged_model_exports_builtin_only_with_parity(tmp_path):
+    """A network above 32 px (the staged autoencoder, non-square) in the SavedModel, LiteRT and
+    the edge scorer: the scores and the maps at the working resolution, to 1e-5."""
+    import edge_demo.scorer
+
+    keras.utils.set_random_seed(4)
+    model = GradCon(input_shape=(48, 40, 1))
+    rng = np.random.default_rng(4)
+    for reference in model.reference_gradients:
+        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    manifest = export_model(model, str(tmp_path / "staged"), targets=("f32",))
+    litert.check_builtin_only(open(manifest["litert"]["f32"]["path"], "rb").read())
+    images = rng.integers(0, 256, size=(3, 48, 40, 1), dtype=np.uint8)
+    expected = model.score(images, maps=True)
+    assert_scores_close(litert_outputs(manifest["litert"]["f32"]["path"], images, "maps_uint8"), expected)
+    served = tf.saved_model.load(manifest["saved_model"]).signatures["maps_uint8"](images=tf.constant(images))
+    assert_scores_close({k: v.numpy() for k, v in served.items()}, expected)
+    edge = edge_demo.scorer.Scorer(manifest["litert"]["f32"]["path"], maps=True).score(images)
+    assert edge["score_map"].shape == (3, 48, 40)
+    assert_scores_close(edge, expected)
+
+
 @pytest.mark.slow
 def test_full_int8_with_representative_images(trained_model, images, exported, tmp_path):
     normal = blob_images(np.random.default_rng(5), 32)
@@ -288,7 +310,7 @@ def test_full_int8_with_representative_images(trained_model, images, exported, t
     assert np.all(np.isfinite(outputs["score"])) and outputs["score"].shape == (len(images),)
     # No accuracy check here: activations are clipped to the ranges seen in calibration, and on
     # this barely trained model the noise images (far outside them) even rank below the blobs.
-    # The accuracy of full int8 is measured on MNIST by export/quantization_report.py.
+    # The accuracy of full int8 is measured on MNIST by benchmarks/quantization_report.py.
 
 
 def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores, images, tmp_path):

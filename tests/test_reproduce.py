@@ -9,8 +9,7 @@ import pytest
 
 from gradcon_tf import cli
 from gradcon_tf.reproduction import store
-from gradcon_tf.reproduction.report import markdown_report
-from gradcon_tf.reproduction.summary import summarize
+from gradcon_tf.reproduction.protocols.one_class import markdown_report, summarize
 
 
 def read_json(path):

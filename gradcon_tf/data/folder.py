@@ -13,7 +13,9 @@ import os
 import numpy as np
 
 from gradcon_tf.data.base import DataFileError, LabeledImages, stratified_split
-from gradcon_tf.portable.image_files import IMAGE_SUFFIXES, ImageError, read_image as _read_file
+from gradcon_tf.portable.image_files import DECODE_ERRORS, IMAGE_SUFFIXES, ImageError
+from gradcon_tf.portable.image_files import is_grey as is_grayscale
+from gradcon_tf.portable.image_files import read_image as _read_file
 
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
@@ -31,7 +33,8 @@ def _class_folders(root):
     return names
 
 
-def _image_files(folder):
+def image_files(folder):
+    """The image files directly in ``folder`` (by extension, hidden files skipped), sorted."""
     return sorted(
         os.path.join(folder, n)
         for n in os.listdir(folder)
@@ -39,12 +42,27 @@ def _image_files(folder):
     )
 
 
-def read_image(path, image_size=None):
-    """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB)."""
+def read_image(path, image_size=None, channels=None):
+    """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB).
+
+    ``channels`` (1 or 3): convert to Pillow's luma "L" or to RGB whatever the file's mode.
+    Decoded by the scorers' own code (:func:`gradcon_tf.portable.image_files.read_image`).
+    """
     try:
-        return _read_file(path, size=image_size).pixels
+        return _read_file(path, channels, image_size).pixels
     except ImageError as error:
         raise DataFileError(str(error)) from None
+
+
+def probe_image(path):
+    """(height, width, grayscale) of an image file from its header, without decoding it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width, is_grayscale(image)
+    except DECODE_ERRORS as error:
+        raise DataFileError(f"{path}: cannot decode image ({error})") from None
 
 
 def read_class_tree(root, class_names=None, image_size=None):
@@ -55,7 +73,7 @@ def read_class_tree(root, class_names=None, image_size=None):
         folder = os.path.join(root, name)
         if not os.path.isdir(folder):
             raise DataFileError(f"{folder}: missing class folder (expected classes {names})")
-        files = _image_files(folder)
+        files = image_files(folder)
         paths += files
         labels += [label] * len(files)
     if not paths:

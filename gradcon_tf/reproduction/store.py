@@ -18,10 +18,8 @@ from gradcon_tf import _files as files
 
 RUN_FORMAT = 1
 
-#: Arrays every one-class run's ``.npz`` holds.
+#: Arrays every one-class run's ``.npz`` holds (other protocols: ``Protocol.arrays``).
 ONE_CLASS_ARRAYS = ("is_anomaly", "score", "recon", "grad_loss", "layer_cosines")
-#: Arrays every localisation run's ``.npz`` holds (image-level scores, clean then pasted).
-LOCALISATION_ARRAYS = ("image_is_anomaly", "image_score")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The scoring graph that is exported: a ``tf.Module`` with signatures per input dtype.
+"""The scoring graph of a GradCon model: a ``tf.Module`` with signatures per input dtype.
+
+``GradCon.export`` saves it as a SavedModel; ``gradcon_tf.export`` writes it as the SavedModel
+of TF Serving and the LiteRT models.
 
 The plain signatures (``serving_default`` for float32 images in [0, 1], ``score_uint8`` for uint8)
 take a batch of NHWC images of the model's input shape and return, per image:

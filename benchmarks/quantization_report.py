@@ -4,7 +4,7 @@ For each inlier class: train GradCon briefly on the one-class split (the paper's
 it, score the held-out test split with Keras and with every LiteRT variant, and compare AUROC,
 scores and file sizes. Writes ``report.json`` and ``report.md`` to ``--out``.
 
-    python -m gradcon_tf.export.quantization_report --data mnist:../shared/datasets/mnist --classes 0 1 --epochs 3
+    python -m benchmarks.quantization_report --data mnist:../shared/datasets/mnist --classes 0 1 --epochs 3
 
 Acceptance: |AUROC(variant) - AUROC(f32)| <= 0.005 for f16 and dynamic-range int8.
 """
@@ -43,7 +43,7 @@ def spearman(a, b):
 
 
 def run_class(split, inlier_class, epochs, seed, workdir):
-    from .exporter import export_model
+    from gradcon_tf.export import export_model
     from gradcon_tf import experiment, metrics
 
     started = time.time()
@@ -127,7 +127,7 @@ def markdown(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m gradcon_tf.export.quantization_report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quantization_report", description=__doc__)
     parser.add_argument("--data", required=True, help="dataset spec, e.g. mnist:../shared/datasets/mnist")
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--epochs", type=int, default=3)
@@ -149,7 +149,7 @@ def main(argv=None):
             print(json.dumps({"class": inlier_class, **{t: round(v["auroc"], 5) for t, v in results[-1]["variants"].items()}}))
     tags = results[0]["variants"].keys()
     report = {
-        "command": "python -m gradcon_tf.export.quantization_report " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.quantization_report " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
         "tensorflow": tf.__version__,
         "ai_edge_litert": litert_version,

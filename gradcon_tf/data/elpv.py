@@ -1,0 +1,85 @@
+"""The ELPV solar-cell images (Buerhop-Lutz et al. 2018; Deitsch et al. 2019), one-class.
+
+2,624 grayscale 300x300 electroluminescence images of cells of mono- and polycrystalline modules,
+each with the probability that it is defective (0, 1/3, 2/3, 1) given by experts. Installed with
+``pip install elpv-dataset`` (the package bundles the images).
+
+One-class protocol (:func:`elpv_one_class_split`): the training images are functional cells
+(probability 0) of one module type (or both); a seeded 25 % of them is held out for the test set,
+with every defective cell of that type (probability >= 2/3, or > 0); 10 % of the rest validates
+and calibrates.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from gradcon_tf.data.base import DataFileError
+from gradcon_tf.protocols import OneClassSplit
+
+MODULE_TYPES = ("mono", "poly", "both")
+#: The defect probabilities a test set counts as defective: ``">=2/3"`` or ``">0"``.
+DEFECT_CRITERIA = {">=2/3": 2 / 3 - 1e-9, ">0": 1e-9}
+HELD_OUT_FRACTION = 0.25
+VALIDATION_FRACTION = 0.1
+
+
+@dataclasses.dataclass
+class ElpvCells:
+    images: np.ndarray  # (N, H, W, 1) uint8
+    defect_probability: np.ndarray  # (N,) float
+    module_type: np.ndarray  # (N,) "mono" / "poly"
+
+
+def load_elpv(size=None, labels_csv=None):
+    """The cells of ``elpv_dataset`` (or of ``labels_csv`` beside its images), resized to ``size``
+    x ``size`` (bilinear) when given."""
+    from PIL import Image
+
+    if labels_csv is None:
+        try:
+            import elpv_dataset
+        except ImportError as error:
+            raise DataFileError(
+                "ELPV needs the elpv-dataset package: pip install elpv-dataset"
+            ) from error
+        labels_csv = os.path.join(elpv_dataset.__path__[0], "data", "labels.csv")
+    root = os.path.dirname(labels_csv)
+    rows = [line.split() for line in open(labels_csv) if line.strip()]
+    images = []
+    for path, *_ in rows:
+        with Image.open(os.path.join(root, path)) as image:
+            image = image.convert("L")
+            if size is not None and image.size != (size, size):
+                image = image.resize((size, size), Image.BILINEAR)
+            images.append(np.asarray(image))
+    return ElpvCells(
+        images=np.stack(images)[..., None],
+        defect_probability=np.array([float(r[1]) for r in rows]),
+        module_type=np.array([r[2] for r in rows]),
+    )
+
+
+def elpv_one_class_split(cells, module_type="both", seed=0, defective=">=2/3"):
+    """Train on functional cells of ``module_type``; test on held-out functional vs defective."""
+    if module_type not in MODULE_TYPES:
+        raise ValueError(f"module_type must be one of {MODULE_TYPES}, got {module_type!r}")
+    chosen = np.ones(len(cells.module_type), bool)
+    if module_type != "both":
+        chosen = cells.module_type == module_type
+    rng = np.random.default_rng(seed)
+    functional = rng.permutation(np.flatnonzero(chosen & (cells.defect_probability == 0)))
+    defects = np.flatnonzero(chosen & (cells.defect_probability > DEFECT_CRITERIA[defective]))
+    n_held_out = int(round(HELD_OUT_FRACTION * len(functional)))
+    training = functional[n_held_out:]
+    n_validation = int(round(VALIDATION_FRACTION * len(training)))
+    test = np.concatenate([functional[:n_held_out], defects])
+    is_anomaly = np.concatenate([np.zeros(n_held_out, bool), np.ones(len(defects), bool)])
+    order = rng.permutation(len(test))
+    return OneClassSplit(
+        train=cells.images[training[n_validation:]],
+        validation=cells.images[training[:n_validation]],
+        test=cells.images[test[order]],
+        test_is_anomaly=is_anomaly[order],
+    )
