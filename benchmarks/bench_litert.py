@@ -23,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from gradcon_tf.portable.signatures import MAPS_UINT8_SIGNATURE, UINT8_SIGNATURE  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_MS = 0.75
 
@@ -58,9 +60,9 @@ def bench_model(path, repeats, batch_repeats, threads):
     from ai_edge_litert.interpreter import Interpreter
 
     result = {"path": os.path.relpath(path), "bytes": os.path.getsize(path)}
-    result.update(bench_signature(path, "score_uint8", repeats, batch_repeats, threads))
-    if "maps_uint8" in Interpreter(model_path=path).get_signature_list():
-        result["maps"] = bench_signature(path, "maps_uint8", repeats, batch_repeats, threads)
+    result.update(bench_signature(path, UINT8_SIGNATURE, repeats, batch_repeats, threads))
+    if MAPS_UINT8_SIGNATURE in Interpreter(model_path=path).get_signature_list():
+        result["maps"] = bench_signature(path, MAPS_UINT8_SIGNATURE, repeats, batch_repeats, threads)
     return result
 
 

@@ -21,6 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from gradcon_tf.portable.signatures import FLOAT_SIGNATURE, UINT8_SIGNATURE  # noqa: E402
+
 MAX_AUROC_DIFFERENCE = 0.005
 CHECKED = ("f16", "dynamic_int8")  # the variants the acceptance bound applies to
 
@@ -29,7 +31,7 @@ def litert_scores(path, images, batch_size=256):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
-    runner = interpreter.get_signature_runner("score_uint8" if images.dtype == np.uint8 else "serving_default")
+    runner = interpreter.get_signature_runner(UINT8_SIGNATURE if images.dtype == np.uint8 else FLOAT_SIGNATURE)
     return np.concatenate(
         [runner(images=images[i : i + batch_size])["score"] for i in range(0, len(images), batch_size)]
     )

@@ -3,18 +3,21 @@
     gradcon-edge --model gradcon_f32.tflite shot.png FOLDER 'more/*.png' [--csv scores.csv]
     gradcon-edge --model gradcon_f32.tflite 'line/**/*.jpg' --csv scores.csv --sheet top.png --top 16
     gradcon-edge --model gradcon_f32.tflite --watch INBOX --max-images 100 --timeout 60
-    gradcon-edge --model gradcon_f32.tflite shots --maps overlays
+    gradcon-edge --model gradcon_f32.tflite shots --maps overlays --map-scale calibration
 
 INPUTs are image files, folders (their images, sorted by name) and quoted glob patterns, scored in
 that order. --watch scores the images already in DIR, then new ones once their size is stable,
 until --max-images were scored or --timeout seconds passed (or Ctrl-C); write images under a
 hidden or non-image name and rename them, so that no half-written file is read.
---maps DIR writes one PNG per image: the image, its anomaly maps (reconstruction error, gradient,
-GradCon) and the GradCon map over the image, with score and p-value (the model's map signature).
+--maps DIR writes one PNG per image, named after it: the image, its anomaly maps (reconstruction
+error, gradient, GradCon) with colour bars and the GradCon map over the image, with score and
+p-value (the model's map signature); --map-scale calibration draws every map on the scale of the
+calibration images' maps (exported with the model) instead of its own.
 Latencies are of the LiteRT calls after one untimed warm-up call at the batch size.
-Exit status: 0 all scored, 1 some images could not be scored (named on stderr, the rest scored),
-2 usage error (one line on stderr: a missing or corrupt model, an input with no images, a named
-file that is not an image, a bad option).
+Exit status: 0 all scored, 1 some images could not be read (each named on stderr, the rest
+scored), 2 usage error (one line on stderr: a missing or corrupt model, an input with no images, a
+named file that is not an image, a bad option) or, with --strict, the first image that cannot be
+read (every image is decoded before any is scored, so nothing is written).
 """
 
 import argparse
@@ -25,10 +28,11 @@ import time
 
 import numpy as np
 
-from . import __version__, overlays
-from .images import ImageError, find_images, list_images, load_image
-from .results import CsvWriter, LineWriter, Result
-from .scorer import Scorer, latency_summary
+from . import __version__
+from .portable import overlays
+from .portable.image_files import ImageError, find_images, list_images, load_image
+from .portable.results import CsvWriter, LineWriter, results_from_outputs
+from .scorer import Scorer, latency_summary, map_scales
 from .sheet import TopImages, write_sheet
 
 PROG = "gradcon-edge"
@@ -95,6 +99,11 @@ def parse_args(argv):
     add("--sheet", metavar="FILE.png", help="PNG sheet of the --top most anomalous images")
     add("--top", metavar="K", type=count, help="images on the --sheet (default 16)")
     add("--maps", metavar="DIR", help="write an overlay PNG per image (image, maps, score) to DIR")
+    add("--map-scale", choices=overlays.MAP_SCALE_CHOICES, default="image",
+        help="--maps: each map on its own scale (image, default) or on the calibration images' "
+        "(calibration)")
+    add("--strict", action="store_true",
+        help="stop at the first image that cannot be read (exit 2, nothing written)")
     add("--version", action="version", version=f"{PROG} {__version__}")
     add("--batch-size", metavar="N", type=at_least(1, int, MAX_BATCH_SIZE), default=1,
         help="images per call; 1 = single-image mode (default)")
@@ -114,6 +123,8 @@ def parse_args(argv):
     for option, path in (("--csv", args.csv), ("--sheet", args.sheet)):
         if path not in (None, "-") and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UsageError(f"{option} {path}: folder {os.path.dirname(path)!r} does not exist")
+    if args.map_scale != "image" and args.maps is None:
+        raise UsageError("--map-scale applies only with --maps DIR")
     if args.maps is not None and os.path.exists(args.maps) and not os.path.isdir(args.maps):
         raise UsageError(f"--maps {args.maps}: exists and is not a folder")
     if args.watch and not os.path.isdir(args.watch):
@@ -128,47 +139,45 @@ class ImageScorer:
     """Decodes image files, scores them in batches and hands each batch's results on.
 
     ``on_results(results, images, outputs)`` gets the :class:`Result` list, the uint8 images
-    scored and the model's outputs for them.
-    Images that cannot be decoded are named on stderr and counted in ``failed``.
+    scored and the model's outputs for them. Images that cannot be read are named on stderr and
+    counted in ``failed``, or, when ``strict``, stop the scoring (:class:`ImageError`).
     """
 
-    def __init__(self, scorer, batch_size, resize, threshold, on_results):
+    def __init__(self, scorer, batch_size, resize, threshold, on_results, strict=False):
         self.scorer = scorer
         self.batch_size = batch_size
         self.resize = resize
         self.threshold = threshold
         self.on_results = on_results
+        self.strict = strict
         self.scored = 0
         self.failed = 0
 
+    def load(self, path):
+        """The model's pixels of ``path`` (a note on stderr when resized), or None: skipped."""
+        try:
+            image = load_image(path, self.scorer.image_shape, self.resize)
+        except ImageError as error:
+            if self.strict:
+                raise
+            print(f"{PROG}: {error} (skipped)", file=sys.stderr)
+            self.failed += 1
+            return None
+        if image.pixels.shape[:2] != (image.height, image.width):
+            print(f"{PROG}: note: {path}: resized {image.width}x{image.height} -> "
+                  f"{image.pixels.shape[1]}x{image.pixels.shape[0]}", file=sys.stderr)
+        return image.pixels
+
     def score_files(self, paths):
         for start in range(0, len(paths), self.batch_size):
-            batch_paths, images = [], []
-            for path in paths[start : start + self.batch_size]:
-                try:
-                    image, note = load_image(path, self.scorer.image_shape, self.resize)
-                except ImageError as error:
-                    print(f"{PROG}: {error} (skipped)", file=sys.stderr)
-                    self.failed += 1
-                    continue
-                if note:
-                    print(f"{PROG}: note: {note}", file=sys.stderr)
-                batch_paths.append(path)
-                images.append(image)
+            loaded = [(path, self.load(path)) for path in paths[start : start + self.batch_size]]
+            batch_paths = [path for path, image in loaded if image is not None]
+            images = [image for _, image in loaded if image is not None]
             if not images:
                 continue
             outputs = self.scorer.score(np.stack(images))
-            results = [
-                Result(
-                    path,
-                    float(outputs["score"][i]),
-                    float(outputs["recon"][i]),
-                    float(outputs["grad_loss"][i]),
-                    float(outputs["threshold"][i]) if self.threshold is None else self.threshold,
-                    float(outputs["p_value"][i]) if "p_value" in outputs else math.nan,
-                )
-                for i, path in enumerate(batch_paths)
-            ]
+            decisions = None if math.isnan(self.threshold) else outputs["score"] > np.float32(self.threshold)
+            results = results_from_outputs(batch_paths, outputs, decisions)
             self.on_results(results, images, outputs)
             self.scored += len(results)
 
@@ -201,7 +210,7 @@ def print_summary(image_scorer, args, wall_seconds):
     mode = "single-image" if args.batch_size == 1 else f"batch size {args.batch_size}"
     print(
         f"summary: {image_scorer.scored} images scored, {image_scorer.failed} failed; {mode}, "
-        f"{args.threads} thread(s), signature {scorer.signature}"
+        f"{args.threads} thread(s), signature {scorer.signature}, threshold {args.threshold:.6g}"
     )
     if summary["images"]:
         print(
@@ -236,14 +245,39 @@ def run(args):
         paths = find_images(args.inputs)
     except ImageError as error:
         raise UsageError(str(error)) from None
+    if args.maps is not None:
+        watched = [os.path.join(args.watch, "*")] if args.watch else []
+        try:
+            overlays.check_overlay_folder(args.maps, paths + watched)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    scales = None
+    warm_up_outputs = scorer.warm_up(args.batch_size)
+    if args.map_scale == "calibration":
+        scales = map_scales(warm_up_outputs)
+        if scales is None:
+            raise UsageError(
+                f"--map-scale calibration: {args.model} has no map scales (exported before they "
+                "were kept, or from a model calibrated without them); export the model again with "
+                f"{EXPORTER} after calibrating it, or use --map-scale image"
+            )
+    if args.threshold is None:
+        args.threshold = float(warm_up_outputs["threshold"][0])  # NaN: none exported
+    image_scorer = ImageScorer(scorer, args.batch_size, args.resize, args.threshold, None, args.strict)
+    if args.strict:
+        for path in paths:  # before anything is written
+            try:
+                load_image(path, scorer.image_shape, args.resize)
+            except ImageError as error:
+                raise UsageError(f"{error} (--strict)") from None
     to_file = args.csv not in (None, "-")
     try:
         writer = CsvWriter(args.csv) if to_file else LineWriter(sys.stdout)
     except OSError as error:
         raise UsageError(f"--csv {args.csv}: cannot write ({error.strerror or error})") from None
     top = TopImages(args.top) if args.sheet else None
-
     overlays_written = []
+    overlay_names = overlays.OverlayNames()
 
     def on_results(results, images, outputs):
         writer.write(results)
@@ -251,16 +285,10 @@ def run(args):
             for result, image in zip(results, images):
                 top.add(result, image)
         if args.maps is not None:
-            for i, (result, image) in enumerate(zip(results, images)):
-                maps = {name: outputs[name][i] for name, _ in overlays.PANELS}
-                name = overlays.overlay_name(result.path, len(overlays_written))
-                overlays_written.append(overlays.write_overlay(
-                    args.maps, name, image, maps, result.path, result.score, result.p_value,
-                    result.is_anomaly,
-                ))
+            overlays_written.extend(overlays.write_overlays(
+                args.maps, results, images, outputs, overlay_names, scales))
 
-    scorer.warm_up(args.batch_size)
-    image_scorer = ImageScorer(scorer, args.batch_size, args.resize, args.threshold, on_results)
+    image_scorer.on_results = on_results
     started = time.perf_counter()
     lost_folder = False
     try:
@@ -270,8 +298,8 @@ def run(args):
             image_scorer.score_files(paths)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-    except ImageError as error:  # the watched folder went away
-        print(f"{PROG}: {error} (stopped watching)", file=sys.stderr)
+    except ImageError as error:  # the watched folder went away, or --strict
+        print(f"{PROG}: {'error: ' if args.strict else ''}{error} (stopped)", file=sys.stderr)
         lost_folder = True
     finally:
         writer.close()
@@ -290,6 +318,8 @@ def run(args):
             print(f"sheet: top {len(ranked)} images written to {args.sheet}")
         else:
             print(f"{PROG}: no images scored, {args.sheet} not written", file=sys.stderr)
+    if args.strict and lost_folder:
+        return 2
     return 1 if image_scorer.failed or lost_folder else 0
 
 

@@ -1,31 +1,15 @@
 """The exported GradCon LiteRT model behind a small numpy interface, with call timings."""
 
-import contextlib
-import os
-import sys
 import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-UINT8_SIGNATURE = "score_uint8"
-FLOAT_SIGNATURE = "serving_default"
-MAPS_UINT8_SIGNATURE = "maps_uint8"
-MAPS_FLOAT_SIGNATURE = "maps"
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """File descriptor 2 to /dev/null: the runtime's C++ log lines bypass Python's stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from .portable.native_stderr import stderr_silenced
+from .portable.signatures import (
+    FLOAT_SIGNATURE, INPUT_NAME, MAP_NAMES, MAP_SCALES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE,
+    UINT8_SIGNATURE,
+)
 
 
 class Scorer:
@@ -60,19 +44,21 @@ class Scorer:
             )
         self.uint8_input = self.signature == uint8
         self.runner = self.interpreter.get_signature_runner(self.signature)
-        details = self.runner.get_input_details()["images"]
+        details = self.runner.get_input_details()[INPUT_NAME]
         self.image_shape = tuple(int(d) for d in details["shape_signature"][1:])
         self.timings = []
         self._called = False
 
     def warm_up(self, batch_size):
-        """One untimed call at ``batch_size``: the first call at a new shape allocates and packs."""
+        """One untimed call at ``batch_size`` (the first call at a new shape allocates and
+        packs); returns its outputs."""
         dtype = np.uint8 if self.uint8_input else np.float32
-        self._call(np.zeros((batch_size, *self.image_shape), dtype))
+        return self._call(np.zeros((batch_size, *self.image_shape), dtype))
 
     def score(self, images):
         """``{"score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"}``
-        (``p_value`` only in models exported with it), and the maps with ``maps``."""
+        (``p_value`` only in models exported with it), and the maps with ``maps`` (and
+        ``map_scales`` in models exported with them)."""
         images = np.asarray(images, dtype=np.uint8)
         data = images if self.uint8_input else images.astype(np.float32) / 255.0
         start = time.perf_counter()
@@ -84,11 +70,20 @@ class Scorer:
         """The signature runner on ``data``; the first call (where LiteRT creates its XNNPACK
         delegate and prints "INFO: Created ...") with the runtime's stderr silenced."""
         if self._called:
-            return self.runner(images=data)
-        with _native_stderr_silenced():
-            outputs = self.runner(images=data)
+            return self.runner(**{INPUT_NAME: data})
+        with stderr_silenced():
+            outputs = self.runner(**{INPUT_NAME: data})
         self._called = True
         return outputs
+
+
+def map_scales(outputs):
+    """{map name: scale} from the calibration images, as exported with the model; None when the
+    model has none (exported before map scales, or calibrated without them)."""
+    if MAP_SCALES not in outputs:
+        return None
+    scales = np.asarray(outputs[MAP_SCALES])[0]
+    return None if np.isnan(scales).any() else dict(zip(MAP_NAMES, map(float, scales)))
 
 
 def latency_summary(timings):

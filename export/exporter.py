@@ -10,7 +10,7 @@ from gradcon_tf import _files as files
 from gradcon_tf import gradients, preprocessing
 from . import litert, saved_model
 from gradcon_tf.scoring_graph import (
-    FLOAT_SIGNATURE, MAP_NAMES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, OUTPUT_NAMES,
+    FLOAT_SIGNATURE, MAP_NAMES, MAP_SCALES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE, OUTPUT_NAMES,
     UINT8_SIGNATURE, ScoringModule,
 )
 
@@ -70,7 +70,9 @@ def export_model(
             MAPS_UINT8_SIGNATURE: "uint8 0..255, with the anomaly maps",
         },
         "outputs": list(OUTPUT_NAMES),
-        "map_outputs": list(MAP_NAMES),
+        "map_outputs": [*MAP_NAMES, MAP_SCALES],
+        # The calibration images' map scales (the overlays' shared scale), like the threshold.
+        "map_scales": model.map_scales,
         "saved_model": saved_model_dir,
         "litert": {},
     }

@@ -14,8 +14,7 @@ import urllib.request
 
 import numpy as np
 
-FLOAT_SIGNATURE = "serving_default"
-UINT8_SIGNATURE = "score_uint8"
+from gradcon_tf.portable.signatures import FLOAT_SIGNATURE, UINT8_SIGNATURE
 
 
 def request_body(images):

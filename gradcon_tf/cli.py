@@ -20,7 +20,6 @@ commands that need it, and its log lines are hidden unless ``--verbose``.
 import argparse
 import contextlib
 import errno
-import glob
 import logging
 import os
 import sys
@@ -60,20 +59,6 @@ USER_ERRORS = (UserError, OSError, ValueError, FloatingPointError)
 
 # ---------------------------------------------------------------------- TensorFlow
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Send file descriptor 2 to /dev/null (TensorFlow's C++ start-up lines bypass Python)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _import_tensorflow(verbose):
     """Import TensorFlow (and Keras) once, silently unless ``verbose``."""
     if "tensorflow" in sys.modules:
@@ -81,8 +66,10 @@ def _import_tensorflow(verbose):
     if verbose:
         import tensorflow  # noqa: F401
         return
+    from gradcon_tf.portable.native_stderr import stderr_silenced
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_silenced():
+    with stderr_silenced():
         import keras  # noqa: F401
         import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
@@ -152,52 +139,68 @@ def _positive_int(text):
 
 def _image_paths(spec):
     """Image files named by ``spec``: one file, a folder (its images, sorted) or a glob."""
-    from gradcon_tf.data.folder import IMAGE_EXTENSIONS
+    from gradcon_tf.portable.image_files import ImageError, find_images
 
-    if os.path.isdir(spec):
-        paths = sorted(
-            os.path.join(spec, n)
-            for n in os.listdir(spec)
-            if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
-        )
-        if not paths:
-            raise UserError(f"{spec}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
-        return paths
-    if glob.has_magic(spec):
-        paths = sorted(p for p in glob.glob(spec) if p.lower().endswith(IMAGE_EXTENSIONS))
-        if not paths:
-            raise UserError(f"{spec}: the pattern matches no image files")
-        return paths
-    return [spec]
+    try:
+        return find_images([spec])
+    except ImageError as error:
+        raise UserError(str(error)) from None
 
 
-def _load_images(spec, image_shape):
-    """(images, names) to score: a .npy array, an IDX file, or image files (file, folder, glob)
-    read and resized to the model's ``image_shape``."""
+def _strict_error(error):
+    return UserError(f"{error} (--strict)")
+
+
+def _check_images_readable(spec):
+    """--strict: every image file ``spec`` names decodes (before TensorFlow loads)."""
+    from gradcon_tf.portable.image_files import ImageError, read_image
+
+    for path in _image_paths(spec):
+        try:
+            read_image(path)
+        except ImageError as error:
+            raise _strict_error(error) from None
+
+
+def _is_image_spec(spec):
+    from gradcon_tf.portable.image_files import is_image_name, is_pattern
+
+    return is_image_name(spec) or os.path.isdir(spec) or is_pattern(spec)
+
+
+def _load_images(spec, image_shape, strict=False):
+    """(images, names, unreadable) to score: a .npy array, an IDX file, or image files (file,
+    folder, glob) as the model takes them; ``unreadable``: the files skipped, each named on
+    stderr (with ``strict``, the first is a :class:`UserError`)."""
+    import numpy as np
+
     if spec.endswith(".npy"):
-        import numpy as np
-
         try:
             images = np.load(spec, allow_pickle=False)
         except ValueError as error:
             raise UserError(f"{spec}: not a numpy array file ({error})") from None
-        return images, None
-    from gradcon_tf.data.folder import IMAGE_EXTENSIONS, read_image
-
-    if spec.lower().endswith(IMAGE_EXTENSIONS) or os.path.isdir(spec) or glob.has_magic(spec):
-        import numpy as np
+        return images, None, []
+    if _is_image_spec(spec):
+        from gradcon_tf.portable.image_files import ImageError, load_image
 
         paths = _image_paths(spec)
-        images, resized, converted = [], [], []
+        names, images, resized, converted, unreadable = [], [], [], [], []
         for path in paths:
-            image = read_image(path)
-            height, width, channels = image.shape
-            if max(height / image_shape[0], image_shape[0] / height,
-                   width / image_shape[1], image_shape[1] / width) > MAX_RESIZE_FACTOR:
-                resized.append(f"{path} {width}x{height}")
-            if channels != image_shape[-1]:
+            try:
+                image = load_image(path, image_shape)
+            except ImageError as error:
+                if strict:
+                    raise _strict_error(error) from None
+                print(f"gradcon: {error} (skipped)", file=sys.stderr, flush=True)
+                unreadable.append(path)
+                continue
+            if max(image.height / image_shape[0], image_shape[0] / image.height,
+                   image.width / image_shape[1], image_shape[1] / image.width) > MAX_RESIZE_FACTOR:
+                resized.append(f"{path} {image.width}x{image.height}")
+            if image.channels != image_shape[-1]:
                 converted.append(path)
-            images.append(_resized(_to_channels(image, image_shape[-1]), image_shape[:2]))
+            names.append(path)
+            images.append(image.pixels)
         size = f"{image_shape[1]}x{image_shape[0]}"
         if resized:
             _warn(f"{len(resized)} of {len(paths)} images resized by more than "
@@ -207,37 +210,13 @@ def _load_images(spec, image_shape):
             kinds = {1: "grayscale", 3: "RGB"}
             _warn(f"{len(converted)} of {len(paths)} images are not {kinds[image_shape[-1]]} like "
                   f"the model (e.g. {converted[0]}): converted")
-        return np.stack(images), paths
+        empty = np.zeros((0, *image_shape), np.uint8)
+        return (np.stack(images) if images else empty), names, unreadable
     if not os.path.exists(spec):
         raise UserError(f"{spec}: no such file")
     from gradcon_tf.data.idx import read_idx
 
-    return read_idx(spec), None
-
-
-def _to_channels(image, channels):
-    """A decoded (H, W, C) uint8 image with ``channels`` (1: Pillow's luma "L", as
-    ``gradcon-edge`` converts; 3: the grey value in each channel)."""
-    import numpy as np
-    from PIL import Image
-
-    if image.shape[-1] == channels:
-        return image
-    if channels == 3:
-        return np.repeat(image, 3, -1)
-    return np.asarray(Image.fromarray(image).convert("L"), dtype=np.uint8)[..., None]
-
-
-def _resized(image, size):
-    """A decoded (H, W, C) uint8 image at ``size`` (bilinear, as ``read_image`` resizes)."""
-    import numpy as np
-    from PIL import Image
-
-    if image.shape[:2] == tuple(size):
-        return image
-    pixels = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    array = np.asarray(pixels.resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
+    return read_idx(spec), None, []
 
 
 #: ``gradcon score`` warns when an image file is resized by more than this factor.
@@ -272,6 +251,14 @@ def _check_before_work(args):
         model_files.check_model_file(args.model)
     if args.command == "score":
         _check_images_spec(args.images)
+        if args.map_scale != "image" and not args.maps:
+            raise UserError("--map-scale applies only with --maps DIR")
+        if args.strict and _is_image_spec(args.images):
+            _check_images_readable(args.images)
+        if args.maps and _is_image_spec(args.images):
+            from gradcon_tf.portable.overlays import check_overlay_folder
+
+            check_overlay_folder(args.maps, _image_paths(args.images))
     for path in (getattr(args, "representative", None),) + (
         (args.images,) if args.command == "query" else ()
     ):
@@ -353,12 +340,12 @@ def _check_evaluation_folders(args):
 
 def _check_images_spec(spec):
     """``--images`` names something :func:`_load_images` can read (not reading it)."""
-    from gradcon_tf.data.folder import IMAGE_EXTENSIONS
+    from gradcon_tf.portable.image_files import IMAGE_SUFFIXES, is_pattern
 
-    if os.path.isdir(spec) or glob.has_magic(spec):
+    if os.path.isdir(spec) or is_pattern(spec):
         _image_paths(spec)
     elif not os.path.exists(spec):
-        expected = "" if spec.lower().endswith((".npy",) + IMAGE_EXTENSIONS) else (
+        expected = "" if spec.lower().endswith((".npy",) + IMAGE_SUFFIXES) else (
             " (expected a .npy, an IDX file or images)")
         raise FileNotFoundError(errno.ENOENT, "No such file or directory" + expected, spec)
 
@@ -488,34 +475,46 @@ def command_train(args):
 
 
 def command_score(args):
+    """Exit status 0, or 1 when some image files could not be read (named on stderr)."""
     import numpy as np
 
     import gradcon_tf
+    from gradcon_tf.portable import overlays, results
 
     model = gradcon_tf.load_model(args.model)
-    images, names = _load_images(args.images, model.image_shape)
-    from gradcon_tf.preprocessing import check_images
-
-    images = check_images(images, model.image_shape, name=args.images)
+    scales = None
+    if args.map_scale == "calibration":
+        scales = model.map_scales
+        if scales is None:
+            raise UserError(
+                f"--map-scale calibration: {args.model} has no map scales (calibrated before they "
+                "were kept); calibrate it again (GradCon.calibrate) or use --map-scale image")
+    images, names, unreadable = _load_images(args.images, model.image_shape, args.strict)
     first_column = "index" if names is None else "path"
-    names = names if names is not None else [str(i) for i in range(len(images))]
-    if args.maps:
-        _make_folder(args.maps, "--maps")
-    parts = []
-    for start in range(0, len(images), args.batch_size):
-        batch = images[start : start + args.batch_size]
-        outputs = model.score(batch, batch_size=args.batch_size, maps=bool(args.maps))
+    rows = []
+    if len(images):
+        from gradcon_tf.preprocessing import check_images
+
+        images = check_images(images, model.image_shape, name=args.images)
+        names = names if names is not None else [str(i) for i in range(len(images))]
         if args.maps:
-            _write_overlays(args.maps, batch, outputs, names[start : start + len(batch)], start)
-        parts.append(outputs)
-    outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    columns = ["score", "recon", "grad_loss"] + [c for c in ("is_anomaly", "p_value") if c in outputs]
-    lines = [",".join([first_column] + columns)]
-    for i, name in enumerate(names):
-        lines.append(",".join([name] + [f"{float(outputs[c][i]):.8g}" for c in columns]))
-    _write_text_output("\n".join(lines) + "\n", args.out, f"{len(names)} scores")
+            _make_folder(args.maps, "--maps")
+        overlay_names = overlays.OverlayNames()
+        pixels = images if images.dtype == np.uint8 else np.round(images * 255).astype(np.uint8)
+        for start in range(0, len(images), args.batch_size):
+            batch = slice(start, start + args.batch_size)
+            outputs = model.score(images[batch], batch_size=args.batch_size, maps=bool(args.maps))
+            rows += results.results_from_outputs(names[batch], outputs)
+            if args.maps:
+                overlays.write_overlays(args.maps, rows[batch], pixels[batch], outputs,
+                                        overlay_names, scales)
+    _write_text_output(results.csv_text(rows, first_column), args.out, f"{len(rows)} scores")
     if args.maps:
-        print(f"{len(names)} overlays written to {args.maps}", file=sys.stderr)
+        print(f"{len(rows)} overlays written to {args.maps}", file=sys.stderr)
+    if unreadable:
+        print(f"gradcon: {len(unreadable)} of {len(unreadable) + len(rows)} image files could not "
+              "be read (named above); the others were scored", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -526,25 +525,6 @@ def _make_folder(path, option):
         os.makedirs(path, exist_ok=True)
     except OSError as error:
         raise UserError(f"{option} {path}: cannot create the folder ({error.strerror})") from None
-
-
-def _write_overlays(folder, images, outputs, names, first_index):
-    """One overlay PNG per image (gradcon_tf.overlays): the image, its maps, score, p-value."""
-    import math
-
-    import numpy as np
-
-    from gradcon_tf import overlays
-
-    pixels = images if images.dtype == np.uint8 else np.round(images * 255).astype(np.uint8)
-    for i, name in enumerate(names):
-        maps = {key: outputs[key][i] for key, _ in overlays.PANELS}
-        p_value = float(outputs["p_value"][i]) if "p_value" in outputs else math.nan
-        is_anomaly = bool(outputs["is_anomaly"][i]) if "is_anomaly" in outputs else None
-        overlays.write_overlay(
-            folder, overlays.overlay_name(name, first_index + i), pixels[i], maps, name,
-            float(outputs["score"][i]), p_value, is_anomaly,
-        )
 
 
 def command_export(args):
@@ -709,6 +689,8 @@ def _add_evaluation_folders(evaluate):
 
 
 def build_parser():
+    from gradcon_tf.portable.overlays import MAP_SCALE_CHOICES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     common.add_argument("--verbose", action="store_true", help="show TensorFlow's log lines")
@@ -759,8 +741,19 @@ def build_parser():
     score.add_argument("--out", help="CSV file to write (default: stdout)")
     score.add_argument(
         "--maps", metavar="DIR",
-        help="also write one PNG per image to DIR: the image, its anomaly maps (reconstruction "
-        "error, gradient, GradCon) and the GradCon map over the image, with score and p-value",
+        help="also write one PNG per image to DIR, named after it: the image, its anomaly maps "
+        "(reconstruction error, gradient, GradCon) with colour bars and the GradCon map over the "
+        "image, with score and p-value",
+    )
+    score.add_argument(
+        "--map-scale", choices=MAP_SCALE_CHOICES, default="image",
+        help="--maps: each map on its own scale (its 99th percentile), or every map on the "
+        "calibration images' (stored by calibrate), so that maps compare across images",
+    )
+    score.add_argument(
+        "--strict", action="store_true",
+        help="stop at the first image file that cannot be read (exit 2, nothing written); "
+        "default: skip it, name it on stderr, score the rest and exit 1",
     )
 
     export = command("export", command_export, "write the SavedModel (TF Serving) and LiteRT models")

@@ -11,7 +11,8 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from gradcon_tf import _files as files
-from gradcon_tf import metrics, overlays
+from gradcon_tf import metrics
+from gradcon_tf.portable import overlays
 
 REPORT_FILE = "report.md"
 MATPLOTLIB_MISSING = (
@@ -109,8 +110,9 @@ def _write_overlays(evaluation, folder):
     """The overlays of ``evaluation.worst`` under ``folder``/worst; [(group, path, file)]."""
     os.makedirs(os.path.join(folder, "worst"))
     written = []
+    names = overlays.OverlayNames()
     for index, shown in enumerate(evaluation.worst):
-        name = f"{shown['group']}_{overlays.overlay_name(shown['path'], index)}"
+        name = f"{shown['group']}_{index:04d}_{names(shown['path'])}"  # by rank
         overlays.write_overlay(
             os.path.join(folder, "worst"), name, shown["image"], shown["maps"], shown["path"],
             shown["score"], shown["p_value"], shown["is_anomaly"],

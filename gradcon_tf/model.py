@@ -25,6 +25,8 @@ from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
 from gradcon_tf import gradients, model_files, networks, optimizers, preprocessing
+from gradcon_tf.portable.overlays import map_scale
+from gradcon_tf.portable.signatures import MAP_NAMES
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
@@ -33,6 +35,8 @@ ADAM_EPSILON = 1e-8
 DEFAULT_BATCH_SIZE = 64
 #: Where :meth:`GradCon.save_own_variables` stores the sorted calibration scores.
 CALIBRATION_SCORES_KEY = "calibration_scores"
+#: Where it stores the calibration images' map scales (:attr:`GradCon.map_scales`).
+MAP_SCALES_KEY = "map_scales"
 #: Where it stores what training recorded (``selected_epoch``, ``collapsed_starts``), as JSON.
 TRAINING_RECORD_KEY = "training_record"
 #: How :meth:`GradCon.fit` starts a fresh model (docs/initialisation.md): ``guarded`` (the
@@ -164,6 +168,9 @@ class GradCon(keras.Model):
         self._decoder_plan = None  # fast-path description of the decoder, made on first use
         self._score_functions = {}  # maps -> compiled per_sample_scores, made on first use
         self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
+        #: {map name: scale}: the 99th percentile of the calibration images' maps (calibrate),
+        #: one colour scale for every image's overlay; None for models calibrated without it.
+        self.map_scales = None
         #: The epoch (1-based) whose weights model selection kept (callbacks.KeepBestWeights).
         self.selected_epoch = None
         #: The starts that collapsed before the one these weights trained from, in order:
@@ -613,6 +620,16 @@ class GradCon(keras.Model):
         Images: uint8 or float in [0, 1], as an array or a ``tf.data.Dataset`` of batches
         (streamed: memory stays flat in N, except for the maps).
         """
+        parts = list(self._scored_batches(images, batch_size, maps, verbose))
+        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.threshold is not None:
+            outputs["is_anomaly"] = outputs["score"] > self.threshold
+        if self.calibration_scores is not None:
+            outputs["p_value"] = self.p_values(outputs["score"])
+        return outputs
+
+    def _scored_batches(self, images, batch_size, maps, verbose=0):
+        """{output: numpy array} of :meth:`per_sample_scores` per batch of ``images``."""
         images = self._check_input(images, "images")
         if isinstance(images, tf.data.Dataset):
             batches = (self._unpack_images(b) for b in images.prefetch(tf.data.AUTOTUNE))
@@ -629,19 +646,14 @@ class GradCon(keras.Model):
             )
         score_function = self._score_functions[maps]
         progress = keras.utils.Progbar(steps, unit_name="batch") if verbose else None
-        parts = []
+        empty = True
         for batch in batches:
-            parts.append({k: v.numpy() for k, v in score_function(batch).items()})
+            yield {k: v.numpy() for k, v in score_function(batch).items()}
+            empty = False
             if progress is not None:
                 progress.add(1)
-        if not parts:  # a dataset of unknown length that yielded nothing
+        if empty:  # a dataset of unknown length that yielded nothing
             raise ValueError("images is empty: no batches")
-        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        if self.threshold is not None:
-            outputs["is_anomaly"] = outputs["score"] > self.threshold
-        if self.calibration_scores is not None:
-            outputs["p_value"] = self.p_values(outputs["score"])
-        return outputs
 
     # ------------------------------------------------------------------ thresholds
 
@@ -661,9 +673,13 @@ class GradCon(keras.Model):
             raise ValueError(f"threshold must be a finite number, got {value}.")
         self._threshold.assign(value)
 
-    def calibrate(self, normal_images, fpr=0.05, batch_size=256):
+    def calibrate(self, normal_images, fpr=0.05, batch_size=256, maps=True):
         """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it,
         and keep their sorted scores: :meth:`score` then also returns conformal p-values.
+        ``maps``: also keep the 99th percentile of their anomaly maps (:attr:`map_scales`), the
+        shared scale of overlays (``gradcon score --maps DIR --map-scale calibration``): about
+        twice the time; memory holds one batch of maps and at most
+        :data:`MAP_SAMPLE_SIZE` squared values per image and map.
 
         Warns (:class:`CalibrationWarning`) when the images are too few for ``fpr``: fewer than
         :data:`MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
@@ -672,7 +688,14 @@ class GradCon(keras.Model):
         fpr = float(fpr)
         if not 0.0 < fpr < 1.0:
             raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
-        scores = self.score(normal_images, batch_size=batch_size)["score"]
+        scores, samples = [], {name: [] for name in MAP_NAMES}
+        for part in self._scored_batches(normal_images, batch_size, maps):
+            scores.append(part["score"])
+            for name in samples if maps else ():
+                samples[name].append(_map_sample(part[name]))
+        scores = np.concatenate(scores)
+        if maps:
+            self.map_scales = {name: map_scale(np.concatenate(v)) for name, v in samples.items()}
         self.calibration_scores = np.sort(scores.astype(np.float64))
         self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
         problem = calibration_shortfall(len(scores), fpr)
@@ -696,20 +719,38 @@ class GradCon(keras.Model):
         super().save_own_variables(store)
         if self.calibration_scores is not None:
             store[CALIBRATION_SCORES_KEY] = self.calibration_scores
+        if self.map_scales is not None:
+            store[MAP_SCALES_KEY] = np.array([self.map_scales[n] for n in MAP_NAMES], np.float64)
         record = {"selected_epoch": self.selected_epoch, "collapsed_starts": self.collapsed_starts}
         store[TRAINING_RECORD_KEY] = np.frombuffer(json.dumps(record).encode(), np.uint8)
 
     def load_own_variables(self, store):
         """Files without calibration scores load without (score() gives no p_value); files
-        without a training record load with ``selected_epoch`` None."""
-        extras = (CALIBRATION_SCORES_KEY, TRAINING_RECORD_KEY)
+        without a training record load with ``selected_epoch`` None, files without map scales
+        with ``map_scales`` None."""
+        extras = (CALIBRATION_SCORES_KEY, MAP_SCALES_KEY, TRAINING_RECORD_KEY)
         super().load_own_variables({k: store[k] for k in store.keys() if k not in extras})
         if CALIBRATION_SCORES_KEY in store:
             self.calibration_scores = np.asarray(store[CALIBRATION_SCORES_KEY], np.float64)
+        if MAP_SCALES_KEY in store:
+            values = np.asarray(store[MAP_SCALES_KEY], np.float64)
+            self.map_scales = dict(zip(MAP_NAMES, map(float, values)))
         if TRAINING_RECORD_KEY in store:
             record = json.loads(np.asarray(store[TRAINING_RECORD_KEY], np.uint8).tobytes())
             self.selected_epoch = record["selected_epoch"]
             self.collapsed_starts = list(record["collapsed_starts"])
+
+
+#: ``calibrate()`` takes its map scales from at most this many pixels a side of each map: maps are
+#: computed at the network's 28x28 and resized, so this grid loses nothing at 28x28.
+MAP_SAMPLE_SIZE = 28
+
+
+def _map_sample(maps):
+    """(N, H, W) maps on a grid of at most :data:`MAP_SAMPLE_SIZE` pixels a side."""
+    step_y = max(1, maps.shape[1] // MAP_SAMPLE_SIZE)
+    step_x = max(1, maps.shape[2] // MAP_SAMPLE_SIZE)
+    return maps[:, ::step_y, ::step_x]
 
 
 #: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.

@@ -19,7 +19,9 @@ take a batch of NHWC images of the model's input shape and return, per image:
 
 The map signatures (``maps`` float32, ``maps_uint8``) return the same and the anomaly maps of
 :meth:`gradcon_tf.GradCon.per_sample_scores` (``maps=True``), (N, H, W) float32 each:
-``recon_map``, ``grad_map`` and ``score_map``. They cost more (a forward tangent per decoder
+``recon_map``, ``grad_map`` and ``score_map``, and ``map_scales`` ((N, 3) float32: the model's
+:attr:`gradcon_tf.GradCon.map_scales` in that order, repeated per image; NaN when it has none),
+the shared colour scale of overlays. They cost more (a forward tangent per decoder
 layer), so the plain signatures stay as fast as before.
 
 The threshold is NaN when the model was never calibrated; then ``is_anomaly`` is all False
@@ -32,16 +34,11 @@ import math
 
 import tensorflow as tf
 
-#: Signature keys, shared by the SavedModel and the LiteRT models.
-FLOAT_SIGNATURE = "serving_default"  # float32 images in [0, 1]
-UINT8_SIGNATURE = "score_uint8"  # uint8 images, 0..255
-MAPS_FLOAT_SIGNATURE = "maps"  # float32 images in [0, 1], with the anomaly maps
-MAPS_UINT8_SIGNATURE = "maps_uint8"  # uint8 images, with the anomaly maps
-INPUT_NAME = "images"
-OUTPUT_NAMES = (
-    "score", "recon", "grad_loss", "layer_cosines", "is_anomaly", "threshold", "p_value"
+# Signature keys and output names, shared by the SavedModel, the LiteRT models and gradcon-edge.
+from gradcon_tf.portable.signatures import (  # noqa: F401 (OUTPUT_NAMES: this module's API)
+    FLOAT_SIGNATURE, INPUT_NAME, MAP_NAMES, MAP_SCALES, MAPS_FLOAT_SIGNATURE, MAPS_UINT8_SIGNATURE,
+    OUTPUT_NAMES, UINT8_SIGNATURE,
 )
-MAP_NAMES = ("recon_map", "grad_map", "score_map")
 
 
 class ScoringModule(tf.Module):
@@ -64,6 +61,9 @@ class ScoringModule(tf.Module):
         self.image_shape = tuple(model.image_shape)
         score_batch = model.per_sample_scores  # a plain callable: not tracked, not saved
         p_values = _conformal_p_values(model.calibration_scores)
+        scales = [math.nan] * len(MAP_NAMES) if model.map_scales is None else [
+            model.map_scales[name] for name in MAP_NAMES]
+        self.map_scales = tf.constant(scales, tf.float32)
 
         def outputs(images, maps=False):
             scores = score_batch(images, maps=maps)
@@ -77,7 +77,9 @@ class ScoringModule(tf.Module):
                 "threshold": tf.fill(tf.shape(score), self.threshold),
                 "p_value": p_values(score),
             }
-            result.update({name: scores[name] for name in MAP_NAMES if maps})
+            if maps:
+                result.update({name: scores[name] for name in MAP_NAMES})
+                result[MAP_SCALES] = tf.tile(self.map_scales[None, :], [tf.shape(score)[0], 1])
             return result
 
         shape = [None, *self.image_shape]

@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -88,26 +89,77 @@ def test_score_a_folder_and_a_glob_of_pngs(trained_model, tmp_path):
         np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
 
 
-def test_score_writes_map_overlays(trained_model, tmp_path):
-    from gradcon_tf import overlays
+@pytest.mark.parametrize("map_scale", ["image", "calibration"])
+def test_score_writes_map_overlays(trained_model, tmp_path, map_scale):
+    from gradcon_tf.portable import overlays
 
     model = keras.models.load_model(trained_model)
+    assert sorted(model.map_scales) == sorted(n for n, _ in overlays.PANELS)  # kept by calibrate
+    assert all(v > 0 for v in model.map_scales.values())
     images = load_digits()["test"].images[:3]
     np.save(tmp_path / "x.npy", images)
     maps = tmp_path / "maps"
     out = tmp_path / "scores.csv"
     assert cli.main(["score", "--model", str(trained_model), "--images", str(tmp_path / "x.npy"),
-                     "--out", str(out), "--maps", str(maps), "--batch-size", "2"]) == 0
-    assert sorted(os.listdir(maps)) == ["0000_0.png", "0001_1.png", "0002_2.png"]
+                     "--out", str(out), "--maps", str(maps), "--batch-size", "2",
+                     "--map-scale", map_scale]) == 0
+    assert sorted(os.listdir(maps)) == ["0.png", "1.png", "2.png"]
     expected = model.score(images, maps=True)
     lines = out.read_text().splitlines()
     np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected["score"], rtol=1e-6)
-    picture = np.asarray(Image.open(maps / "0002_2.png"))
+    picture = np.asarray(Image.open(maps / "2.png"))
     rendered = np.asarray(overlays.overlay_image(
         images[2], {k: expected[k][2] for k, _ in overlays.PANELS}, "2", float(expected["score"][2]),
-        float(expected["p_value"][2]), bool(expected["is_anomaly"][2])))
+        float(expected["p_value"][2]), bool(expected["is_anomaly"][2]),
+        model.map_scales if map_scale == "calibration" else None))
     assert picture.shape == rendered.shape
     assert np.mean(np.abs(picture.astype(int) - rendered.astype(int))) < 0.5
+
+
+def test_map_scale_calibration_needs_a_model_that_kept_map_scales(trained_model, tmp_path, capsys):
+    model = keras.models.load_model(trained_model)
+    model.map_scales = None  # as models saved before map scales were kept
+    older = tmp_path / "older.keras"
+    model.save(older)
+    assert keras.models.load_model(older).map_scales is None
+    np.save(tmp_path / "x.npy", load_digits()["test"].images[:2])
+    base = ["score", "--model", str(older), "--images", str(tmp_path / "x.npy")]
+    line = one_error_line(capsys, base + ["--maps", str(tmp_path / "maps"), "--map-scale", "calibration"])
+    assert "older.keras has no map scales" in line and "--map-scale image" in line
+    assert "applies only with --maps" in one_error_line(capsys, base + ["--map-scale", "calibration"])
+    assert cli.main(base + ["--maps", str(tmp_path / "maps")]) == 0  # the default: per image
+
+
+def test_score_skips_unreadable_files_or_stops_at_the_first_with_strict(trained_model, tmp_path, capsys):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    images = load_digits()["test"].images[:2]
+    Image.fromarray(images[0, ..., 0]).save(folder / "a.png")
+    (folder / "b_broken.png").write_bytes(b"not a png")
+    Image.fromarray(images[1, ..., 0]).save(folder / "c.png")
+    out = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(trained_model), "--images", str(folder), "--out", str(out)]
+    assert cli.main(argv + ["--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"gradcon: error: {folder / 'b_broken.png'}: cannot decode image "
+                                f"(cannot identify image file '{folder / 'b_broken.png'}') (--strict)"]
+    assert not out.exists()
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("b_broken.png') (skipped)") and "1 of 3 image files could not be read" in err[-1]
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,score,recon,grad_loss,is_anomaly,p_value"
+    assert [os.path.basename(l.split(",")[0]) for l in lines[1:]] == ["a.png", "c.png"]
+    assert {l.split(",")[4] for l in lines[1:]} <= {"true", "false"}
+
+
+def test_shared_image_module_imports_no_tensorflow():
+    code = ("import sys; import gradcon_tf.portable.image_files, gradcon_tf.portable.overlays, "
+            "gradcon_tf.portable.results, gradcon_tf.portable.signatures, "
+            "gradcon_tf.portable.native_stderr; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 
 def test_train_with_input_shape_and_tensorboard(digits_npz, tmp_path):
@@ -143,6 +195,9 @@ def test_user_errors_are_one_line(trained_model, tmp_path, capsys):
     empty.mkdir()
     broken = tmp_path / "broken-idx3-ubyte"
     broken.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 10, 28, 28) + b"\0" * 100)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(shots / "a.png")
     wrong_shape = tmp_path / "wrong.npy"
     np.save(wrong_shape, np.zeros((2, 5, 5, 1), np.uint8))
     wrong_dtype = tmp_path / "strings.npy"
@@ -154,8 +209,9 @@ def test_user_errors_are_one_line(trained_model, tmp_path, capsys):
         ("score", "--model", str(truncated), "--images", "x.npy"): "truncated.keras: not a .keras archive",
         ("score", "--model", model, "--images", str(tmp_path / "none.npy")): "none.npy: No such file",
         ("score", "--model", model, "--images", str(empty)): "empty: no image files",
-        ("score", "--model", model, "--images", str(tmp_path / "*.png")): "matches no image files",
+        ("score", "--model", model, "--images", str(tmp_path / "*.png")): r"\*\.png: no image files matched",
         ("score", "--model", model, "--images", str(broken)): "broken-idx3-ubyte.*truncated",
+        ("score", "--model", model, "--images", str(shots), "--maps", str(shots)): "holds the input images",
         ("score", "--model", model, "--images", str(wrong_shape)): r"shape \(N, 8, 8, 1\)",
         ("score", "--model", model, "--images", str(wrong_dtype)): "uint8",
         ("train", "--data", f"npz:{tmp_path / 'none.npz'}", "--inlier-class", "0", "--out", "m.keras"): "none.npz",
@@ -214,8 +270,16 @@ def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
     """Each mistake is one line, exit 2, found before TensorFlow is imported (so at once)."""
     text = tmp_path / "notes.keras"
     text.write_text("not a model")
+    archive = tmp_path / "archive.keras"  # a zip: what is checked before TensorFlow loads
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("config.json", "{}")
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "broken.png").write_bytes(b"not a png")
     cases = {
         ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "no such file",
+        ("score", "--model", str(archive), "--images", str(shots), "--strict"): "broken.png: cannot decode image",
+        ("score", "--model", str(archive), "--images", str(shots), "--maps", str(shots)): "holds the input images",
         ("score", "--model", str(text), "--images", "x.npy"): "not a .keras archive",
         ("export", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o")): "no such file",
         ("train", "--data", f"mnist:{tmp_path / 'none'}", "--inlier-class", "0", "--out", "m.keras"): "no such directory",

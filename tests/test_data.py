@@ -226,7 +226,7 @@ def test_image_folder_errors(tmp_path):
         "train"
     ].images.shape == (1, 6, 6, 1)
     (tmp_path / "a" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataFileError, match=r"2\.png.*cannot read the image"):
+    with pytest.raises(DataFileError, match=r"2\.png.*cannot decode image"):
         data.load(f"folder:{tmp_path}")
     with pytest.raises(DataFileError, match="no such directory"):
         data.load(f"folder:{tmp_path / 'missing'}")
@@ -321,7 +321,7 @@ def test_cure_tsr_loader(tmp_path):
     only_haze = cure_tsr.load_cure_tsr(tmp_path, challenges=["haze"])
     assert sorted(set(only_haze.challenge_type.tolist())) == [0, 12]
     (tmp_path / "Snow-3" / "01_01_11_03_0099.bmp").write_bytes(b"BM broken")
-    with pytest.raises(DataFileError, match="01_01_11_03_0099.bmp.*cannot read"):
+    with pytest.raises(DataFileError, match="01_01_11_03_0099.bmp.*cannot decode"):
         cure_tsr.load_cure_tsr(tmp_path)
     (tmp_path / "Snow-3" / "snowy.bmp").write_bytes(b"BM")
     with pytest.raises(DataFileError, match="snowy.bmp.*not a CURE-TSR file name"):

@@ -5,8 +5,10 @@ import csv
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 import time
 
@@ -25,7 +27,7 @@ from gradcon_tf.export import export_model  # noqa: E402
 
 FLOAT_TOLERANCE = 1e-5
 LINE = re.compile(r"^(?P<path>\S+)\tscore=(?P<score>-?[0-9.]+)\t(?P<decision>\S+)$")
-CSV_COLUMNS = ["path", "score", "recon", "grad_loss", "is_anomaly", "threshold", "p_value"]
+CSV_COLUMNS = ["path", "score", "recon", "grad_loss", "is_anomaly", "p_value"]  # as gradcon score
 
 # Runs the demo in this interpreter after forbidding the heavy frameworks: any attempt to import
 # them (even one that would be caught) is recorded, and sys.modules is checked at the end.
@@ -86,7 +88,6 @@ def check_csv_against_keras(rows, setup, indices):
         np.testing.assert_allclose(got, setup[column][indices], rtol=0, atol=FLOAT_TOLERANCE, err_msg=column)
     expected = [d == "ANOMALY" for d in np.array(expected_decisions(setup))[indices]]
     assert [r["is_anomaly"] for r in rows] == [str(e).lower() for e in expected]
-    assert {np.float32(r["threshold"]) for r in rows} == {np.float32(setup["threshold"])}
     # p-values count calibration scores at or above: LiteRT's float32 scores may straddle one
     got = np.array([float(r["p_value"]) for r in rows])
     step = 1.0 / (setup["calibration_count"] + 1)
@@ -123,6 +124,7 @@ def setup(images, tmp_path_factory):
         names.append(f"img_{index:02d}.png")
         Image.fromarray(image[..., 0]).save(folder / names[-1])
     return {
+        "map_scales": model.map_scales,
         "model": manifest["litert"]["f32"]["path"],
         "keras_model": str(directory / "model.keras"),
         "folder": folder,
@@ -136,6 +138,24 @@ def setup(images, tmp_path_factory):
         "calibration_count": len(model.calibration_scores),
         "threshold": model.threshold,
     }
+
+
+@pytest.fixture(scope="module")
+def rgb_setup(images, tmp_path_factory):
+    """An RGB paper CAE, calibrated and exported to f32 LiteRT."""
+    keras.utils.set_random_seed(3)
+    model = GradCon(input_shape=(28, 28, 3))
+    rng = np.random.default_rng(1)
+    for reference in model.reference_gradients:
+        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    colour = np.concatenate([images, images[:, ::-1], images[:, :, ::-1]], axis=-1)
+    model.calibrate(colour[::2], maps=False)
+    model.threshold = float(np.median(model.score(colour)["score"]))
+    directory = tmp_path_factory.mktemp("edge_rgb")
+    manifest = export_model(model, str(directory / "out"), targets=("f32",))
+    model.save(directory / "model.keras")
+    return {"model": manifest["litert"]["f32"]["path"], "keras_model": str(directory / "model.keras"),
+            "calibration_count": len(model.calibration_scores)}
 
 
 def expected_decisions(setup):
@@ -161,28 +181,41 @@ def test_folder_scores_match_keras_without_tensorflow(setup, batch_size, threads
     assert re.search(r"throughput: [0-9.]+ images/s", result.stdout)
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg"])
-def test_colour_files_into_a_grey_model_score_as_gradcon_score_does(setup, tmp_path, suffix):
-    """Both scorers convert an RGB file to the grey model's input the same way (Pillow's luma)."""
-    from gradcon_tf import cli
-
-    folder = tmp_path / "colour"
+def write_mixed_files(folder, images):
+    """Each image as a grey PNG, a grey JPEG, a colour PNG and a colour JPEG."""
     folder.mkdir()
-    for index, image in enumerate(setup["images"][:6]):
-        grey = image[..., 0].astype(np.int64)
+    for index, image in enumerate(images):
+        grey = image[..., 0].astype(np.int64) if image.shape[-1] == 1 else image.mean(-1).astype(np.int64)
         rgb = np.stack([grey, grey // 2, 255 - grey], axis=-1).astype(np.uint8)
-        Image.fromarray(rgb).save(folder / f"c_{index}{suffix}")
-    result = run_demo("--model", setup["model"], str(folder), "--csv", str(tmp_path / "edge.csv"))
+        for suffix in (".png", ".jpg"):
+            Image.fromarray(grey.astype(np.uint8)).save(folder / f"grey_{index}{suffix}")
+            Image.fromarray(rgb).save(folder / f"rgb_{index}{suffix}")
+
+
+@pytest.mark.parametrize("model_kind", ["grey", "rgb"])
+def test_both_scorers_give_the_same_csv_for_grey_and_colour_png_and_jpeg(
+        setup, rgb_setup, tmp_path, model_kind):
+    """The same files (grey into an RGB model, RGB into a grey one; PNG and JPEG) through
+    `gradcon score` (TensorFlow) and `gradcon-edge` (LiteRT): same header, same values."""
+    from gradcon_tf import cli as gradcon_cli
+
+    models = setup if model_kind == "grey" else rgb_setup
+    folder = tmp_path / "mixed"
+    write_mixed_files(folder, setup["images"][5:8])
+    result = run_demo("--model", models["model"], str(folder), "--csv", str(tmp_path / "edge.csv"))
     assert result.returncode == 0, result.stderr[-3000:]
-    edge = {os.path.basename(r["path"]): float(r["score"]) for r in read_csv(tmp_path / "edge.csv")}
-    out = tmp_path / "keras.csv"
-    assert cli.main(["score", "--model", setup["keras_model"], "--images", str(folder),
-                     "--out", str(out)]) == 0
-    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
-    keras_scores = {os.path.basename(r[0]): float(r[1]) for r in rows}
-    assert sorted(edge) == sorted(keras_scores) and len(edge) == 6
-    for name, score in edge.items():
-        assert abs(score - keras_scores[name]) <= FLOAT_TOLERANCE, name
+    assert gradcon_cli.main(["score", "--model", models["keras_model"], "--images", str(folder),
+                             "--out", str(tmp_path / "keras.csv")]) == 0
+    edge, keras_rows = read_csv(tmp_path / "edge.csv"), read_csv(tmp_path / "keras.csv")
+    assert [r["path"] for r in edge] == [r["path"] for r in keras_rows] and len(edge) == 12
+    for column in ("score", "recon", "grad_loss"):
+        np.testing.assert_allclose([float(r[column]) for r in edge], [float(r[column]) for r in keras_rows],
+                                   rtol=0, atol=FLOAT_TOLERANCE, err_msg=column)
+    assert [r["is_anomaly"] for r in edge] == [r["is_anomaly"] for r in keras_rows]
+    assert {r["is_anomaly"] for r in edge} <= {"true", "false"}
+    step = 1.0 / (models["calibration_count"] + 1)  # float32 scores may straddle a calibration score
+    np.testing.assert_allclose([float(r["p_value"]) for r in edge],
+                               [float(r["p_value"]) for r in keras_rows], rtol=0, atol=step + 1e-6)
 
 
 def test_files_globs_and_folders_in_order_each_once(setup, tmp_path):
@@ -232,25 +265,37 @@ def test_sheet_shows_the_top_images_by_score(setup, tmp_path):
         assert caption.min() < 128  # some text under each image
 
 
-def test_maps_writes_one_overlay_per_image_as_keras_draws_it(setup, tmp_path):
-    from gradcon_tf import overlays
+@pytest.mark.parametrize("map_scale", ["image", "calibration"])
+def test_maps_writes_one_overlay_per_image_as_keras_draws_it(setup, tmp_path, map_scale):
+    from edge_demo.portable import overlays
 
     folder = tmp_path / "overlays"
-    result = run_demo("--model", setup["model"], str(setup["folder"]), "--maps", str(folder))
+    result = run_demo("--model", setup["model"], str(setup["folder"]), "--maps", str(folder),
+                      "--map-scale", map_scale)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"maps: {len(setup['names'])} overlays written to {folder}" in result.stdout
     assert "signature maps_uint8" in result.stdout
     names = sorted(os.listdir(folder))
-    assert names == [f"{i:04d}_img_{i:02d}.png" for i in range(len(setup["names"]))]
+    assert names == setup["names"]  # img_07.png: the image's name, no index before it
     index = 7  # a noise image
     picture = np.asarray(Image.open(folder / names[index]))
     path = os.path.join(str(setup["folder"]), setup["names"][index])
     rendered = np.asarray(overlays.overlay_image(
         setup["images"][index], {k: setup[k][index] for k, _ in overlays.PANELS}, path,
         float(setup["score"][index]), float(setup["p_value"][index]),
-        bool(setup["score"][index] > np.float32(setup["threshold"]))))
+        bool(setup["score"][index] > np.float32(setup["threshold"])),
+        setup["map_scales"] if map_scale == "calibration" else None))
     assert picture.shape == rendered.shape
     assert np.mean(np.abs(picture.astype(int) - rendered.astype(int))) < 0.5
+
+
+def test_map_scale_calibration_needs_map_scales_in_the_model():
+    from edge_demo.scorer import map_scales
+
+    assert map_scales({"score": np.zeros(2)}) is None  # exported before map scales
+    assert map_scales({"map_scales": np.full((2, 3), np.nan)}) is None  # calibrated without
+    scales = map_scales({"map_scales": np.array([[1.0, 2.0, 3.0]] * 2)})
+    assert scales == {"recon_map": 1.0, "grad_map": 2.0, "score_map": 3.0}
 
 
 def test_threshold_option_overrides_the_exported_one(setup):
@@ -290,6 +335,28 @@ def test_bad_images_are_named_and_the_rest_scored(setup, tmp_path):
     assert abs(rows["c_big.png"][0] - runner(images=resized)["score"][0]) <= FLOAT_TOLERANCE
 
 
+def test_strict_stops_at_the_first_unreadable_image_writing_nothing(setup, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.open(setup["folder"] / setup["names"][0]).save(folder / "a_good.png")
+    (folder / "b_broken.png").write_bytes(b"not a png at all")
+    (folder / "c_truncated.png").write_bytes((setup["folder"] / setup["names"][1]).read_bytes()[:60])
+    csv_path, maps = tmp_path / "s.csv", tmp_path / "maps"
+    result = run_demo("--model", setup["model"], str(folder), "--csv", str(csv_path), "--strict",
+                      "--maps", str(maps))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"gradcon-edge: error: {folder / 'b_broken.png'}: cannot decode image "
+        f"(cannot identify image file '{folder / 'b_broken.png'}') (--strict)"]
+    assert not csv_path.exists() and not (maps.exists() and os.listdir(maps))
+
+    result = run_demo("--model", setup["model"], str(folder), "--csv", str(csv_path))  # default: skip
+    assert result.returncode == 1
+    skipped = [l for l in result.stderr.splitlines() if l.endswith("(skipped)")]
+    assert len(skipped) == 2 and "b_broken.png" in skipped[0] and "c_truncated.png" in skipped[1]
+    assert [os.path.basename(r["path"]) for r in read_csv(csv_path)] == ["a_good.png"]
+
+
 def test_usage_error_through_the_command_is_one_line(setup, tmp_path):
     result = run_demo("--model", str(tmp_path / "missing.tflite"), str(setup["folder"]))
     assert result.returncode == 2 and result.stdout == ""
@@ -318,6 +385,9 @@ USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error li
     "sheet not png": ("{folder} --sheet {tmp}/s.jpg", "--sheet {tmp}/s.jpg: expected a file name ending in"),
     "csv folder missing": ("{folder} --csv {tmp}/no/s.csv", "--csv {tmp}/no/s.csv: folder"),
     "unknown option": ("{folder} --colour", "unrecognized arguments: --colour"),
+    "maps into the input folder": ("{folder} --maps {folder}", "holds the input images"),
+    "maps into the watched folder": ("--watch {tmp} --maps {tmp}", "holds the input images"),
+    "map scale without maps": ("{folder} --map-scale calibration", "--map-scale applies only with --maps"),
 }
 
 
@@ -397,12 +467,34 @@ def test_installs_in_a_fresh_venv_without_tensorflow(setup, tmp_path):
     )
     assert listing.stdout.split() == ["['gradcon_edge',", "'gradcon_edge-0.1.0.dist-info']"], listing
 
-    csv_path = tmp_path / "scores.csv"
-    command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"]), "--csv"]
-    result = subprocess.run(
-        [*command, str(csv_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    check_csv_against_keras(read_csv(csv_path), setup, list(range(12)))
-    assert "summary: 12 images scored, 0 failed" in result.stdout
+    def score_in_venv():
+        csv_path = tmp_path / "scores.csv"
+        command = [venv_program(venv, "gradcon-edge"), "--model", setup["model"], str(setup["folder"])]
+        result = subprocess.run([*command, "--csv", str(csv_path)], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_csv_against_keras(read_csv(csv_path), setup, list(range(12)))
+        assert "summary: 12 images scored, 0 failed" in result.stdout
+
+    score_in_venv()
+    # The sdist carries the shared modules (portable/) as files: built from it, the same scores.
+    source = tmp_path / "source"
+    shutil.copytree(os.path.join(REPO, "edge_demo"), source, ignore=shutil.ignore_patterns("*.egg-info"))
+    built = subprocess.run(
+        [python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+        capture_output=True, text=True, timeout=600)  # pip installs setuptools to build with
+    assert built.returncode == 0, built.stderr[-3000:]
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+         "print(b.build_sdist(sys.argv[1]))", str(tmp_path / "sdist")],
+        cwd=source, capture_output=True, text=True, timeout=300)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    archive = tmp_path / "sdist" / sdist.stdout.split()[-1]
+    with tarfile.open(archive) as tar:
+        assert any(n.endswith("portable/image_files.py") for n in tar.getnames())
+    reinstall = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(archive)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert reinstall.returncode == 0, reinstall.stderr[-3000:]
+    assert "image_files.py" in in_venv("import gradcon_edge.portable.image_files as m; print(m.__file__)").stdout
+    score_in_venv()

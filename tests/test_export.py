@@ -19,7 +19,7 @@ import tensorflow as tf
 from gradcon_tf import GradCon, gradients
 
 from gradcon_tf.export import export_model, litert, read_manifest, serving_client
-from gradcon_tf.scoring_graph import MAP_NAMES, OUTPUT_NAMES, ScoringModule
+from gradcon_tf.scoring_graph import MAP_NAMES, MAP_SCALES, OUTPUT_NAMES, ScoringModule
 
 FLOAT_TOLERANCE = 1e-5  # float32 end to end: same ops, different kernels and summation orders
 SCORE_KEYS = ("score", "recon", "grad_loss", "layer_cosines")
@@ -103,7 +103,7 @@ def assert_scores_close(actual, expected, tolerance=FLOAT_TOLERANCE):
 
 
 def expected_outputs(signature):
-    return set(OUTPUT_NAMES) | (set(MAP_NAMES) if signature.startswith("maps") else set())
+    return set(OUTPUT_NAMES) | ({*MAP_NAMES, MAP_SCALES} if signature.startswith("maps") else set())
 
 
 def is_uint8(signature):
@@ -325,9 +325,10 @@ def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores
         trained_model.export(str(tmp_path / "m.tflite"), format="litert")
 
 
-def test_calibrated_model_exports_its_p_values(trained_model, images, tmp_path):
+def test_calibrated_model_exports_its_p_values_and_map_scales(trained_model, images, tmp_path):
     """The calibration scores are frozen into the graph: SavedModel and LiteRT f32 p-values equal
-    Keras' (one calibration step apart at most, where float32 scores straddle a tie)."""
+    Keras' (one calibration step apart at most, where float32 scores straddle a tie); the map
+    scales are in the map signatures and in export.json, NaN / null for an uncalibrated model."""
     model = GradCon.from_config(trained_model.get_config())
     model.set_weights(trained_model.get_weights())
     model.calibrate(images[::2])
@@ -340,6 +341,13 @@ def test_calibrated_model_exports_its_p_values(trained_model, images, tmp_path):
     lite = litert_outputs(manifest["litert"]["f32"]["path"], images, "score_uint8")["p_value"]
     np.testing.assert_allclose(lite, expected, rtol=0, atol=step + 1e-6)
     assert np.all(np.isnan(ScoringModule(trained_model).score_uint8(tf.constant(images))["p_value"]))
+    scales = [model.map_scales[name] for name in MAP_NAMES]
+    assert all(s > 0 for s in scales)
+    assert read_manifest(str(tmp_path / "out"))["map_scales"] == model.map_scales
+    lite = litert_outputs(manifest["litert"]["f32"]["path"], images[:2], "maps_uint8")[MAP_SCALES]
+    np.testing.assert_allclose(lite, np.float32([scales, scales]), rtol=1e-6)
+    uncalibrated = ScoringModule(trained_model).maps_uint8(tf.constant(images[:2]))[MAP_SCALES]
+    assert uncalibrated.shape == (2, 3) and np.all(np.isnan(uncalibrated))
 
 
 # ------------------------------------------------------------------------------------ threshold

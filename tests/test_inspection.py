@@ -245,13 +245,13 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
     train = ["train", "--out", str(tmp_path / "m.keras"), "--normal"]
     evaluate = ["evaluate", "--model", str(model), "--normal", good, "--abnormal"]
     cases = [
-        (train + [str(bad)], "broken.png: cannot read the image"),
+        (train + [str(bad)], "broken.png: cannot decode image"),
         (train + [str(mixed)], "images of 2 sizes"),
         (train + [str(few)], "12 normal images are too few"),
         (train + [str(folders / "train"), "--inlier-class", "0"], "not both"),
         (["train", "--out", "m.keras"], "--normal DIR"),
         (evaluate + [str(empty)], "no image files"),
-        (evaluate + [str(bad)], "broken.png: cannot read the image"),
+        (evaluate + [str(bad)], "broken.png: cannot decode image"),
         (evaluate + [defects, "--masks", str(odd_masks)], "another aspect ratio"),
         (evaluate + [defects, "--masks", str(empty)], "no mask matches"),
         (["evaluate", "--model", str(model), "--normal", good], "--abnormal"),
@@ -286,7 +286,7 @@ def test_a_truncated_image_is_one_line_and_nothing_is_written(folders, tmp_path,
     out = tmp_path / "m.keras"
     assert cli.main(["train", "--normal", str(normal), "--out", str(out), "--epochs", "1"]) == 2
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: error:")]
-    assert len(errors) == 1 and "007.png: cannot read the image" in errors[0]
+    assert len(errors) == 1 and "007.png: cannot decode image" in errors[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["normal"]  # no model, no stray file
 
 

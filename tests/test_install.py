@@ -71,6 +71,11 @@ def test_wheel_then_edge_scorer_without_tensorflow(tmp_path):
                 "--csv", "edge.csv"], work)
     assert "XNNPACK" not in edge.stderr  # LiteRT's INFO line is silenced
     assert run([str(device / "gradcon-edge"), "--version"], work).stdout.strip() == "gradcon-edge 0.1.0"
+    keras_csv, edge_csv = (work / "keras.csv").read_text(), (work / "edge.csv").read_text()
+    assert keras_csv.splitlines()[0] == edge_csv.splitlines()[0]  # one CSV format
+    shared = run([str(user / "python"), "-c", "import gradcon_tf.portable.image_files as m; print(m.__file__)"],
+                 work).stdout
+    assert site in shared  # installed from the wheel as a file, not linked to the checkout
     keras_scores, edge_scores = read_scores(work / "keras.csv"), read_scores(work / "edge.csv")
     assert sorted(keras_scores) == sorted(edge_scores) and len(edge_scores) == 8
     names = sorted(keras_scores)

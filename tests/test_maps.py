@@ -107,3 +107,27 @@ def test_maps_at_the_input_resolution():
         assert scores[key].shape == (3, 32, 32)
         assert np.all(np.isfinite(scores[key]))
     np.testing.assert_allclose(scores["recon_map"].mean(axis=(1, 2)), scores["recon"], rtol=0.05)
+
+
+def test_calibrate_keeps_the_99th_percentile_of_the_calibration_maps(tmp_path):
+    """One batch of maps at a time, the same scales as from all maps at once; saved and loaded;
+    ``maps=False`` keeps none."""
+    from gradcon_tf.portable.overlays import map_scale
+
+    keras.utils.set_random_seed(4)
+    model = gradcon_tf.GradCon()
+    rng = np.random.default_rng(4)
+    for reference in model.reference_gradients:
+        reference.assign(rng.normal(size=reference.shape).astype(np.float32))
+    images = rng.integers(0, 256, size=(40, 28, 28, 1), dtype=np.uint8)
+    with pytest.warns(gradcon_tf.CalibrationWarning):
+        model.calibrate(images, batch_size=16)
+    everything = model.score(images, maps=True)
+    expected = {name: map_scale(everything[name]) for name in ("recon_map", "grad_map", "score_map")}
+    assert model.map_scales == pytest.approx(expected, rel=1e-12) and min(expected.values()) > 0
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").map_scales == pytest.approx(expected, rel=1e-12)
+    fresh = gradcon_tf.GradCon()
+    with pytest.warns(gradcon_tf.CalibrationWarning):
+        fresh.calibrate(images, maps=False)
+    assert fresh.map_scales is None

@@ -1,9 +1,10 @@
-"""Overlay PNGs of the anomaly maps: the panels hold the image and the heat of each map."""
+"""Overlay PNGs of the anomaly maps: the panels hold the image and the heat of each map, a colour
+bar gives each map's scale (its own, or one shared by all images), file names follow the images'."""
 
 import numpy as np
 from PIL import Image
 
-from gradcon_tf import overlays
+from gradcon_tf.portable import overlays
 
 
 def test_heat_runs_black_red_yellow_white():
@@ -20,25 +21,65 @@ def test_heat_runs_black_red_yellow_white():
     assert np.all(np.diff(brightness) >= 0)
 
 
+def panels_of(picture, size=28, zoom=4):
+    """The panels of an overlay PNG of ``size`` x ``size`` images, at their pixels' centres."""
+    top = overlays.MARGIN + overlays.TITLE
+    xs = [overlays.MARGIN + i * (size * zoom + overlays.MARGIN) for i in range(len(overlays.PANELS) + 2)]
+    return [picture[top : top + size * zoom : zoom, x : x + size * zoom : zoom] for x in xs], xs
+
+
 def test_overlay_panels(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(28, 28, 1), dtype=np.uint8)
     maps = {name: rng.uniform(size=(28, 28)) for name, _ in overlays.PANELS}
-    path = overlays.write_overlay(str(tmp_path), overlays.overlay_name("a/b/shot.png", 3), image,
-                                  maps, "shot.png", 0.25, 0.01, True)
-    assert path.endswith("0003_shot.png")
+    path = overlays.write_overlay(str(tmp_path), overlays.OverlayNames()("a/b/shot.jpg"), image,
+                                  maps, "shot.jpg", 0.25, 0.01, True)
+    assert path.endswith("shot.png")
     picture = np.asarray(Image.open(path))
-    scale = 4  # 28 -> 112
-    top = overlays.MARGIN + 12
-    panels = []
-    for index in range(1 + len(overlays.PANELS) + 1):
-        x = overlays.MARGIN + index * (28 * scale + overlays.MARGIN)
-        panels.append(picture[top : top + 28 * scale : scale, x : x + 28 * scale : scale])
+    panels, _ = panels_of(picture)
     np.testing.assert_array_equal(panels[0], np.repeat(image, 3, axis=-1))
     for panel, (name, _) in zip(panels[1:], overlays.PANELS):
         expected = overlays.heat(maps[name], float(np.percentile(maps[name], 99)))
         np.testing.assert_array_equal(panel, expected, err_msg=name)
     blend = 0.5 * np.repeat(image, 3, -1).astype(np.float32) + 0.5 * expected.astype(np.float32)
     np.testing.assert_array_equal(panels[-1], blend.astype(np.uint8))
-    caption = picture[top + 28 * scale :]
+    caption = picture[overlays.MARGIN + overlays.TITLE + 28 * 4 :]
     assert (caption[..., 1] < 100).any()  # text, in red for an anomaly somewhere
+
+
+def test_colour_bar_under_each_map_runs_from_zero_to_its_scale():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(28, 28, 1), dtype=np.uint8)
+    maps = {name: rng.uniform(size=(28, 28)) for name, _ in overlays.PANELS}
+    picture = np.asarray(overlays.overlay_image(image, maps, "x", 0.1))
+    _, xs = panels_of(picture)
+    bar_y = overlays.MARGIN + overlays.TITLE + 28 * 4 + 2
+    assert (picture[bar_y : bar_y + overlays.BAR, xs[0] : xs[0] + 112] == 255).all()  # none under the image
+    for x in xs[1:]:
+        bar = picture[bar_y + overlays.BAR // 2, x : x + 112]
+        np.testing.assert_array_equal(bar[0], [0, 0, 0])
+        np.testing.assert_array_equal(bar[-1], [255, 255, 255])
+        assert np.all(np.diff(bar.astype(int).sum(-1)) >= 0)
+        labels = picture[bar_y + overlays.BAR : bar_y + overlays.BAR + overlays.BAR_LABELS, x : x + 112]
+        assert (labels < 128).any()  # "0" and the scale
+
+
+def test_shared_scale_draws_a_quiet_map_cooler_than_a_loud_one():
+    image = np.zeros((28, 28, 1), np.uint8)
+    quiet = {name: np.full((28, 28), 0.1) for name, _ in overlays.PANELS}
+    loud = {name: np.full((28, 28), 1.0) for name, _ in overlays.PANELS}
+    scales = {name: 1.0 for name, _ in overlays.PANELS}
+
+    def gradcon_panel(maps, shared):
+        picture = np.asarray(overlays.overlay_image(image, maps, "x", 0.0, scales=shared))
+        return panels_of(picture)[0][3].astype(int).sum()
+
+    assert gradcon_panel(quiet, None) == gradcon_panel(loud, None)  # each on its own scale
+    assert gradcon_panel(quiet, scales) < gradcon_panel(loud, scales) / 5
+    assert overlays.map_scale(np.arange(101.0)) == 99.0
+
+
+def test_overlay_names_follow_the_images_without_an_index():
+    names = overlays.OverlayNames()
+    assert [names(p) for p in ("a/0000_inlier.png", "b/0000_inlier.jpg", "c/shot.jpeg", "d/")] == [
+        "0000_inlier.png", "0000_inlier_2.png", "shot.png", "image.png"]

@@ -1,5 +1,5 @@
 """The overlay sheet of docs/maps.md: a trained model's anomaly maps on normal, pasted-patch and
-other-class MNIST test images, one overlay (``gradcon_tf.overlays``) per row.
+other-class MNIST test images, one overlay (``gradcon_tf.portable.overlays``) per row.
 
     python docs/investigations/overlay_sheet.py --data mnist:../shared/datasets/mnist \\
         --inlier-class 4 --epochs 20 --out docs/maps_overlays.png
@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from gradcon_tf import data as datasets
-from gradcon_tf import experiment, localisation, overlays, protocols
+from gradcon_tf import experiment, localisation, protocols
+from gradcon_tf.portable import overlays
 
 
 def main():

@@ -13,19 +13,11 @@ import os
 import numpy as np
 
 from gradcon_tf.data.base import DataFileError, LabeledImages, stratified_split
+from gradcon_tf.portable.image_files import DECODE_ERRORS, IMAGE_SUFFIXES, ImageError
+from gradcon_tf.portable.image_files import is_grey as is_grayscale
+from gradcon_tf.portable.image_files import read_image as _read_file
 
-IMAGE_EXTENSIONS = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".ppm",
-    ".pgm",
-    ".webp",
-)
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 
 def _class_folders(root):
@@ -54,45 +46,23 @@ def read_image(path, image_size=None, channels=None):
     """One image file -> (H, W, C) uint8 array, C = 1 for grayscale modes, else 3 (RGB).
 
     ``channels`` (1 or 3): convert to Pillow's luma "L" or to RGB whatever the file's mode.
+    Decoded by the scorers' own code (:func:`gradcon_tf.portable.image_files.read_image`).
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as image:
-            image.load()
-            grayscale = is_grayscale(image) if channels is None else channels == 1
-            image = image.convert("L" if grayscale else "RGB")
-            if image_size is not None:
-                image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataFileError(f"{path}: cannot read the image ({error})") from None
-    return array[..., None] if array.ndim == 2 else array
+        return _read_file(path, channels, image_size).pixels
+    except ImageError as error:
+        raise DataFileError(str(error)) from None
 
 
 def probe_image(path):
     """(height, width, grayscale) of an image file from its header, without decoding it."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             return image.height, image.width, is_grayscale(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataFileError(f"{path}: cannot read the image ({error})") from None
-
-
-def is_grayscale(image):
-    """Whether an opened Pillow image is grayscale ("1", "L", "I;16", ..., a gray palette)."""
-    return image.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and (
-        image.mode != "P" or _palette_is_gray(image)
-    )
-
-
-def _palette_is_gray(image):
-    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
-    return bool(len(palette)) and bool(
-        np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2])
-    )
+    except DECODE_ERRORS as error:
+        raise DataFileError(f"{path}: cannot decode image ({error})") from None
 
 
 def read_class_tree(root, class_names=None, image_size=None):

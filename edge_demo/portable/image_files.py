@@ -1,15 +1,27 @@
-"""Finding, decoding and sizing images for the scorer (Pillow + numpy)."""
+"""Image files in: finding them, decoding, converting to the model's channels, resizing.
+
+Both scorers (``gradcon score`` and ``gradcon-edge``) read files through :func:`load_image`, so
+the same file gives the same pixels, hence the same scores: decoded with Pillow, converted to
+grey with Pillow's luma (``convert("L")``, ITU-R 601-2) or to RGB by repeating the grey value,
+then resized (bilinear) to the model's size.
+"""
 
 import glob
 import os
+from collections import namedtuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 GLOB_CHARACTERS = "*?["
-_MODES = {1: "L", 3: "RGB"}
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+MODES = {1: "L", 3: "RGB"}
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+#: A decoded file: ``pixels`` (H, W, C) uint8 as the model takes them, and the file's own size
+#: and channels (1 for grey modes, else 3).
+LoadedImage = namedtuple("LoadedImage", "pixels width height channels")
 
 
 class ImageError(ValueError):
@@ -56,7 +68,7 @@ def find_images(inputs):
         elif os.path.isfile(item):
             check_image(item)
             found = [item]
-        elif any(c in item for c in GLOB_CHARACTERS):
+        elif is_pattern(item):
             found = []
             for match in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(match):
@@ -71,29 +83,51 @@ def find_images(inputs):
     return list(dict.fromkeys(paths))
 
 
-def load_image(path, image_shape, resize=True):
-    """``path`` as a uint8 (H, W, C) array of ``image_shape``; returns (array, note or None).
+def is_pattern(text):
+    return any(c in text for c in GLOB_CHARACTERS)
 
-    Grey models get the image in mode L, colour models in RGB. An image of another size is resized
-    (bilinear) when ``resize``, else rejected with :class:`ImageError`.
+
+def is_grey(image):
+    """Whether a PIL image is grey: a grey mode, or a palette of grey colours only."""
+    if image.mode != "P":
+        return image.mode in GREY_MODES
+    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    return bool(len(palette)) and bool(np.all(palette == palette[:, :1]))
+
+
+def read_image(path, channels=None, size=None, resize=True):
+    """``path`` decoded: a :class:`LoadedImage`.
+
+    ``channels``: 1 (grey: Pillow's luma) or 3 (RGB); None keeps the file's. ``size``:
+    (height, width): an image of another size is resized (bilinear) when ``resize``, else
+    rejected. Raises :class:`ImageError` naming the file.
     """
-    height, width, channels = image_shape
-    if channels not in _MODES:
+    if channels not in (None, *MODES):
         raise ImageError(f"models with {channels} channels are not supported (1 or 3)")
     try:
         with Image.open(path) as image:
+            own_width, own_height = image.size
+            if size is not None and image.size != (size[1], size[0]) and not resize:
+                raise ImageError(
+                    f"{path}: image is {own_width}x{own_height}, the model expects "
+                    f"{size[1]}x{size[0]} (drop --no-resize to resize it)"
+                )
             image.load()
-            image = image.convert(_MODES[channels])
-    except _DECODE_ERRORS as error:
+            own = 1 if is_grey(image) else 3
+            image = image.convert(MODES[own])
+            if channels not in (None, own):
+                image = image.convert(MODES[channels])
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except ImageError:
+        raise
+    except DECODE_ERRORS as error:
         raise ImageError(f"{path}: cannot decode image ({error})") from None
-    note = None
-    if image.size != (width, height):
-        if not resize:
-            raise ImageError(
-                f"{path}: image is {image.size[0]}x{image.size[1]}, the model expects "
-                f"{width}x{height} (drop --no-resize to resize it)"
-            )
-        note = f"{path}: resized {image.size[0]}x{image.size[1]} -> {width}x{height}"
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    return array.reshape(height, width, channels), note
+    pixels = array[..., None] if array.ndim == 2 else array
+    return LoadedImage(pixels, own_width, own_height, own)
+
+
+def load_image(path, image_shape, resize=True):
+    """``path`` as a model of ``image_shape`` (H, W, C) takes it (:func:`read_image`)."""
+    return read_image(path, image_shape[-1], image_shape[:2], resize)

@@ -1,1 +1,0 @@
-../gradcon_tf/overlays.py
