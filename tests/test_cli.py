@@ -162,6 +162,7 @@ def test_shared_image_module_imports_no_tensorflow():
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_train_with_input_shape_and_tensorboard(digits_npz, tmp_path):
     path, logs = tmp_path / "big.keras", tmp_path / "logs"
     assert cli.main(["train", "--data", f"npz:{digits_npz}", "--inlier-class", "0", "--epochs", "1",

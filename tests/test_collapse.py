@@ -62,7 +62,7 @@ def _guarded_fit(images, bias, epochs=3, **kwargs):
     return model, history
 
 
-@pytest.mark.parametrize("bias", [-30.0, 30.0])  # saturated black, saturated white
+@pytest.mark.parametrize("bias", [-30.0, pytest.param(30.0, marks=pytest.mark.slow)])  # black, white
 def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, bias, caplog):
     best = callbacks.KeepBestWeights()
     with caplog.at_level(logging.WARNING, logger="gradcon_tf"):

@@ -19,6 +19,7 @@ def run_script(args, env=None, timeout=240):
                           timeout=timeout)
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_mirrored_strategy_matches_one_device():
     done = run_script([os.path.join(SCRIPTS, "mirrored_parity.py"), "3"])
     assert done.returncode == 0, done.stderr[-3000:]

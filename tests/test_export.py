@@ -173,6 +173,7 @@ def test_saved_model_matches_keras(saved_model_outputs, keras_scores, threshold,
     assert 0 < outputs["is_anomaly"].sum() < len(outputs["is_anomaly"])
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_saved_model_cli_lists_signatures(exported):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     cli = cli if os.path.exists(cli) else shutil.which("saved_model_cli")

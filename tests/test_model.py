@@ -164,6 +164,7 @@ def test_independent_gradient_matches_finite_differences(state_with_history):
             assert numeric == pytest.approx(analytic[layer][index], rel=1e-4, abs=1e-8)
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_xla_step_matches_graph_step(state_with_history):
     weights, references, images = state_with_history
     graph = _one_sgd_step(weights, references, images, jit_compile=False)

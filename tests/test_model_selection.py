@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +57,7 @@ def test_selection_matches_the_release_loop(val_losses, every):
         assert epoch == int(np.argmin(val_losses)) + 1
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_reproduce_selects_and_records_as_the_release(tmp_path):
     out = str(tmp_path / "every3")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "5",

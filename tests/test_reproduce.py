@@ -204,6 +204,7 @@ def test_models_keep_the_release_init_when_asked(method):
     assert experiment.build_model(method, (28, 28, 1), "release").initialization == "release"
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_release_init_is_recorded(tmp_path):
     out = str(tmp_path / "release")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1"]

@@ -24,6 +24,7 @@ def reproduce_command(out, protocol, classes):
     return argv, summary
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_gpnd_protocol_end_to_end_and_resume(tmp_path, capsys):
     out = str(tmp_path / "gpnd")
     argv, summary = reproduce_command(out, "gpnd", "0")
@@ -41,6 +42,7 @@ def test_gpnd_protocol_end_to_end_and_resume(tmp_path, capsys):
     assert "1 of 1 runs already finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_conditions_protocol_end_to_end_and_resume(tmp_path):
     out = str(tmp_path / "conditions")
     logs = []
