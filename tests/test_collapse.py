@@ -86,6 +86,7 @@ def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, b
     assert history.history["val_loss"] == expected.history["val_loss"]
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_a_healthy_start_is_the_release_run_number_for_number(normal_images):
     runs = {}
     for initialization in ("guarded", "release"):
@@ -134,6 +135,7 @@ def test_fit_train_one_class_and_gradcon_train_give_the_same_run(tmp_path):
             np.testing.assert_array_equal(ours, saved)
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_what_training_recorded_is_saved_with_the_model(normal_images, tmp_path):
     model, _ = _guarded_fit(normal_images, -30.0, validation_data=normal_images[:48],
                             callbacks=[callbacks.KeepBestWeights()])

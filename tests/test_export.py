@@ -269,6 +269,7 @@ def exported_with_random_references(input_shape, tmp_path, seed):
     return model, export_model(model, str(tmp_path / "export"), targets=("f32",)), rng
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_rgb_model_resizes_inside_the_litert_graph(tmp_path):
     """A 32x32 RGB model (the paper's CIFAR-10 setting) resizes to 28x28 in the exported graph."""
     model, manifest, rng = exported_with_random_references((32, 32, 3), tmp_path, seed=3)
@@ -314,6 +315,7 @@ def test_full_int8_with_representative_images(trained_model, images, exported, t
     # The accuracy of full int8 is measured on MNIST by benchmarks/quantization_report.py.
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_keras_export_writes_the_scoring_saved_model(trained_model, keras_scores, images, tmp_path):
     """``model.export(path)`` (Keras' API) writes the scoring SavedModel; other formats name
     ``gradcon export``."""
@@ -362,6 +364,7 @@ def test_unset_threshold_gives_nan_and_no_anomalies(trained_model, images):
     assert not outputs["is_anomaly"].numpy().any()
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_generic_decoder_exports_saved_model_but_refuses_litert(tmp_path, images):
     """A decoder without the fast path (a Dense layer) falls back to the generic tape path."""
     decoder = keras.Sequential(

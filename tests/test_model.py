@@ -188,6 +188,7 @@ def test_fit_reports_losses_and_validation_metrics(normal_images):
     assert int(model.reference_count.numpy()) == 4
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_tf_data_and_numpy_give_the_same_training(normal_images):
     results = []
     for as_dataset in (False, True):

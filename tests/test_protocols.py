@@ -176,6 +176,7 @@ def test_cure_tsr_split(tmp_path):
         protocols.cure_tsr_split(train, test, "rain", 3)
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_gpnd_experiment_end_to_end_on_digits():
     """One tiny model per (class, fold), evaluated at two outlier percentages."""
     from gradcon_tf import data, gpnd

@@ -308,6 +308,7 @@ def test_the_guarded_default_trains_as_the_release_unless_the_first_epoch_is_bla
     assert val_loss(rescued) == val_loss(run("data"))
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_guarded_is_the_recorded_default(tmp_path):
     out = str(tmp_path / "out")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1",

@@ -161,6 +161,7 @@ def test_config_round_trip():
     assert gradcon_tf.GradCon(alpha=0.05).beta == pytest.approx(0.2)  # beta = 4 alpha
 
 
+@pytest.mark.slow  # kept out of the default run for its time
 def test_training_resumed_from_a_saved_model_continues_exactly(normal_images, tmp_path):
     def fresh():
         keras.utils.set_random_seed(1)
