@@ -50,6 +50,8 @@ def _model(side):
 
 def training_costs(side, counts):
     """Median train step (s) at batch 64 and the wall time of one epoch on ``epoch_images``."""
+    import keras
+
     rng = np.random.default_rng(0)
     model = _model(side)
     batch = rng.integers(0, 256, (64, side, side, 1), dtype=np.uint8)
@@ -63,9 +65,6 @@ def training_costs(side, counts):
     images = rng.integers(0, 256, (counts["epoch_images"], side, side, 1), dtype=np.uint8)
     validation = images[:100]
     epoch_ends = []
-
-    import keras
-
     timer = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, l: epoch_ends.append(time.perf_counter()))
     model.fit(images, validation_data=validation, epochs=2, batch_size=64, verbose=0, callbacks=[timer])
     return model, {

@@ -124,12 +124,9 @@ class GradCon(keras.Model):
         self.beta = 4.0 * self.alpha if beta is None else float(beta)
         channels = self.image_shape[-1]
         self.working_size = _working_size(working_size, encoder, self.image_shape)
-        if encoder is None:
-            encoder = networks.build_encoder(channels, self.working_size)
-        self.encoder = encoder
-        if decoder is None:
-            decoder = networks.build_decoder(channels, self.working_size)
-        self.decoder = decoder
+        size = self.working_size
+        self.encoder = encoder if encoder is not None else networks.build_encoder(channels, size)
+        self.decoder = decoder if decoder is not None else networks.build_decoder(channels, size)
         kernels = gradients.constrained_kernels(self.decoder)
         if not kernels:
             raise ValueError("The decoder has no trainable kernels for the gradient constraint.")

@@ -29,8 +29,9 @@ import tensorflow as tf
 IMAGE_SIZE = 28
 #: Largest input side that keeps the paper's 28x28 network (CIFAR's 32 px, as the release).
 PAPER_NETWORK_MAX_SIDE = 32
-#: Smallest side of a staged network's input, and the side its encoder stops halving at.
+#: Smallest side of a staged network's input.
 MIN_STAGED_SIDE = 8
+#: A staged encoder halves until the smaller side is at most this.
 LATENT_SIDE = 4
 MAX_FILTERS = 256
 ENCODER_FILTERS = (32, 32, 64, 64)
