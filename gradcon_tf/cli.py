@@ -130,6 +130,14 @@ def _parse_image_size(text):
     return size * 2 if len(size) == 1 else size
 
 
+def _parse_cells(text):
+    cells = [word for word in text.split(",") if word]
+    allowed = ("mono", "poly", "both")
+    if not cells or any(word not in allowed for word in cells):
+        raise argparse.ArgumentTypeError(f"expected module types among {allowed}, e.g. mono,poly; got {text!r}")
+    return cells
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -245,7 +253,11 @@ def _check_before_work(args):
 
     if args.command in ("train", "evaluate"):
         _check_sources(args)
-    if getattr(args, "data", None):
+    if args.command == "reproduce" and args.protocol == "elpv":
+        from gradcon_tf.data import elpv
+
+        elpv.labels_csv_of(args.data)
+    elif getattr(args, "data", None):
         data.check_spec(args.data)
     if args.command in ("score", "export"):
         model_files.check_model_file(args.model)
@@ -574,13 +586,14 @@ def command_sample_images(args):
 def command_reproduce(args):
     from gradcon_tf.reproduction.runner import reproduce
 
-    options = {"milestones": args.milestones} if args.milestones else {}
+    given = {"milestones": args.milestones, "cells": args.cells, "image_size": args.image_size}
+    options = {name: value for name, value in given.items() if value}
     reproduce(
         args.data, args.classes, args.seeds, args.epochs, args.out, protocol=args.protocol,
         command=_reproduce_command(args), report_only=args.report_only, verbose=args.progress,
         batch_size=args.batch_size, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
-        **options,
+        loss_weights=args.loss_weights, **options,
     )
     return 0
 
@@ -594,8 +607,14 @@ def _reproduce_command(args):
         "--milestones": args.milestones and _ranges(args.milestones),
         "--method": args.method != "gradcon" and args.method,
         "--init": not release and args.init != "guarded" and args.init,
+        "--loss-weights": args.loss_weights,
+        "--cells": args.cells and ",".join(args.cells),
+        "--image-size": args.image_size,
     }
-    words = [f"gradcon reproduce --data {args.data} --classes {_ranges(args.classes)} "
+    from gradcon_tf.reproduction import protocols
+
+    classes = f" --classes {_ranges(args.classes)}" if protocols.get(args.protocol).uses_classes else ""
+    words = [f"gradcon reproduce --data {args.data}{classes} "
              f"--seeds {args.seeds} --epochs {args.epochs} --out {args.out}"]
     words += [f"{flag} {value}" for flag, value in flags.items() if value]
     words += ["--release-init"] if release else []
@@ -828,10 +847,24 @@ def build_parser():
     )
 
     reproduce.add_argument(
+        "--loss-weights", choices=("paper", "data"),
+        help="alpha and beta: the paper's, or scaled to each run's training images' pixel "
+        "variance (default: data for --protocol elpv, else paper)",
+    )
+    reproduce.add_argument(
         "--protocol", choices=protocol_names(), default="one-class",
         help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
-        "folds), conditions (CURE-TSR challenge types and levels) or localisation (pixel AUROC "
-        "of the anomaly maps on inlier images with a pasted patch of another class)",
+        "folds), conditions (CURE-TSR challenge types and levels), localisation (pixel AUROC "
+        "of the anomaly maps on inlier images with a pasted patch of another class) or elpv "
+        "(--data elpv: defective solar cells, pip install elpv-dataset)",
+    )
+    reproduce.add_argument(
+        "--cells", type=_parse_cells, default=None,
+        help="elpv: module types, e.g. mono,poly (default: mono,poly,both)",
+    )
+    reproduce.add_argument(
+        "--image-size", type=_positive_int, default=None, metavar="S",
+        help="elpv: the side cells are resized to, the model's working size (default: 64)",
     )
 
     compare = command("compare", command_compare, "Table 1 from reproduce folders")

@@ -29,7 +29,10 @@ import time
 #: flips augmentation, latent filters of a narrower bottleneck (None: the default network), and
 #: alpha: "paper" (0.03, beta 4 alpha), "variance" (the same in units of the training images'
 #: pixel variance: alpha = 0.03 * V / V_PAPER, beta 4 alpha) or a number (0: the plain CAE).
-DEFAULTS = dict(side=64, normalise=False, patch=None, flips=False, latent_filters=None, alpha="paper")
+DEFAULTS = dict(
+    side=64, normalise=False, patch=None, flips=False, latent_filters=None, alpha="paper",
+    jitter=False, highpass=False,
+)
 CANDIDATES = {
     name: {**DEFAULTS, **changes}
     for name, changes in {
@@ -57,6 +60,12 @@ CANDIDATES = {
         "s64-b4-cae": dict(latent_filters=4, alpha=0.0),
         "s128-b4-v": dict(side=128, latent_filters=4, alpha="variance"),
         "s64n-b4-v-flips": dict(normalise=True, latent_filters=4, alpha="variance", flips=True),
+        # Normal variation as augmentation: each training cell once more with a random gain,
+        # offset and gamma (jittered()).
+        "s64-v-jitter": dict(alpha="variance", jitter=True),
+        # Illumination removed: every image minus its Gaussian blur (high_passed()).
+        "s64-v-hp": dict(alpha="variance", highpass=True),
+        "s128-v-hp": dict(side=128, alpha="variance", highpass=True),
     }.items()
 }
 #: Mean over pixels of the pixel variance across images of one MNIST class (0.029-0.065; mean
@@ -65,6 +74,14 @@ V_PAPER = 0.054
 PATCHES_PER_IMAGE = 8
 MAP_PERCENTILE = 99
 PATCH_STRIDE_FRACTION = 2  # patches at stride side / 2 when scoring
+#: Local image scores from the maps: the mean of the top TOP_FRACTION of the map's pixels after a
+#: Gaussian blur of MAP_BLUR_FRACTION * side (a small defect shows as a bright blob).
+TOP_FRACTION = 0.01
+MAP_BLUR_FRACTION = 1 / 32
+#: jittered(): gain in [1 - J, 1 + J], offset in [-J / 2, J / 2], log-gamma in [-J, J].
+JITTER = 0.2
+#: high_passed(): the blur's sigma as a fraction of the side.
+HIGHPASS_SIGMA_FRACTION = 1 / 16
 
 
 def standardized(images):
@@ -79,6 +96,42 @@ def standardized(images):
 
 def as_float(images):
     return images.astype("float32") / 255.0
+
+
+def high_passed(images):
+    """Illumination removed: 0.5 + x - GaussianBlur(x), sigma = side / 16, clipped to [0, 1]."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    x = as_float(images)
+    sigma = images.shape[1] * HIGHPASS_SIGMA_FRACTION
+    blurred = gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="reflect")
+    return np.clip(0.5 + x - blurred, 0.0, 1.0).astype(np.float32)
+
+
+def jittered(images, seed):
+    """``images`` (float) followed by a copy with a random gain, offset and gamma per image."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 104729)
+    n = len(images)
+    gain = rng.uniform(1 - JITTER, 1 + JITTER, (n, 1, 1, 1))
+    offset = rng.uniform(-JITTER / 2, JITTER / 2, (n, 1, 1, 1))
+    gamma = np.exp(rng.uniform(-JITTER, JITTER, (n, 1, 1, 1)))
+    changed = np.clip(gain * images ** gamma + offset, 0.0, 1.0).astype(np.float32)
+    return np.concatenate([images, changed])
+
+
+def top_mean(maps):
+    """Per image, the mean of the top TOP_FRACTION of the pixels of the blurred map."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    sigma = maps.shape[1] * MAP_BLUR_FRACTION
+    blurred = gaussian_filter(maps.astype(np.float64), sigma=(0, sigma, sigma))
+    flat = blurred.reshape(len(maps), -1)
+    k = max(1, int(round(TOP_FRACTION * flat.shape[1])))
+    return np.sort(flat, axis=1)[:, -k:].mean(axis=1)
 
 
 def grid_patches(images, side):
@@ -121,6 +174,7 @@ def score_parts(model, images, patch):
             "recon": out["recon"], "grad": out["grad_loss"],
             "recon_map": np.percentile(out["recon_map"], MAP_PERCENTILE, axis=(1, 2)),
             "grad_map": np.percentile(out["grad_map"], MAP_PERCENTILE, axis=(1, 2)),
+            "recon_top": top_mean(out["recon_map"]), "grad_top": top_mean(out["grad_map"]),
         }
     patches = grid_patches(images, patch)
     n, p = patches.shape[:2]
@@ -145,6 +199,8 @@ def combined(parts, validation_parts, beta):
     if "recon_map" in parts:  # the maps' 99th percentiles, each z-scored on validation, added
         kinds["map_zsum"] = z("recon_map") + z("grad_map")
         kinds["grad_map"] = parts["grad_map"]
+        kinds["recon_top"] = parts["recon_top"]
+        kinds["top_zsum"] = z("recon_top") + z("grad_top")
     return {k: (v.max(axis=1) if v.ndim == 2 else v) for k, v in kinds.items()}
 
 
@@ -212,7 +268,7 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
 
     settings = CANDIDATES[candidate]
     side, normalise, patch = settings["side"], settings["normalise"], settings["patch"]
-    prepare = standardized if normalise else as_float
+    prepare = standardized if normalise else high_passed if settings["highpass"] else as_float
     results = {}
     for defective in elpv.DEFECT_CRITERIA:
         split = elpv.elpv_one_class_split(cells_by_size(side), module_type, seed, defective)
@@ -224,6 +280,8 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
                 fit_validation = random_patches(validation, patch, PATCHES_PER_IMAGE, seed + 1)
             if settings["flips"]:
                 fit_train = flipped(fit_train)
+            if settings["jitter"]:
+                fit_train = jittered(fit_train, seed)
             alpha = alpha_of(fit_train, settings["alpha"])
             started = time.perf_counter()
             model = trained(fit_train, fit_validation, epochs, seed, settings["latent_filters"], alpha)

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-PARTS = ("gradcon", "recon", "grad", "zsum", "grad_map", "map_zsum", "pca")
+PARTS = ("gradcon", "recon", "grad", "zsum", "grad_map", "map_zsum", "recon_top", "top_zsum", "pca")
 
 
 def _cell(values):
@@ -33,8 +33,8 @@ def table(records, defective):
         f"Defective = probability {defective}; test half, mean ± std over seeds.",
         "",
         "| candidate | epochs | cells | seeds | alpha | GradCon | recon | grad | zsum | grad map p99 "
-        "| maps zsum | PCA | dev GradCon |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| maps zsum | recon map top | top zsum | PCA | dev GradCon |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {"mono": 0, "poly": 1, "both": 2}
     for (candidate, epochs, cells), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):

@@ -32,6 +32,22 @@ class ElpvCells:
     module_type: np.ndarray  # (N,) "mono" / "poly"
 
 
+def labels_csv_of(spec):
+    """The labels file a spec names: ``elpv`` -> None (the ``elpv-dataset`` package's),
+    ``elpv:LABELS_CSV`` -> LABELS_CSV; raises ValueError for another spec or a missing source."""
+    kind, _, path = spec.partition(":")
+    if kind != "elpv":
+        raise ValueError(f"ELPV data is elpv or elpv:LABELS_CSV, got {spec!r}")
+    if path and not os.path.isfile(path):
+        raise ValueError(f"{spec}: no such file (expected the labels.csv beside the images/ folder)")
+    if not path:
+        import importlib.util
+
+        if importlib.util.find_spec("elpv_dataset") is None:
+            raise ValueError("ELPV needs the elpv-dataset package: pip install elpv-dataset")
+    return path or None
+
+
 def load_elpv(size=None, labels_csv=None):
     """The cells of ``elpv_dataset`` (or of ``labels_csv`` beside its images), resized to ``size``
     x ``size`` (bilinear) when given."""
@@ -61,10 +77,25 @@ def load_elpv(size=None, labels_csv=None):
     )
 
 
-def elpv_one_class_split(cells, module_type="both", seed=0, defective=">=2/3"):
-    """Train on functional cells of ``module_type``; test on held-out functional vs defective."""
+@dataclasses.dataclass
+class ElpvSplit:
+    """Indices into the cells of one one-class split (:func:`elpv_split_indices`)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray  # held-out functional and defective cells, shuffled
+    test_is_anomaly: np.ndarray  # (len(test),) bool
+
+
+def elpv_split_indices(cells, module_type="both", seed=0, defective=">=2/3"):
+    """Train on functional cells of ``module_type``; test on held-out functional vs defective.
+
+    The seed draws the held-out functional cells (the same for either ``defective``, so one
+    model serves both test sets) and the test order."""
     if module_type not in MODULE_TYPES:
         raise ValueError(f"module_type must be one of {MODULE_TYPES}, got {module_type!r}")
+    if defective not in DEFECT_CRITERIA:
+        raise ValueError(f"defective must be one of {tuple(DEFECT_CRITERIA)}, got {defective!r}")
     chosen = np.ones(len(cells.module_type), bool)
     if module_type != "both":
         chosen = cells.module_type == module_type
@@ -77,9 +108,15 @@ def elpv_one_class_split(cells, module_type="both", seed=0, defective=">=2/3"):
     test = np.concatenate([functional[:n_held_out], defects])
     is_anomaly = np.concatenate([np.zeros(n_held_out, bool), np.ones(len(defects), bool)])
     order = rng.permutation(len(test))
+    return ElpvSplit(training[n_validation:], training[:n_validation], test[order], is_anomaly[order])
+
+
+def elpv_one_class_split(cells, module_type="both", seed=0, defective=">=2/3"):
+    """The images of :func:`elpv_split_indices`' split, as a one-class split."""
+    indices = elpv_split_indices(cells, module_type, seed, defective)
     return OneClassSplit(
-        train=cells.images[training[n_validation:]],
-        validation=cells.images[training[:n_validation]],
-        test=cells.images[test[order]],
-        test_is_anomaly=is_anomaly[order],
+        train=cells.images[indices.train],
+        validation=cells.images[indices.validation],
+        test=cells.images[indices.test],
+        test_is_anomaly=indices.test_is_anomaly,
     )

@@ -19,18 +19,23 @@ from gradcon_tf.reproduction import protocols, provenance, report, store, traini
 from gradcon_tf.reproduction.protocols import base
 
 #: Options of :func:`reproduce` that choose the training recipe (:func:`recipe_settings`).
-RECIPE_OPTIONS = ("batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every")
+RECIPE_OPTIONS = (
+    "batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
+    "loss_weights",
+)
 
 
 def recipe_settings(
     data, epochs, batch_size=64, method="gradcon", initialization="guarded",
-    redraw_collapsed=None, checkpoint_every=1,
+    redraw_collapsed=None, checkpoint_every=1, loss_weights="paper",
 ):
     """The :class:`~.store.Settings` of a recipe. ``method``: the autoencoder of Table 1
     (``experiment.METHODS``). ``initialization``: ``guarded`` (default), ``release`` or ``data``
     (``experiment.INITIALIZATIONS``). ``redraw_collapsed``: start a run again from new weights
     when its first epoch collapses (default: with ``release``). ``checkpoint_every``: select
-    among the epochs the release writes (5), not every epoch."""
+    among the epochs the release writes (5), not every epoch. ``loss_weights``: ``paper`` or
+    ``data`` (:mod:`gradcon_tf.loss_weights`; alpha and beta then hold the paper's, which each
+    run scales)."""
     if initialization not in experiment.INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {experiment.INITIALIZATIONS}")
     release = initialization == "release"
@@ -44,6 +49,7 @@ def recipe_settings(
         redraw_collapsed=release if redraw_collapsed is None else bool(redraw_collapsed),
         checkpoint_every=int(checkpoint_every),
         bias_from_data_on_collapse=initialization == "guarded",
+        loss_weights=loss_weights,
     )
     if settings.redraw_collapsed and initialization == "guarded":
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
@@ -58,8 +64,9 @@ def reproduce(
     (``summary.json``, ``README.md``, figures) and return the summary.
 
     ``seeds``: a list of seeds or a count (``3`` -> seeds 0, 1, 2); GPND: the folds.
-    ``options``: the recipe's (:data:`RECIPE_OPTIONS`, :func:`recipe_settings`) and the
-    protocol's own (one-class: ``milestones``; conditions: ``challenges``, ``levels``).
+    ``options``: the recipe's (:data:`RECIPE_OPTIONS`, :func:`recipe_settings`; loss weights by
+    default the protocol's) and the protocol's own (one-class: ``milestones``; conditions:
+    ``challenges``, ``levels``; elpv: ``cells``, ``image_size``).
     ``command``: the command line the report gives (default: this call). ``report_only``:
     train nothing, write the report over the runs already finished. Runs go seed by seed, so
     that an interrupted command leaves whole seeds.
@@ -69,10 +76,13 @@ def reproduce(
     arguments += [f"{k}={v!r}" for k, v in {"protocol": protocol, **options}.items()]
     command = command or f"reproduce({', '.join(arguments)})"
     recipe = {name: options.pop(name) for name in RECIPE_OPTIONS if name in options}
+    protocol_class = protocols.get(protocol)
+    if recipe.get("loss_weights") is None:
+        recipe["loss_weights"] = protocol_class.loss_weights
     request = base.Request(
         data, list(classes), seeds, recipe_settings(data, epochs, **recipe), command
     )
-    chosen = protocols.get(protocol)(request, **options)
+    chosen = protocol_class(request, **options)
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     records, scores, todo = _finished_runs(out, chosen, report_only, log)
     settings = request.settings

@@ -50,6 +50,9 @@ class Settings:
     bias_from_data_on_collapse: bool = False
     #: How the epoch's losses average the batches (model selection reads val_loss).
     loss_average: str = "batch-size weighted"
+    #: ``"paper"``: alpha and beta as above; ``"data"``: both scaled by each run's training
+    #: images' pixel variance (:mod:`gradcon_tf.loss_weights`; each record holds its own).
+    loss_weights: str = "paper"
 
     @property
     def initialization(self):
@@ -71,6 +74,7 @@ LEGACY_SETTINGS = {
     "checkpoint_every": 1,
     "bias_from_data_on_collapse": False,
     "loss_average": "per batch",
+    "loss_weights": "paper",
 }
 
 #: Settings that do not change what a finished run's record says, only how it was trained: a

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 
+from gradcon_tf.loss_weights import PAPER_PIXEL_VARIANCE
 from gradcon_tf.model import ADAM_EPSILON, DEFAULT_LEARNING_RATE
 
 
@@ -76,6 +77,9 @@ def hyperparameters(settings):
     return {
         "alpha": settings.alpha,
         "beta": settings.beta,
+        **({"loss_weights": "data: alpha and beta scaled by each run's training images' pixel "
+            f"variance over the paper's ({PAPER_PIXEL_VARIANCE})"}
+           if settings.loss_weights == "data" else {}),
         "optimizer": settings.optimizer,
         "output_bias_from_data": settings.output_bias_from_data,
         "redraw_collapsed": settings.redraw_collapsed,

@@ -34,7 +34,7 @@ class Outcome:
 def train(split, seed, settings, verbose=1, callbacks=()):
     """Train and select a model on ``split`` with ``settings``' recipe
     (:func:`gradcon_tf.experiment.train_one_class`, which seeds the process's random generators
-    with ``seed``); the model is checked against the settings."""
+    with ``seed``); the model (its alpha, beta and optimizer) is checked against the settings."""
     started = time.perf_counter()
     model = experiment.train_one_class(
         split,
@@ -47,12 +47,18 @@ def train(split, seed, settings, verbose=1, callbacks=()):
         initialization=settings.initialization,
         redraw_collapsed=settings.redraw_collapsed,
         checkpoint_every=settings.checkpoint_every,
+        weights=settings.loss_weights,
     )
     train_seconds = time.perf_counter() - started
-    if (model.alpha, model.beta) != (settings.alpha, settings.beta):
+    expected = (settings.alpha, settings.beta)
+    if settings.loss_weights != "paper":
+        expected = tuple(
+            experiment.method_arguments(settings.method, settings.loss_weights, split.train).values()
+        )
+    if (model.alpha, model.beta) != expected:
         raise RuntimeError(
-            f"the trained model has alpha={model.alpha}, beta={model.beta}; the settings say "
-            f"alpha={settings.alpha}, beta={settings.beta}."
+            f"the trained model has alpha={model.alpha}, beta={model.beta}; the settings "
+            f"({settings.loss_weights} loss weights) say alpha={expected[0]}, beta={expected[1]}."
         )
     if type(model.optimizer).__name__ != settings.optimizer:
         raise RuntimeError(
@@ -85,6 +91,8 @@ def record(run, settings, outcome, code):
         "format": store.RUN_FORMAT,
         **run,
         "settings": settings.as_dict(),
+        "alpha": trained.model.alpha,
+        "beta": trained.model.beta,
         "sizes": outcome.sizes,
         **outcome.results,
         "best_epoch": trained.model.selected_epoch,

@@ -14,6 +14,7 @@ BUILT_IN = {
     "gpnd": "gradcon_tf.reproduction.protocols.gpnd",
     "conditions": "gradcon_tf.reproduction.protocols.conditions",
     "localisation": "gradcon_tf.reproduction.protocols.localisation",
+    "elpv": "gradcon_tf.reproduction.protocols.elpv",
 }
 
 _REGISTERED = {}

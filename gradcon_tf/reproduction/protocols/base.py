@@ -44,6 +44,10 @@ class Protocol:
     arrays = ()
     #: Shorter epoch budgets every run also records; a finished run without them is redone.
     milestones = ()
+    #: The loss weights (:mod:`gradcon_tf.loss_weights`) when the request names none.
+    loss_weights = "paper"
+    #: Whether the request's classes choose runs (``--classes`` in the report's command).
+    uses_classes = True
 
     def __init__(self, request, **options):
         if options:

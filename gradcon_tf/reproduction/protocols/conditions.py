@@ -22,6 +22,7 @@ class Conditions(base.Protocol):
         "held out for validation; test = the challenge-free test images (inliers) + the test "
         "images under one challenge type at one level (outliers)"
     )
+    uses_classes = False
 
     def __init__(self, request, challenges=None, levels=None, **options):
         super().__init__(request, **options)
