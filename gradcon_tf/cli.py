@@ -339,6 +339,11 @@ def _check_evaluation_folders(args):
         if getattr(args, option) is None:
             raise UserError(f"evaluating on image folders needs --model, --normal and --abnormal "
                             f"(--{option} is missing)")
+    given = [f"--{dest.replace('_', '-')}" for dest, default in args.training_defaults.items()
+             if getattr(args, dest) != default]
+    if given:
+        raise UserError(f"{' '.join(given)}: training options; evaluate --model measures the "
+                        "trained model as it is (its threshold included)")
     model_files.check_model_file(args.model)
     anomaly_folders.scan_inspection_folders(args.normal, args.abnormal, args.masks)
     if args.report:
@@ -668,6 +673,10 @@ def _add_training_arguments(parser, default_epochs):
         "training images' pixel variance (data; the default for --normal): docs/own_images.md",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    # What "given" means for the options only training reads (evaluate --model trains nothing).
+    parser.set_defaults(training_defaults={
+        "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
+    })
 
 
 def _add_normal_folder(train):

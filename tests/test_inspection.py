@@ -256,6 +256,7 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
         (evaluate + [defects, "--masks", str(empty)], "no mask matches"),
         (["evaluate", "--model", str(model), "--normal", good], "--abnormal"),
         (evaluate + [defects, "--classes", "1"], "--classes"),
+        (evaluate + [defects, "--epochs", "5", "--loss-weights", "data"], "--epochs --loss-weights: training options"),
     ]
     program = (
         "import contextlib, io, json, sys; from gradcon_tf import cli\n"
