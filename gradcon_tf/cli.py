@@ -385,6 +385,7 @@ def command_evaluate(args):
         model = experiment.train_one_class(
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
             initialization=args.init, verbose=0 if args.quiet else 1, weights=_loss_weights(args),
+            image_score=args.image_score,
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -441,7 +442,7 @@ def _train_and_save(args, split):
     model = experiment.train_one_class(
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
-        weights=_loss_weights(args),
+        weights=_loss_weights(args), image_score=args.image_score,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     return model
@@ -465,7 +466,8 @@ def _train_on_normal_folder(args):
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
         f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
-        f"{_loss_weights(args)} weights); threshold {model.threshold:.6g} "
+        f"{_loss_weights(args)} weights; {model.image_score} image score); threshold "
+        f"{model.threshold:.6g} "
         f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
         f"wall time {time.perf_counter() - started:.1f} s"
     )
@@ -672,10 +674,16 @@ def _add_training_arguments(parser, default_epochs):
         help="alpha and beta: the paper's (0.03, 0.12; the default for --data), or scaled to the "
         "training images' pixel variance (data; the default for --normal): docs/own_images.md",
     )
+    parser.add_argument(
+        "--image-score", choices=("mean", "local"), default="mean",
+        help="the image's score: the paper's means over the image, or local: the top 1%% of the "
+        "blurred score map, for small defects (docs/own_images.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     # What "given" means for the options only training reads (evaluate --model trains nothing).
     parser.set_defaults(training_defaults={
         "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
+        "image_score": "mean",
     })
 
 

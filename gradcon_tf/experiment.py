@@ -31,13 +31,15 @@ def method_arguments(method, weights="paper", images=None):
     return loss_weights.loss_weights(weights, images, alpha=METHODS[method][1])
 
 
-def build_model(method, input_shape, initialization="guarded", weights=None):
+def build_model(method, input_shape, initialization="guarded", weights=None, image_score="mean"):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
     ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`); ``weights``: its
-    alpha and beta (default :func:`method_arguments`)."""
+    alpha and beta (default :func:`method_arguments`); ``image_score``: ``GradCon``'s."""
     model_class = METHODS[method][0]
     weights = weights if weights is not None else method_arguments(method)
-    return model_class(input_shape=input_shape, initialization=initialization, **weights)
+    return model_class(
+        input_shape=input_shape, initialization=initialization, image_score=image_score, **weights
+    )
 
 
 def train_one_class(
@@ -53,6 +55,7 @@ def train_one_class(
     redraw_collapsed=False,
     checkpoint_every=1,
     weights="paper",
+    image_score="mean",
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
@@ -73,7 +76,8 @@ def train_one_class(
     ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
 
     ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
-    images' pixel variance, :mod:`gradcon_tf.loss_weights`).
+    images' pixel variance, :mod:`gradcon_tf.loss_weights`). ``image_score``: the score the
+    threshold is calibrated on, ``"mean"`` (the paper's) or ``"local"`` (``GradCon``).
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -91,7 +95,7 @@ def train_one_class(
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(method, split.train.shape[1:], initialization, alpha_and_beta)
+        model = build_model(method, split.train.shape[1:], initialization, alpha_and_beta, image_score)
         model.compile()
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []

@@ -111,6 +111,7 @@ class FolderEvaluation:
     is_anomaly: np.ndarray  # bool, the truth
     scores: dict  # GradCon.score()'s arrays, without maps
     threshold: float  # the model's (None when it has none)
+    image_score: str  # the model's: "mean" (the paper's) or "local" (GradCon.image_score)
     image: dict  # auroc, aupr, precision, recall, f1 (the last three NaN without a threshold)
     parts: dict  # image AUROC of each score kind: {"gradcon", "recon", "grad"} (evaluation.py)
     defects: dict  # {defect type: {"images", "auroc", "recall"}}
@@ -122,7 +123,8 @@ class FolderEvaluation:
         """The metrics as Markdown tables (readable as plain text)."""
         normal = int(np.sum(~self.is_anomaly))
         lines = [
-            f"{normal} normal and {len(self.paths) - normal} abnormal images; threshold "
+            f"{normal} normal and {len(self.paths) - normal} abnormal images; {self.image_score} "
+            "image score, threshold "
             + ("none (uncalibrated model)" if self.threshold is None else f"{self.threshold:.6g}"),
             "",
             "| images | AUROC | AUPR | F1 | precision | recall |",
@@ -174,6 +176,7 @@ def evaluate_folders(model, normal, abnormal, masks=None, batch_size=64):
         is_anomaly=is_anomaly,
         scores=scores,
         threshold=model.threshold,
+        image_score=model.image_score,
         image=image_metrics(scores["score"], is_anomaly, model.threshold),
         parts={
             name: metrics.auroc(scores[key], is_anomaly)

@@ -25,6 +25,7 @@ from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
 from gradcon_tf import gradients, model_files, networks, optimizers, preprocessing
+from gradcon_tf.local_score import local_score
 from gradcon_tf.portable.overlays import map_scale
 from gradcon_tf.portable.signatures import MAP_NAMES
 
@@ -86,6 +87,11 @@ class GradCon(keras.Model):
         ``"data"``: always the output bias from data.
       output_bias_from_data: the argument ``initialization`` replaced (True: ``"data"``, False:
         ``"release"``); configs of models saved before it hold it.
+      image_score: the image's anomaly score, one of :data:`IMAGE_SCORES`. ``"mean"`` (default,
+        the paper's): recon + beta * grad_loss, means over the image. ``"local"``: the mean of
+        the top 1 % of the blurred score map (:func:`gradcon_tf.local_score.local_score`),
+        where a small defect is not averaged away; every score then computes the maps (about
+        twice the scoring time).
 
     ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
     during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
@@ -96,6 +102,8 @@ class GradCon(keras.Model):
     reconstruction_loss = "mse"
     #: Keras models held by the model, serialized in its config.
     _nested_models = ("encoder", "decoder")
+    #: The image scores a model can give (``image_score``).
+    IMAGE_SCORES = ("mean", "local")
 
     def __init__(
         self,
@@ -107,9 +115,13 @@ class GradCon(keras.Model):
         initialization="guarded",
         working_size=None,
         output_bias_from_data=None,
+        image_score="mean",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if image_score not in self.IMAGE_SCORES:
+            raise ValueError(f"image_score must be one of {self.IMAGE_SCORES}, got {image_score!r}.")
+        self._image_score = image_score
         if output_bias_from_data is not None:
             initialization = "data" if output_bias_from_data else "release"
         if initialization not in INITIALIZATIONS:
@@ -185,10 +197,27 @@ class GradCon(keras.Model):
             alpha=self.alpha,
             beta=self.beta,
             initialization=self.initialization,
+            image_score=self.image_score,
         )
         for key in self._nested_models:
             config[key] = keras.saving.serialize_keras_object(getattr(self, key))
         return config
+
+    @property
+    def image_score(self):
+        """How the image's score is made from its parts (``image_score`` of the constructor).
+        Training does not depend on it; changing it on a trained model clears the threshold and
+        the calibration scores, made on the other score: :meth:`calibrate` again."""
+        return self._image_score
+
+    @image_score.setter
+    def image_score(self, value):
+        if value not in self.IMAGE_SCORES:
+            raise ValueError(f"image_score must be one of {self.IMAGE_SCORES}, got {value!r}.")
+        if value != self._image_score:
+            self._image_score = value
+            self.threshold, self.calibration_scores = None, None
+            self._remake_compiled_functions()
 
     @property
     def starts_from_mean_image(self):
@@ -545,7 +574,9 @@ class GradCon(keras.Model):
 
     def per_sample_scores(self, images, maps=False):
         """Per-sample score, recon, grad_loss and layer cosines of a batch, as tensors (and
-        ``latent``, the latent loss, for a model that has one).
+        ``latent``, the latent loss, for a model that has one). ``score`` is as
+        :attr:`image_score` says: the mean's (recon + beta * grad_loss) or the local score of the
+        score map at the working size.
 
         ``maps``: also the anomaly maps, (N, H, W) at the input's resolution: ``recon_map`` (the
         pixel's reconstruction error, averaged over channels; its mean is ``recon``),
@@ -561,6 +592,7 @@ class GradCon(keras.Model):
         latents, latent_losses = self.encode(network_input, training=False)
         if self._decoder_plan is None:
             self._decoder_plan = gradients.plan_decoder(self.decoder) or ()
+        local = self.image_score == "local"
         if self._decoder_plan:
             results = gradients.decoder_scores(
                 self._decoder_plan,
@@ -568,7 +600,7 @@ class GradCon(keras.Model):
                 network_input,
                 self.reference_gradients,
                 self.reconstruction_loss,
-                maps=maps,
+                maps=maps or local,
             )
         else:
             results = gradients.generic_decoder_scores(
@@ -577,7 +609,7 @@ class GradCon(keras.Model):
                 network_input,
                 [r.value for r in self.reference_gradients],
                 self.reconstruction_loss,
-                maps=maps,
+                maps=maps or local,
             )
         recon, cosines, reconstructions = results[:3]
         grad_loss = -tf.reduce_mean(cosines, axis=1)
@@ -589,12 +621,15 @@ class GradCon(keras.Model):
         }
         if latent_losses is not None:
             outputs["latent"] = latent_losses
-        if maps:
+        if maps or local:
             pixel_errors = gradients.per_pixel_reconstruction_error(
                 network_input, reconstructions, self.reconstruction_loss
             )
             recon_map = tf.reduce_mean(pixel_errors, axis=-1)
             grad_map = tf.reduce_mean(tf.nn.relu(-results[3]), axis=-1)
+        if local:
+            outputs["score"] = local_score(recon_map + self.beta * grad_map)
+        if maps:
             outputs["recon_map"] = preprocessing.to_input_resolution(recon_map, self.image_shape)
             outputs["grad_map"] = preprocessing.to_input_resolution(grad_map, self.image_shape)
             outputs["score_map"] = outputs["recon_map"] + self.beta * outputs["grad_map"]

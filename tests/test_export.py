@@ -259,10 +259,10 @@ def test_builtin_check_rejects_flex_ops():
         litert.check_builtin_only(content)
 
 
-def exported_with_random_references(input_shape, tmp_path, seed):
+def exported_with_random_references(input_shape, tmp_path, seed, **options):
     """(an untrained model with random reference gradients, its f32 export's manifest, the rng)."""
     keras.utils.set_random_seed(seed)
-    model = GradCon(input_shape=input_shape)
+    model = GradCon(input_shape=input_shape, **options)
     rng = np.random.default_rng(seed)
     for reference in model.reference_gradients:
         reference.assign(rng.normal(size=reference.shape).astype(np.float32))
@@ -434,3 +434,23 @@ def test_rest_client_against_tensorflow_model_server(exported, images, keras_sco
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_local_image_score_exports_builtin_only_with_parity(tmp_path):
+    """``image_score="local"`` (the blurred score map's top 1 %) in the SavedModel, LiteRT and
+    the edge scorer, plain and map signatures, to 1e-5."""
+    import edge_demo.scorer
+
+    model, manifest, rng = exported_with_random_references((48, 40, 1), tmp_path, seed=5, image_score="local")
+    path = manifest["litert"]["f32"]["path"]
+    litert.check_builtin_only(open(path, "rb").read())
+    assert {"MIRROR_PAD", "TOPK_V2"} <= set(manifest["litert"]["f32"]["ops"])
+    images = rng.integers(0, 256, size=(3, 48, 40, 1), dtype=np.uint8)
+    expected = model.score(images, maps=True)
+    mean_score = expected["recon"] + model.beta * expected["grad_loss"]
+    assert np.abs(expected["score"] - mean_score).min() > 1e-4  # the local score, not the mean
+    for signature in ("score_uint8", "maps_uint8"):
+        assert_scores_close(litert_outputs(path, images, signature), expected)
+        served = tf.saved_model.load(manifest["saved_model"]).signatures[signature](images=tf.constant(images))
+        assert_scores_close({k: v.numpy() for k, v in served.items()}, expected)
+    assert_scores_close(edge_demo.scorer.Scorer(path).score(images), expected)

@@ -214,14 +214,16 @@ def test_masks_missing_for_some_images_warn_once(folders, folder_model, tmp_path
 def test_cli_train_on_a_normal_folder_then_evaluate_with_a_report(folders, tmp_path, capsys):
     model_path = tmp_path / "m.keras"
     assert cli.main(["train", "--normal", str(folders / "train"), "--out", str(model_path),
-                     "--epochs", "1", "--quiet"]) == 0
+                     "--epochs", "1", "--quiet", "--image-score", "local"]) == 0
     out = capsys.readouterr().out
     assert "training on 20 images, 10 held out" in out and model_path.exists()
+    assert "local image score" in out
     assert cli.main(["evaluate", "--model", str(model_path), "--normal", str(folders / "test" / "good"),
                      "--abnormal", str(folders / "test" / "defects"), "--masks", str(folders / "masks"),
                      "--report", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out
     assert "| all |" in out and "| small | 5 |" in out and "AUPRO" in out
+    assert "local image score, threshold" in out
     assert (tmp_path / "report" / "report.md").exists()
 
 
