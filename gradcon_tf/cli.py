@@ -385,7 +385,7 @@ def command_evaluate(args):
         model = experiment.train_one_class(
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
             initialization=args.init, verbose=0 if args.quiet else 1, weights=_loss_weights(args),
-            image_score=args.image_score,
+            image_score=args.image_score, remove_illumination=args.remove_illumination,
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -443,6 +443,7 @@ def _train_and_save(args, split):
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
         weights=_loss_weights(args), image_score=args.image_score,
+        remove_illumination=args.remove_illumination,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     return model
@@ -466,7 +467,8 @@ def _train_on_normal_folder(args):
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
         f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
-        f"{_loss_weights(args)} weights; {model.image_score} image score); threshold "
+        f"{_loss_weights(args)} weights; {model.image_score} image score"
+        f"{'; illumination removed' if model.remove_illumination else ''}); threshold "
         f"{model.threshold:.6g} "
         f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
         f"wall time {time.perf_counter() - started:.1f} s"
@@ -679,11 +681,16 @@ def _add_training_arguments(parser, default_epochs):
         help="the image's score: the paper's means over the image, or local: the top 1%% of the "
         "blurred score map, for small defects (docs/own_images.md)",
     )
+    parser.add_argument(
+        "--remove-illumination", action="store_true",
+        help="the network sees each image minus its Gaussian blur: exposure and light gradients "
+        "out, local structure in (docs/own_images.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     # What "given" means for the options only training reads (evaluate --model trains nothing).
     parser.set_defaults(training_defaults={
         "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
-        "image_score": "mean",
+        "image_score": "mean", "remove_illumination": False,
     })
 
 

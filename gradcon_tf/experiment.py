@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from gradcon_tf import evaluation, loss_weights
+from gradcon_tf import evaluation, filters, loss_weights
 from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
@@ -31,15 +31,14 @@ def method_arguments(method, weights="paper", images=None):
     return loss_weights.loss_weights(weights, images, alpha=METHODS[method][1])
 
 
-def build_model(method, input_shape, initialization="guarded", weights=None, image_score="mean"):
+def build_model(method, input_shape, initialization="guarded", weights=None, **options):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
     ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`); ``weights``: its
-    alpha and beta (default :func:`method_arguments`); ``image_score``: ``GradCon``'s."""
+    alpha and beta (default :func:`method_arguments`); ``options``: ``GradCon``'s
+    ``image_score`` and ``remove_illumination``."""
     model_class = METHODS[method][0]
     weights = weights if weights is not None else method_arguments(method)
-    return model_class(
-        input_shape=input_shape, initialization=initialization, image_score=image_score, **weights
-    )
+    return model_class(input_shape=input_shape, initialization=initialization, **weights, **options)
 
 
 def train_one_class(
@@ -56,6 +55,7 @@ def train_one_class(
     checkpoint_every=1,
     weights="paper",
     image_score="mean",
+    remove_illumination=False,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
@@ -78,6 +78,7 @@ def train_one_class(
     ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
     images' pixel variance, :mod:`gradcon_tf.loss_weights`). ``image_score``: the score the
     threshold is calibrated on, ``"mean"`` (the paper's) or ``"local"`` (``GradCon``).
+    ``remove_illumination``: ``GradCon``'s; the data weights then measure the filtered images.
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -90,12 +91,16 @@ def train_one_class(
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    alpha_and_beta = method_arguments(method, weights, split.train)
+    seen = _as_the_network_sees(split.train, remove_illumination)
+    alpha_and_beta = method_arguments(method, weights, seen)
     draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(method, split.train.shape[1:], initialization, alpha_and_beta, image_score)
+        model = build_model(
+            method, split.train.shape[1:], initialization, alpha_and_beta,
+            image_score=image_score, remove_illumination=remove_illumination,
+        )
         model.compile()
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
@@ -113,6 +118,16 @@ def train_one_class(
         keras.backend.clear_session()
     model.calibrate(split.validation, fpr=fpr)
     return model
+
+
+def _as_the_network_sees(images, remove_illumination):
+    """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the
+    illumination removed when the model removes it: what the data weights measure."""
+    if not remove_illumination:
+        return images
+    images = np.asarray(images)[:: max(1, -(-len(images) // loss_weights.MAX_IMAGES))]
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    return filters.remove_illumination(images.astype(np.float32) / scale).numpy()
 
 
 def initialization_record(model):

@@ -24,7 +24,7 @@ import tensorflow as tf
 from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
-from gradcon_tf import gradients, model_files, networks, optimizers, preprocessing
+from gradcon_tf import filters, gradients, model_files, networks, optimizers, preprocessing
 from gradcon_tf.local_score import local_score
 from gradcon_tf.portable.overlays import map_scale
 from gradcon_tf.portable.signatures import MAP_NAMES
@@ -92,6 +92,10 @@ class GradCon(keras.Model):
         the top 1 % of the blurred score map (:func:`gradcon_tf.local_score.local_score`),
         where a small defect is not averaged away; every score then computes the maps (about
         twice the scoring time).
+      remove_illumination: the network input is each image minus its Gaussian blur, around
+        mid-grey (:func:`gradcon_tf.filters.remove_illumination`): exposure and light gradients
+        out, local structure in. Part of :meth:`preprocess`, so training, scoring and the
+        exported graphs all see the filtered images.
 
     ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
     during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
@@ -116,12 +120,14 @@ class GradCon(keras.Model):
         working_size=None,
         output_bias_from_data=None,
         image_score="mean",
+        remove_illumination=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if image_score not in self.IMAGE_SCORES:
             raise ValueError(f"image_score must be one of {self.IMAGE_SCORES}, got {image_score!r}.")
         self._image_score = image_score
+        self.remove_illumination = bool(remove_illumination)
         if output_bias_from_data is not None:
             initialization = "data" if output_bias_from_data else "release"
         if initialization not in INITIALIZATIONS:
@@ -198,6 +204,7 @@ class GradCon(keras.Model):
             beta=self.beta,
             initialization=self.initialization,
             image_score=self.image_score,
+            remove_illumination=self.remove_illumination,
         )
         for key in self._nested_models:
             config[key] = keras.saving.serialize_keras_object(getattr(self, key))
@@ -289,8 +296,12 @@ class GradCon(keras.Model):
     # ------------------------------------------------------------------ forward pass
 
     def preprocess(self, images):
-        """uint8 -> /255, float32, resized (bilinear) to ``working_size`` when it differs."""
-        return preprocessing.to_network_input(images, self.working_size)
+        """uint8 -> /255, float32, resized (bilinear) to ``working_size`` when it differs; the
+        illumination removed when the model does (``remove_illumination``)."""
+        network_input = preprocessing.to_network_input(images, self.working_size)
+        if self.remove_illumination:
+            network_input = filters.remove_illumination(network_input)
+        return network_input
 
     def encode(self, network_input, training=False):
         """(decoder input, per-sample latent loss Omega or None). The CAE has no latent loss."""

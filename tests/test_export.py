@@ -436,15 +436,16 @@ def test_rest_client_against_tensorflow_model_server(exported, images, keras_sco
         process.wait(timeout=30)
 
 
-def test_local_image_score_exports_builtin_only_with_parity(tmp_path):
-    """``image_score="local"`` (the blurred score map's top 1 %) in the SavedModel, LiteRT and
-    the edge scorer, plain and map signatures, to 1e-5."""
+def test_local_image_score_and_illumination_removal_export_builtin_only_with_parity(tmp_path):
+    """``image_score="local"`` (the blurred score map's top 1 %) and ``remove_illumination`` in
+    the SavedModel, LiteRT and the edge scorer, plain and map signatures, to 1e-5."""
     import edge_demo.scorer
 
-    model, manifest, rng = exported_with_random_references((48, 40, 1), tmp_path, seed=5, image_score="local")
+    model, manifest, rng = exported_with_random_references(
+        (48, 40, 1), tmp_path, seed=5, image_score="local", remove_illumination=True)
     path = manifest["litert"]["f32"]["path"]
     litert.check_builtin_only(open(path, "rb").read())
-    assert {"MIRROR_PAD", "TOPK_V2"} <= set(manifest["litert"]["f32"]["ops"])
+    assert {"MIRROR_PAD", "DEPTHWISE_CONV_2D", "TOPK_V2"} <= set(manifest["litert"]["f32"]["ops"])
     images = rng.integers(0, 256, size=(3, 48, 40, 1), dtype=np.uint8)
     expected = model.score(images, maps=True)
     mean_score = expected["recon"] + model.beta * expected["grad_loss"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from gradcon_tf import filters
 from gradcon_tf import local_score as local
 
 
@@ -12,7 +13,7 @@ def test_local_score_is_the_top_share_of_the_blurred_map(shape):
     maps = np.random.default_rng(0).random(shape).astype(np.float32)
     sigma = min(shape[1:]) * local.BLUR_FRACTION
     # TF's REFLECT padding is SciPy's "mirror"; the same radius via truncate.
-    radius = len(local.gaussian_kernel(sigma)) // 2
+    radius = len(filters.gaussian_kernel(sigma)) // 2
     blurred = gaussian_filter(maps.astype(np.float64), (0, sigma, sigma), mode="mirror",
                               truncate=radius / sigma)
     flat = np.sort(blurred.reshape(len(maps), -1), axis=1)
