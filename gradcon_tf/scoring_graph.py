@@ -6,7 +6,8 @@ of TF Serving and the LiteRT models.
 The plain signatures (``serving_default`` for float32 images in [0, 1], ``score_uint8`` for uint8)
 take a batch of NHWC images of the model's input shape and return, per image:
 
-* ``score`` (float32): recon + beta * grad_loss, higher = more anomalous;
+* ``score`` (float32): recon + beta * grad_loss (``image_score="local"``: the local score of
+  the score map), higher = more anomalous;
 * ``recon`` (float32): the image's reconstruction MSE;
 * ``grad_loss`` (float32): -mean over the decoder layers of the gradient cosines;
 * ``layer_cosines`` (float32, (N, layers)): cosine of the image's own decoder-kernel gradient to

@@ -21,7 +21,8 @@ and added), the pixel AUROC of each map, and a PCA reconstruction baseline (imag
     python docs/investigations/texture_defects_probe.py --candidates w128 w128-hp \
         --textures brick grass gravel --seeds 0 --out docs/investigations/texture_defects.jsonl
 
-Resumable: runs already in --out are skipped. ``--threads 1``: single-threaded.
+Resumable: runs already in --out are skipped. ``--threads 1``: single-threaded. The table:
+``python docs/investigations/texture_defects_probe.py --table docs/investigations/texture_defects*.jsonl``.
 """
 
 import argparse
@@ -180,15 +181,46 @@ def run(candidate, name, seed, epochs):
     }
 
 
+#: The table's columns: (record part, key, heading).
+TABLE_COLUMNS = (
+    ("image_auroc", "gradcon", "GradCon (mean)"), ("image_auroc", "recon", "recon"),
+    ("image_auroc", "grad", "grad"), ("image_auroc", "score_top", "local: score map"),
+    ("image_auroc", "grad_top", "local: grad map"), ("image_auroc", "recon_top", "local: recon map"),
+    ("image_auroc", "pca", "PCA"), ("pixel_auroc", "score_map", "pixel: score map"),
+    ("pixel_auroc", "recon_map", "pixel: recon map"), ("pixel_auroc", "grad_map", "pixel: grad map"),
+)
+
+
+def table(paths):
+    """Markdown: one row per record of the ``paths`` (JSON lines), image and pixel AUROCs."""
+    records = [json.loads(line) for path in paths for line in open(path) if line.strip()]
+    records.sort(key=lambda r: (r["texture"], r["candidate"], r["seed"]))
+    lines = [
+        "| texture | candidate | seed | epochs | " + " | ".join(c[2] for c in TABLE_COLUMNS) + " |",
+        "|---" * (4 + len(TABLE_COLUMNS)) + "|",
+    ]
+    for r in records:
+        cells = " | ".join(f"{r[part][key]:.3f}" for part, key, _ in TABLE_COLUMNS)
+        lines.append(f"| {r['texture']} | {r['candidate']} | {r['seed']} | {r['epochs']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, required=True)
+    parser.add_argument("--table", nargs="+", metavar="JSONL",
+                        help="print the Markdown table of these records and stop")
+    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES)
     parser.add_argument("--textures", nargs="+", default=["brick", "grass", "gravel"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out")
     args = parser.parse_args(argv)
+    if args.table:
+        sys.stdout.write(table(args.table))
+        return 0
+    if not args.candidates or not args.out:
+        parser.error("--candidates and --out are required (unless --table)")
     if args.threads:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
