@@ -602,7 +602,8 @@ def command_reproduce(args):
         command=_reproduce_command(args), report_only=args.report_only, verbose=args.progress,
         batch_size=args.batch_size, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
-        loss_weights=args.loss_weights, **options,
+        loss_weights=args.loss_weights, image_score=args.image_score,
+        remove_illumination=args.remove_illumination, **options,
     )
     return 0
 
@@ -619,6 +620,7 @@ def _reproduce_command(args):
         "--loss-weights": args.loss_weights,
         "--cells": args.cells and ",".join(args.cells),
         "--image-size": args.image_size,
+        "--image-score": args.image_score != "mean" and args.image_score,
     }
     from gradcon_tf.reproduction import protocols
 
@@ -631,6 +633,8 @@ def _reproduce_command(args):
     words += ["--redraw-collapsed"] if not release and args.redraw_collapsed else []
     if args.checkpoint_every != 1:
         words.append(f"--checkpoint-every {args.checkpoint_every}")
+    if args.remove_illumination:
+        words.append("--remove-illumination")
     if args.protocol != "one-class":
         words.append(f"--protocol {args.protocol}")
     return " ".join(words)
@@ -881,6 +885,14 @@ def build_parser():
         "folds), conditions (CURE-TSR challenge types and levels), localisation (pixel AUROC "
         "of the anomaly maps on inlier images with a pasted patch of another class) or elpv "
         "(--data elpv: defective solar cells, pip install elpv-dataset)",
+    )
+    reproduce.add_argument(
+        "--image-score", choices=("mean", "local"), default="mean",
+        help="the models' image score: the paper's means, or the top 1%% of the blurred score map",
+    )
+    reproduce.add_argument(
+        "--remove-illumination", action="store_true",
+        help="the networks see each image minus its Gaussian blur",
     )
     reproduce.add_argument(
         "--cells", type=_parse_cells, default=None,

@@ -91,7 +91,7 @@ def train_one_class(
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    seen = _as_the_network_sees(split.train, remove_illumination)
+    seen = as_the_network_sees(split.train, remove_illumination)
     alpha_and_beta = method_arguments(method, weights, seen)
     draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
@@ -120,7 +120,7 @@ def train_one_class(
     return model
 
 
-def _as_the_network_sees(images, remove_illumination):
+def as_the_network_sees(images, remove_illumination):
     """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the
     illumination removed when the model removes it: what the data weights measure."""
     if not remove_illumination:

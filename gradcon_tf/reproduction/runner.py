@@ -21,13 +21,14 @@ from gradcon_tf.reproduction.protocols import base
 #: Options of :func:`reproduce` that choose the training recipe (:func:`recipe_settings`).
 RECIPE_OPTIONS = (
     "batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
-    "loss_weights",
+    "loss_weights", "image_score", "remove_illumination",
 )
 
 
 def recipe_settings(
     data, epochs, batch_size=64, method="gradcon", initialization="guarded",
-    redraw_collapsed=None, checkpoint_every=1, loss_weights="paper",
+    redraw_collapsed=None, checkpoint_every=1, loss_weights="paper", image_score="mean",
+    remove_illumination=False,
 ):
     """The :class:`~.store.Settings` of a recipe. ``method``: the autoencoder of Table 1
     (``experiment.METHODS``). ``initialization``: ``guarded`` (default), ``release`` or ``data``
@@ -35,7 +36,7 @@ def recipe_settings(
     when its first epoch collapses (default: with ``release``). ``checkpoint_every``: select
     among the epochs the release writes (5), not every epoch. ``loss_weights``: ``paper`` or
     ``data`` (:mod:`gradcon_tf.loss_weights`; alpha and beta then hold the paper's, which each
-    run scales)."""
+    run scales). ``image_score``, ``remove_illumination``: ``GradCon``'s."""
     if initialization not in experiment.INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {experiment.INITIALIZATIONS}")
     release = initialization == "release"
@@ -50,6 +51,8 @@ def recipe_settings(
         checkpoint_every=int(checkpoint_every),
         bias_from_data_on_collapse=initialization == "guarded",
         loss_weights=loss_weights,
+        image_score=image_score,
+        remove_illumination=bool(remove_illumination),
     )
     if settings.redraw_collapsed and initialization == "guarded":
         raise ValueError("redraw_collapsed applies to the release and data initialisations")

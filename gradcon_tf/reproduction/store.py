@@ -53,6 +53,9 @@ class Settings:
     #: ``"paper"``: alpha and beta as above; ``"data"``: both scaled by each run's training
     #: images' pixel variance (:mod:`gradcon_tf.loss_weights`; each record holds its own).
     loss_weights: str = "paper"
+    #: ``GradCon``'s image score (``"mean"``, the paper's, or ``"local"``) and illumination removal.
+    image_score: str = "mean"
+    remove_illumination: bool = False
 
     @property
     def initialization(self):
@@ -75,6 +78,8 @@ LEGACY_SETTINGS = {
     "bias_from_data_on_collapse": False,
     "loss_average": "per batch",
     "loss_weights": "paper",
+    "image_score": "mean",
+    "remove_illumination": False,
 }
 
 #: Settings that do not change what a finished run's record says, only how it was trained: a

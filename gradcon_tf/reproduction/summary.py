@@ -80,6 +80,8 @@ def hyperparameters(settings):
         **({"loss_weights": "data: alpha and beta scaled by each run's training images' pixel "
             f"variance over the paper's ({PAPER_PIXEL_VARIANCE})"}
            if settings.loss_weights == "data" else {}),
+        **({"image_score": settings.image_score} if settings.image_score != "mean" else {}),
+        **({"remove_illumination": True} if settings.remove_illumination else {}),
         "optimizer": settings.optimizer,
         "output_bias_from_data": settings.output_bias_from_data,
         "redraw_collapsed": settings.redraw_collapsed,

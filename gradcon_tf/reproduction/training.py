@@ -48,12 +48,17 @@ def train(split, seed, settings, verbose=1, callbacks=()):
         redraw_collapsed=settings.redraw_collapsed,
         checkpoint_every=settings.checkpoint_every,
         weights=settings.loss_weights,
+        image_score=settings.image_score,
+        remove_illumination=settings.remove_illumination,
     )
     train_seconds = time.perf_counter() - started
     expected = (settings.alpha, settings.beta)
     if settings.loss_weights != "paper":
         expected = tuple(
-            experiment.method_arguments(settings.method, settings.loss_weights, split.train).values()
+            experiment.method_arguments(
+                settings.method, settings.loss_weights,
+                experiment.as_the_network_sees(split.train, settings.remove_illumination),
+            ).values()
         )
     if (model.alpha, model.beta) != expected:
         raise RuntimeError(

@@ -129,9 +129,12 @@ class Elpv(base.Protocol):
             f"{summary['runs']['image_size']} px; AUROC, mean ± std over seeds.",
             "",
         ]
+        labels = dict(SCORES)
+        if summary["hyperparameters"].get("image_score") == "local":
+            labels["gradcon"] = "GradCon, local (top 1 % of the blurred score map)"
         for criterion, kinds in summary["auroc"].items():
             rows = [
-                [SCORES[kind], *(format_mean(over[c]["mean"], over[c]["std"]) for c in cells)]
+                [labels[kind], *(format_mean(over[c]["mean"], over[c]["std"]) for c in cells)]
                 for kind, over in kinds.items()
             ]
             body += [f"## Defective = probability {criterion}", "",
