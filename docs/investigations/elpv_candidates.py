@@ -99,11 +99,12 @@ def as_float(images):
 
 
 def high_passed(images):
-    """Illumination removed: 0.5 + x - GaussianBlur(x), sigma = side / 16, clipped to [0, 1]."""
+    """Illumination removed: 0.5 + x - GaussianBlur(x), sigma = side / 16, clipped to [0, 1]
+    (uint8 images, or floats in [0, 1])."""
     import numpy as np
     from scipy.ndimage import gaussian_filter
 
-    x = as_float(images)
+    x = as_float(images) if images.dtype == np.uint8 else images
     sigma = images.shape[1] * HIGHPASS_SIGMA_FRACTION
     blurred = gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="reflect")
     return np.clip(0.5 + x - blurred, 0.0, 1.0).astype(np.float32)
@@ -306,6 +307,20 @@ def run(candidate, module_type, seed, epochs, cells_by_size):
     }
 
 
+def use_threads(threads):
+    """TensorFlow on ``threads`` threads (0: its default); before TensorFlow loads."""
+    if threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+def finished_runs(path, fields):
+    """The ``fields`` tuples of the records already in the JSON-lines file ``path``."""
+    if not os.path.exists(path):
+        return set()
+    return {tuple(json.loads(line)[f] for f in fields) for line in open(path) if line.strip()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, required=True)
@@ -315,16 +330,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    if args.threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    use_threads(args.threads)
     from gradcon_tf.data import elpv
 
-    done = set()
-    if os.path.exists(args.out):
-        for line in open(args.out):
-            r = json.loads(line)
-            done.add((r["candidate"], r["module_type"], r["seed"], r["epochs"]))
+    done = finished_runs(args.out, ("candidate", "module_type", "seed", "epochs"))
     cache = {}
 
     def cells_by_size(side):

@@ -34,7 +34,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from elpv_candidates import HIGHPASS_SIGMA_FRACTION, pca_scores, top_mean  # noqa: E402
+from elpv_candidates import (  # noqa: E402
+    finished_runs, high_passed, pca_scores, top_mean, use_threads,
+)
 
 CROP = 128
 COUNTS = {"train": 500, "validation": 50, "test_normal": 100, "test_defective": 100}
@@ -115,15 +117,6 @@ def dataset(name, seed):
         "masks": all_masks,
         "kinds": np.array(["normal"] * len(normal) + kinds),
     }
-
-
-def high_passed(images):
-    """0.5 + x - GaussianBlur(x), sigma = CROP * HIGHPASS_SIGMA_FRACTION, clipped to [0, 1]."""
-    from scipy.ndimage import gaussian_filter
-
-    sigma = images.shape[1] * HIGHPASS_SIGMA_FRACTION
-    blurred = gaussian_filter(images, sigma=(0, sigma, sigma, 0), mode="reflect")
-    return np.clip(0.5 + images - blurred, 0, 1).astype(np.float32)
 
 
 def run(candidate, name, seed, epochs):
@@ -221,14 +214,8 @@ def main(argv=None):
         return 0
     if not args.candidates or not args.out:
         parser.error("--candidates and --out are required (unless --table)")
-    if args.threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    done = set()
-    if os.path.exists(args.out):
-        for line in open(args.out):
-            r = json.loads(line)
-            done.add((r["candidate"], r["texture"], r["seed"], r["epochs"]))
+    use_threads(args.threads)
+    done = finished_runs(args.out, ("candidate", "texture", "seed", "epochs"))
     for seed in args.seeds:
         for name in args.textures:
             for candidate in args.candidates:
