@@ -127,7 +127,7 @@ class GradCon(keras.Model):
         if image_score not in self.IMAGE_SCORES:
             raise ValueError(f"image_score must be one of {self.IMAGE_SCORES}, got {image_score!r}.")
         self._image_score = image_score
-        self.remove_illumination = bool(remove_illumination)
+        self._remove_illumination = bool(remove_illumination)
         if output_bias_from_data is not None:
             initialization = "data" if output_bias_from_data else "release"
         if initialization not in INITIALIZATIONS:
@@ -225,6 +225,12 @@ class GradCon(keras.Model):
             self._image_score = value
             self.threshold, self.calibration_scores = None, None
             self._remake_compiled_functions()
+
+    @property
+    def remove_illumination(self):
+        """Whether :meth:`preprocess` removes the illumination (fixed at construction: the
+        weights trained on what it gives)."""
+        return self._remove_illumination
 
     @property
     def starts_from_mean_image(self):
