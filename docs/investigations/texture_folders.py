@@ -1,7 +1,7 @@
 """Write the texture-defects proxy (texture_defects_probe.py) as image folders in anomalib's
 convention, for the folder workflow (`gradcon train --normal`, `gradcon evaluate --masks`).
 
-    python docs/investigations/texture_folders.py --texture brick --seed 0 --out /tmp/brick
+    python docs/investigations/texture_folders.py --texture brick --seed 0 --out brick
     # -> OUT/good/ (train + validation crops), OUT/test/good/, OUT/test/defects/<type>/,
     #    OUT/ground_truth/<type>/<stem>_mask.png
 """
