@@ -131,8 +131,9 @@ def _parse_image_size(text):
 
 
 def _parse_cells(text):
+    from gradcon_tf.data.elpv import MODULE_TYPES as allowed
+
     cells = [word for word in text.split(",") if word]
-    allowed = ("mono", "poly", "both")
     if not cells or any(word not in allowed for word in cells):
         raise argparse.ArgumentTypeError(f"expected module types among {allowed}, e.g. mono,poly; got {text!r}")
     return cells
@@ -680,6 +681,17 @@ def _add_training_arguments(parser, default_epochs):
         help="alpha and beta: the paper's (0.03, 0.12; the default for --data), or scaled to the "
         "training images' pixel variance (data; the default for --normal): docs/own_images.md",
     )
+    _add_small_defect_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    # What "given" means for the options only training reads (evaluate --model trains nothing).
+    parser.set_defaults(training_defaults={
+        "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
+        "image_score": "mean", "remove_illumination": False,
+    })
+
+
+def _add_small_defect_options(parser):
+    """--image-score and --remove-illumination: GradCon's options for small defects."""
     parser.add_argument(
         "--image-score", choices=("mean", "local"), default="mean",
         help="the image's score: the paper's means over the image, or local: the top 1%% of the "
@@ -690,12 +702,6 @@ def _add_training_arguments(parser, default_epochs):
         help="the network sees each image minus its Gaussian blur: exposure and light gradients "
         "out, local structure in (docs/own_images.md)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    # What "given" means for the options only training reads (evaluate --model trains nothing).
-    parser.set_defaults(training_defaults={
-        "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
-        "image_score": "mean", "remove_illumination": False,
-    })
 
 
 def _add_normal_folder(train):
@@ -886,14 +892,7 @@ def build_parser():
         "of the anomaly maps on inlier images with a pasted patch of another class) or elpv "
         "(--data elpv: defective solar cells, pip install elpv-dataset)",
     )
-    reproduce.add_argument(
-        "--image-score", choices=("mean", "local"), default="mean",
-        help="the models' image score: the paper's means, or the top 1%% of the blurred score map",
-    )
-    reproduce.add_argument(
-        "--remove-illumination", action="store_true",
-        help="the networks see each image minus its Gaussian blur",
-    )
+    _add_small_defect_options(reproduce)
     reproduce.add_argument(
         "--cells", type=_parse_cells, default=None,
         help="elpv: module types, e.g. mono,poly (default: mono,poly,both)",
