@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from elpv_candidates import (  # noqa: E402
-    as_float, dev_half, finished_runs, high_passed, pca_scores, top_mean, use_threads,
+    as_float, dev_half, high_passed, pca_scores, top_mean, use_threads,
 )
 
 ELPV_SIDE = 64
@@ -91,7 +91,8 @@ def score_kinds(out, reference, beta):
     return kinds, maps
 
 
-def trained(train, validation, seed, epochs):
+def trained(train, validation, seed, epochs, learning_rate=None):
+    """The library's recipe; ``learning_rate``: Adam's (None: the paper's 1e-3)."""
     import keras
 
     from gradcon_tf import GradCon, loss_weights
@@ -99,14 +100,19 @@ def trained(train, validation, seed, epochs):
 
     keras.utils.set_random_seed(seed)
     model = GradCon(input_shape=train.shape[1:], **loss_weights.loss_weights("data", train))
-    model.compile()
+    if learning_rate is None:
+        model.compile()
+    else:
+        from gradcon_tf.optimizers import CorrectedEpsilonAdam
+
+        model.compile(optimizer=CorrectedEpsilonAdam(learning_rate, epsilon=1e-8))
     started = time.perf_counter()
     model.fit(train, validation_data=validation, epochs=epochs, batch_size=BATCH,
               callbacks=[KeepBestWeights()], verbose=0)
     return model, time.perf_counter() - started
 
 
-def run_elpv(cells, seed, epochs, highpass):
+def run_elpv(cells, seed, epochs, highpass, learning_rate=None):
     from sklearn.metrics import roc_auc_score
 
     from gradcon_tf.data import elpv
@@ -116,7 +122,7 @@ def run_elpv(cells, seed, epochs, highpass):
     indices = elpv.elpv_split_indices(loaded, cells, seed, defective=">0")
     train, validation, test = (prepare(loaded.images[i]) for i in
                                (indices.train, indices.validation, indices.test))
-    model, seconds = trained(train, validation, seed, epochs)
+    model, seconds = trained(train, validation, seed, epochs, learning_rate)
     out = model.score(test, batch_size=BATCH, maps=True)
     reference = model.score(validation, batch_size=BATCH, maps=True)
     kinds, _ = score_kinds(out, reference, model.beta)
@@ -136,7 +142,7 @@ def run_elpv(cells, seed, epochs, highpass):
             "alpha": model.alpha, "auroc": results}
 
 
-def run_texture(name, seed, epochs, highpass):
+def run_texture(name, seed, epochs, highpass, learning_rate=None):
     from sklearn.metrics import roc_auc_score
 
     from texture_defects_probe import DEFECTS, dataset
@@ -145,7 +151,7 @@ def run_texture(name, seed, epochs, highpass):
     if highpass:
         for key in ("train", "validation", "test"):
             data[key] = high_passed(data[key])
-    model, seconds = trained(data["train"], data["validation"], seed, epochs)
+    model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
     out = model.score(data["test"], batch_size=BATCH, maps=True)
     reference = model.score(data["validation"], batch_size=BATCH, maps=True)
     kinds, maps = score_kinds(out, reference, model.beta)
@@ -166,41 +172,58 @@ def run_texture(name, seed, epochs, highpass):
             "image_auroc_by_defect": by_defect, "pixel_auroc": pixel}
 
 
+def records_of(paths):
+    return [json.loads(line) for path in paths if os.path.exists(path)
+            for line in open(path) if line.strip()]
+
+
+def run_key(record):
+    """What a run is: data, seed, epochs, high-pass, learning rate (None: the paper's)."""
+    return (record["data"], record["seed"], record["epochs"], record["highpass"],
+            record.get("learning_rate"))
+
+
+def recipe(record):
+    rate = record.get("learning_rate")
+    return f"{record['epochs']} ep" + (f", lr {rate:g}" if rate else "")
+
+
 def table(paths, half="test"):
     """Markdown tables of the records: ELPV (mean ± std over seeds of the ``half``), textures."""
-    records = [json.loads(line) for path in paths for line in open(path) if line.strip()]
+    records = records_of(paths)
     lines = []
     elpv = [r for r in records if r["data"].startswith("elpv")]
     for criterion in (">=2/3", ">0"):
         groups = {}
         for r in elpv:
-            groups.setdefault((r["data"], r["highpass"]), []).append(r)
+            groups.setdefault((r["data"], r["highpass"], recipe(r)), []).append(r)
         if not groups:
             break
         kinds = list(next(iter(groups.values()))[0]["auroc"][criterion])
         lines += [f"ELPV, defective = p {criterion}, {half} half, mean ± std over seeds", "",
-                  "| data | hp | seeds | " + " | ".join(kinds) + " |",
-                  "|---" * (3 + len(kinds)) + "|"]
-        for (data, hp), rs in sorted(groups.items()):
+                  "| data | hp | training | seeds | " + " | ".join(kinds) + " |",
+                  "|---" * (4 + len(kinds)) + "|"]
+        for (data, hp, training), rs in sorted(groups.items()):
             cells = []
             for kind in kinds:
                 values = [r["auroc"][criterion][kind][half] for r in rs]
                 cells.append(f"{np.mean(values):.3f}±{np.std(values, ddof=1) if len(values) > 1 else 0:.3f}")
-            lines.append(f"| {data} | {hp} | {len(rs)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {data} | {hp} | {training} | {len(rs)} | " + " | ".join(cells) + " |")
         lines.append("")
     textures = sorted((r for r in records if not r["data"].startswith("elpv")),
-                      key=lambda r: (r["data"], r["highpass"], r["seed"]))
+                      key=lambda r: (r["data"], r["highpass"], recipe(r), r["seed"]))
     if textures:
         kinds = list(textures[0]["image_auroc"])
         pixels = list(textures[0]["pixel_auroc"])
         lines += ["Textures: image AUROC | pixel AUROC", "",
-                  "| data | hp | seed | " + " | ".join(kinds) + " | "
+                  "| data | hp | training | seed | " + " | ".join(kinds) + " | "
                   + " | ".join(f"px {p}" for p in pixels) + " |",
-                  "|---" * (3 + len(kinds) + len(pixels)) + "|"]
+                  "|---" * (4 + len(kinds) + len(pixels)) + "|"]
         for r in textures:
             cells = [f"{r['image_auroc'][k]:.3f}" for k in kinds]
             cells += [f"{r['pixel_auroc'][p]:.3f}" for p in pixels]
-            lines.append(f"| {r['data']} | {r['highpass']} | {r['seed']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {r['data']} | {r['highpass']} | {recipe(r)} | {r['seed']} | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,6 +235,7 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--highpass", action="store_true")
+    parser.add_argument("--learning-rate", type=float, help="Adam's (default: the paper's 1e-3)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
@@ -221,19 +245,20 @@ def main(argv=None):
     if not args.out:
         parser.error("--out is required (unless --table)")
     use_threads(args.threads)
-    done = finished_runs(args.out, ("data", "seed", "epochs", "highpass"))
+    done = {run_key(r) for r in records_of([args.out])}
     for seed in args.seeds:
         for data in args.data:
             is_elpv = data.startswith("elpv-")
             epochs = args.epochs or (50 if is_elpv else 30)
-            if (data, seed, epochs, args.highpass) in done:
+            if (data, seed, epochs, args.highpass, args.learning_rate) in done:
                 continue
             if is_elpv:
-                record = run_elpv(data.split("-", 1)[1], seed, epochs, args.highpass)
+                record = run_elpv(data.split("-", 1)[1], seed, epochs, args.highpass,
+                                  args.learning_rate)
             else:
-                record = run_texture(data, seed, epochs, args.highpass)
+                record = run_texture(data, seed, epochs, args.highpass, args.learning_rate)
             record = {"data": data, "seed": seed, "epochs": epochs, "highpass": args.highpass,
-                      **record}
+                      "learning_rate": args.learning_rate, **record}
             with open(args.out, "a") as out:
                 out.write(json.dumps(record) + "\n")
             summary = record.get("image_auroc") or {k: v["test"] for k, v in
