@@ -22,7 +22,7 @@ def _cell(values):
         return "-"
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
 def table(records, defective):
