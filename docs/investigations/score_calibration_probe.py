@@ -112,22 +112,26 @@ def trained(train, validation, seed, epochs, learning_rate=None):
     return model, time.perf_counter() - started
 
 
-def run_elpv(cells, seed, epochs, highpass, learning_rate=None):
-    from sklearn.metrics import roc_auc_score
-
+def elpv_data(cells, seed, highpass):
+    """{"train", "validation", "test" (float images), "defect_probability" (of the test cells)}
+    of the ELPV split for ``cells`` and ``seed``, at ELPV_SIDE px."""
     from gradcon_tf.data import elpv
 
     loaded = elpv.load_elpv(ELPV_SIDE)
     prepare = high_passed if highpass else as_float
     indices = elpv.elpv_split_indices(loaded, cells, seed, defective=">0")
-    train, validation, test = (prepare(loaded.images[i]) for i in
-                               (indices.train, indices.validation, indices.test))
-    model, seconds = trained(train, validation, seed, epochs, learning_rate)
-    out = model.score(test, batch_size=BATCH, maps=True)
-    reference = model.score(validation, batch_size=BATCH, maps=True)
-    kinds, _ = score_kinds(out, reference, model.beta)
-    kinds["pca"] = pca_scores(train, test)
-    probability = loaded.defect_probability[indices.test]
+    data = {key: prepare(loaded.images[getattr(indices, key)])
+            for key in ("train", "validation", "test")}
+    data["defect_probability"] = loaded.defect_probability[indices.test]
+    return data
+
+
+def elpv_aurocs(kinds, probability, seed):
+    """{criterion: {kind: {"dev", "test"}}}: AUROC of each score on the seeded halves."""
+    from sklearn.metrics import roc_auc_score
+
+    from gradcon_tf.data import elpv
+
     results = {}
     for criterion, above in elpv.DEFECT_CRITERIA.items():
         chosen = (probability == 0) | (probability > above)
@@ -138,38 +142,63 @@ def run_elpv(cells, seed, epochs, highpass, learning_rate=None):
                    "test": float(roc_auc_score(labels[~dev], v[chosen][~dev]))}
             for kind, v in kinds.items()
         }
-    return {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
-            "alpha": model.alpha, "auroc": results}
+    return results
 
 
-def run_texture(name, seed, epochs, highpass, learning_rate=None):
-    from sklearn.metrics import roc_auc_score
-
-    from texture_defects_probe import DEFECTS, dataset
+def texture_data(name, seed, highpass):
+    """texture_defects_probe's set of texture ``name`` (illumination removed with ``highpass``)."""
+    from texture_defects_probe import dataset
 
     data = dataset(name, seed)
     if highpass:
         for key in ("train", "validation", "test"):
             data[key] = high_passed(data[key])
+    return data
+
+
+def texture_aurocs(kinds, data):
+    """(image AUROC of each score, {defect type: the same against that type only})."""
+    from sklearn.metrics import roc_auc_score
+
+    from texture_defects_probe import DEFECTS
+
+    labels = data["test_is_anomaly"]
+    by_defect = {
+        defect: {k: float(roc_auc_score(labels[chosen], v[chosen])) for k, v in kinds.items()}
+        for defect in DEFECTS for chosen in [(data["kinds"] == defect) | ~labels]
+    }
+    return {k: float(roc_auc_score(labels, v)) for k, v in kinds.items()}, by_defect
+
+
+def run_elpv(cells, seed, epochs, highpass, learning_rate=None):
+    data = elpv_data(cells, seed, highpass)
+    model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
+    out = model.score(data["test"], batch_size=BATCH, maps=True)
+    reference = model.score(data["validation"], batch_size=BATCH, maps=True)
+    kinds, _ = score_kinds(out, reference, model.beta)
+    kinds["pca"] = pca_scores(data["train"], data["test"])
+    return {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
+            "alpha": model.alpha, "auroc": elpv_aurocs(kinds, data["defect_probability"], seed)}
+
+
+def run_texture(name, seed, epochs, highpass, learning_rate=None):
+    from sklearn.metrics import roc_auc_score
+
+    data = texture_data(name, seed, highpass)
     model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
     out = model.score(data["test"], batch_size=BATCH, maps=True)
     reference = model.score(data["validation"], batch_size=BATCH, maps=True)
     kinds, maps = score_kinds(out, reference, model.beta)
     kinds["pca"] = pca_scores(data["train"], data["test"])
-    labels = data["test_is_anomaly"]
     masks = data["masks"].ravel()
     pixel = {key: float(roc_auc_score(masks, out[key].ravel()))
              for key in ("recon_map", "grad_map", "score_map")}
     pixel.update({f"pz_{key}": float(roc_auc_score(masks, value.ravel()))
                   for key, value in maps.items()})
-    by_defect = {
-        defect: {k: float(roc_auc_score(labels[chosen], v[chosen])) for k, v in kinds.items()}
-        for defect in DEFECTS for chosen in [(data["kinds"] == defect) | ~labels]
-    }
+    image, by_defect = texture_aurocs(kinds, data)
     return {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
-            "alpha": model.alpha,
-            "image_auroc": {k: float(roc_auc_score(labels, v)) for k, v in kinds.items()},
-            "image_auroc_by_defect": by_defect, "pixel_auroc": pixel}
+            "alpha": model.alpha, "image_auroc": image, "image_auroc_by_defect": by_defect,
+            "pixel_auroc": pixel}
 
 
 def records_of(paths):
