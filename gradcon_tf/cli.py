@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import os
 import sys
 import time
@@ -143,6 +144,16 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0.0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
@@ -387,6 +398,7 @@ def command_evaluate(args):
             split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
             initialization=args.init, verbose=0 if args.quiet else 1, weights=_loss_weights(args),
             image_score=args.image_score, remove_illumination=args.remove_illumination,
+            learning_rate=args.learning_rate,
         )
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -444,7 +456,7 @@ def _train_and_save(args, split):
         split, args.epochs, seed=args.seed, batch_size=args.batch_size, fpr=args.fpr,
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
         weights=_loss_weights(args), image_score=args.image_score,
-        remove_illumination=args.remove_illumination,
+        remove_illumination=args.remove_illumination, learning_rate=args.learning_rate,
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     return model
@@ -468,7 +480,8 @@ def _train_on_normal_folder(args):
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
         f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
-        f"{_loss_weights(args)} weights; {model.image_score} image score"
+        f"{_loss_weights(args)} weights; learning rate {float(model.optimizer.learning_rate):.3g}; "
+        f"{model.image_score} image score"
         f"{'; illumination removed' if model.remove_illumination else ''}); threshold "
         f"{model.threshold:.6g} "
         f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
@@ -604,7 +617,8 @@ def command_reproduce(args):
         batch_size=args.batch_size, method=args.method, initialization=args.init,
         redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
         loss_weights=args.loss_weights, image_score=args.image_score,
-        remove_illumination=args.remove_illumination, **options,
+        remove_illumination=args.remove_illumination, learning_rate=args.learning_rate,
+        **options,
     )
     return 0
 
@@ -622,6 +636,7 @@ def _reproduce_command(args):
         "--cells": args.cells and ",".join(args.cells),
         "--image-size": args.image_size,
         "--image-score": args.image_score != "mean" and args.image_score,
+        "--learning-rate": args.learning_rate is not None and f"{args.learning_rate:g}",
     }
     from gradcon_tf.reproduction import protocols
 
@@ -681,13 +696,22 @@ def _add_training_arguments(parser, default_epochs):
         help="alpha and beta: the paper's (0.03, 0.12; the default for --data), or scaled to the "
         "training images' pixel variance (data; the default for --normal): docs/own_images.md",
     )
+    _add_learning_rate(parser)
     _add_small_defect_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     # What "given" means for the options only training reads (evaluate --model trains nothing).
     parser.set_defaults(training_defaults={
         "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
-        "image_score": "mean", "remove_illumination": False,
+        "image_score": "mean", "remove_illumination": False, "learning_rate": None,
     })
+
+
+def _add_learning_rate(parser):
+    parser.add_argument(
+        "--learning-rate", type=_positive_float, metavar="LR",
+        help="Adam's learning rate (default: the paper's 1e-3; docs/own_images.md on lower "
+        "rates for longer runs)",
+    )
 
 
 def _add_small_defect_options(parser):
@@ -892,6 +916,7 @@ def build_parser():
         "of the anomaly maps on inlier images with a pasted patch of another class) or elpv "
         "(--data elpv: defective solar cells, pip install elpv-dataset)",
     )
+    _add_learning_rate(reproduce)
     _add_small_defect_options(reproduce)
     reproduce.add_argument(
         "--cells", type=_parse_cells, default=None,

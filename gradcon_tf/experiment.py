@@ -56,13 +56,15 @@ def train_one_class(
     weights="paper",
     image_score="mean",
     remove_illumination=False,
+    learning_rate=None,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
 
-    The same run as ``keras.utils.set_random_seed(seed)``, ``build_model(...)``, ``compile()``
-    and ``fit(split.train, validation_data=split.validation, epochs=epochs,
-    batch_size=batch_size, callbacks=[KeepBestWeights(checkpoint_every)])``: ``GradCon.fit``
+    The same run as ``keras.utils.set_random_seed(seed)``, ``build_model(...)``,
+    ``compile(learning_rate=learning_rate)`` and ``fit(split.train,
+    validation_data=split.validation, epochs=epochs, batch_size=batch_size,
+    callbacks=[KeepBestWeights(checkpoint_every)])``: ``GradCon.fit``
     starts as ``initialization`` says, the guarded restart included. The weights (running
     averages included) of the epoch with the lowest ``val_loss`` are kept; the model's
     ``selected_epoch`` says which, ``collapsed_starts`` which starts collapsed.
@@ -79,6 +81,7 @@ def train_one_class(
     images' pixel variance, :mod:`gradcon_tf.loss_weights`). ``image_score``: the score the
     threshold is calibrated on, ``"mean"`` (the paper's) or ``"local"`` (``GradCon``).
     ``remove_illumination``: ``GradCon``'s; the data weights then measure the filtered images.
+    ``learning_rate``: Adam's (``GradCon.compile``; default the paper's 1e-3).
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -101,7 +104,7 @@ def train_one_class(
             method, split.train.shape[1:], initialization, alpha_and_beta,
             image_score=image_score, remove_illumination=remove_illumination,
         )
-        model.compile()
+        model.compile(learning_rate=learning_rate)
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
         model.fit(

@@ -278,12 +278,18 @@ class GradCon(keras.Model):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
-    def compile(self, optimizer=None, jit_compile=False, **kwargs):
-        """The paper's Adam (lr 1e-3, epsilon 1e-8 on sqrt(v_hat), as the release's PyTorch Adam:
-        :class:`gradcon_tf.optimizers.CorrectedEpsilonAdam`) unless ``optimizer`` is given. XLA is
-        off by default (slower on CPU here)."""
+    def compile(self, optimizer=None, jit_compile=False, learning_rate=None, **kwargs):
+        """The paper's Adam (epsilon 1e-8 on sqrt(v_hat), as the release's PyTorch Adam:
+        :class:`gradcon_tf.optimizers.CorrectedEpsilonAdam`) at ``learning_rate`` (default the
+        paper's 1e-3) unless ``optimizer`` is given. XLA is off by default (slower on CPU here)."""
+        if optimizer is not None and learning_rate is not None:
+            raise ValueError("give optimizer or learning_rate, not both: learning_rate is the "
+                             "default optimizer's.")
         if optimizer is None:
-            optimizer = optimizers.CorrectedEpsilonAdam(DEFAULT_LEARNING_RATE, epsilon=ADAM_EPSILON)
+            rate = DEFAULT_LEARNING_RATE if learning_rate is None else float(learning_rate)
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"learning_rate must be a positive number, got {learning_rate}.")
+            optimizer = optimizers.CorrectedEpsilonAdam(rate, epsilon=ADAM_EPSILON)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):

@@ -137,7 +137,7 @@ def test_reproduce_elpv_rejects_other_data_in_one_line(capsys):
     assert capsys.readouterr().err.strip() == "gradcon: error: ELPV data is elpv or elpv:LABELS_CSV, got 'digits'"
 
 
-def test_reproduce_elpv_with_the_local_score_and_illumination_removal(tmp_path):
+def test_reproduce_elpv_with_the_local_score_illumination_removal_and_a_learning_rate(tmp_path):
     import json
 
     from gradcon_tf import cli
@@ -146,11 +146,13 @@ def test_reproduce_elpv_with_the_local_score_and_illumination_removal(tmp_path):
     out = str(tmp_path / "out")
     assert cli.main(["reproduce", "--protocol", "elpv", "--data", f"elpv:{labels_csv}", "--cells", "poly",
                      "--image-size", "32", "--seeds", "1", "--epochs", "1", "--out", out, "--progress", "0",
-                     "--image-score", "local", "--remove-illumination"]) == 0
+                     "--image-score", "local", "--remove-illumination", "--learning-rate", "5e-4"]) == 0
     summary = json.load(open(f"{out}/summary.json"))
     record = json.load(open(f"{out}/runs/cellspoly-size32-seed0.json"))
-    assert summary["command"].endswith("--image-score local --remove-illumination --protocol elpv")
+    assert summary["command"].endswith(
+        "--image-score local --learning-rate 0.0005 --remove-illumination --protocol elpv")
     assert record["settings"]["image_score"] == "local" and record["settings"]["remove_illumination"]
+    assert record["settings"]["learning_rate"] == 5e-4 == summary["hyperparameters"]["learning_rate"]
     stored = np.load(f"{out}/runs/cellspoly-size32-seed0.npz")
     assert np.abs(stored["score"] - (stored["recon"] + record["beta"] * stored["grad_loss"])).min() > 1e-6
     assert "GradCon, local" in open(f"{out}/README.md").read()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+import gradcon_tf
 from gradcon_tf import cli, inspection, metrics
 from gradcon_tf.data import anomaly_folders
 
@@ -214,10 +215,12 @@ def test_masks_missing_for_some_images_warn_once(folders, folder_model, tmp_path
 def test_cli_train_on_a_normal_folder_then_evaluate_with_a_report(folders, tmp_path, capsys):
     model_path = tmp_path / "m.keras"
     assert cli.main(["train", "--normal", str(folders / "train"), "--out", str(model_path),
-                     "--epochs", "1", "--quiet", "--image-score", "local"]) == 0
+                     "--epochs", "1", "--quiet", "--image-score", "local", "--learning-rate", "5e-4"]) == 0
     out = capsys.readouterr().out
     assert "training on 20 images, 10 held out" in out and model_path.exists()
-    assert "local image score" in out
+    assert "local image score" in out and "learning rate 0.0005" in out
+    loaded = gradcon_tf.load_model(str(model_path))
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(5e-4)
     assert cli.main(["evaluate", "--model", str(model_path), "--normal", str(folders / "test" / "good"),
                      "--abnormal", str(folders / "test" / "defects"), "--masks", str(folders / "masks"),
                      "--report", str(tmp_path / "report")]) == 0
@@ -258,7 +261,8 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
         (evaluate + [defects, "--masks", str(empty)], "no mask matches"),
         (["evaluate", "--model", str(model), "--normal", good], "--abnormal"),
         (evaluate + [defects, "--classes", "1"], "--classes"),
-        (evaluate + [defects, "--epochs", "5", "--loss-weights", "data"], "--epochs --loss-weights: training options"),
+        (evaluate + [defects, "--epochs", "5", "--loss-weights", "data", "--learning-rate", "1e-4"],
+         "--epochs --loss-weights --learning-rate: training options"),
     ]
     program = (
         "import contextlib, io, json, sys; from gradcon_tf import cli\n"

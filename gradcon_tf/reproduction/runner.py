@@ -15,20 +15,21 @@ import numpy as np
 
 from gradcon_tf import _files as files
 from gradcon_tf import experiment
+from gradcon_tf.model import DEFAULT_LEARNING_RATE
 from gradcon_tf.reproduction import protocols, provenance, report, store, training
 from gradcon_tf.reproduction.protocols import base
 
 #: Options of :func:`reproduce` that choose the training recipe (:func:`recipe_settings`).
 RECIPE_OPTIONS = (
     "batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
-    "loss_weights", "image_score", "remove_illumination",
+    "loss_weights", "image_score", "remove_illumination", "learning_rate",
 )
 
 
 def recipe_settings(
     data, epochs, batch_size=64, method="gradcon", initialization="guarded",
     redraw_collapsed=None, checkpoint_every=1, loss_weights="paper", image_score="mean",
-    remove_illumination=False,
+    remove_illumination=False, learning_rate=None,
 ):
     """The :class:`~.store.Settings` of a recipe. ``method``: the autoencoder of Table 1
     (``experiment.METHODS``). ``initialization``: ``guarded`` (default), ``release`` or ``data``
@@ -36,7 +37,8 @@ def recipe_settings(
     when its first epoch collapses (default: with ``release``). ``checkpoint_every``: select
     among the epochs the release writes (5), not every epoch. ``loss_weights``: ``paper`` or
     ``data`` (:mod:`gradcon_tf.loss_weights`; alpha and beta then hold the paper's, which each
-    run scales). ``image_score``, ``remove_illumination``: ``GradCon``'s."""
+    run scales). ``image_score``, ``remove_illumination``: ``GradCon``'s. ``learning_rate``:
+    Adam's (default the paper's)."""
     if initialization not in experiment.INITIALIZATIONS:
         raise ValueError(f"initialization must be one of {experiment.INITIALIZATIONS}")
     release = initialization == "release"
@@ -53,6 +55,7 @@ def recipe_settings(
         loss_weights=loss_weights,
         image_score=image_score,
         remove_illumination=bool(remove_illumination),
+        learning_rate=DEFAULT_LEARNING_RATE if learning_rate is None else float(learning_rate),
     )
     if settings.redraw_collapsed and initialization == "guarded":
         raise ValueError("redraw_collapsed applies to the release and data initialisations")

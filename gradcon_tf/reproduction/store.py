@@ -56,6 +56,8 @@ class Settings:
     #: ``GradCon``'s image score (``"mean"``, the paper's, or ``"local"``) and illumination removal.
     image_score: str = "mean"
     remove_illumination: bool = False
+    #: Adam's learning rate (the paper's 1e-3 unless ``--learning-rate``).
+    learning_rate: float = 1e-3
 
     @property
     def initialization(self):
@@ -80,6 +82,7 @@ LEGACY_SETTINGS = {
     "loss_weights": "paper",
     "image_score": "mean",
     "remove_illumination": False,
+    "learning_rate": 1e-3,
 }
 
 #: Settings that do not change what a finished run's record says, only how it was trained: a

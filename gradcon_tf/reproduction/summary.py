@@ -9,7 +9,7 @@ import json
 import numpy as np
 
 from gradcon_tf.loss_weights import PAPER_PIXEL_VARIANCE
-from gradcon_tf.model import ADAM_EPSILON, DEFAULT_LEARNING_RATE
+from gradcon_tf.model import ADAM_EPSILON
 
 
 @functools.cache
@@ -87,7 +87,7 @@ def hyperparameters(settings):
         "redraw_collapsed": settings.redraw_collapsed,
         "initialization": settings.initialization,
         "loss_average": settings.loss_average,
-        "learning_rate": DEFAULT_LEARNING_RATE,
+        "learning_rate": settings.learning_rate,
         "adam_epsilon": ADAM_EPSILON,
         "batch_size": settings.batch_size,
         "validation_fraction": settings.validation_fraction,

@@ -2,6 +2,7 @@
 against them), the per-sample scores it stores, and the record around a protocol's results."""
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -50,6 +51,7 @@ def train(split, seed, settings, verbose=1, callbacks=()):
         weights=settings.loss_weights,
         image_score=settings.image_score,
         remove_illumination=settings.remove_illumination,
+        learning_rate=settings.learning_rate,
     )
     train_seconds = time.perf_counter() - started
     expected = (settings.alpha, settings.beta)
@@ -65,10 +67,12 @@ def train(split, seed, settings, verbose=1, callbacks=()):
             f"the trained model has alpha={model.alpha}, beta={model.beta}; the settings "
             f"({settings.loss_weights} loss weights) say alpha={expected[0]}, beta={expected[1]}."
         )
-    if type(model.optimizer).__name__ != settings.optimizer:
+    rate = float(model.optimizer.learning_rate)  # a float32 variable
+    if (type(model.optimizer).__name__ != settings.optimizer
+            or not math.isclose(rate, settings.learning_rate, rel_tol=1e-6)):
         raise RuntimeError(
-            f"the model trained with {type(model.optimizer).__name__}; the settings say "
-            f"{settings.optimizer}."
+            f"the model trained with {type(model.optimizer).__name__} at learning rate {rate:g}; "
+            f"the settings say {settings.optimizer} at {settings.learning_rate:g}."
         )
     history = getattr(model.history, "history", {}) or {}
     val_loss = [float(v) for v in history.get("val_loss", [])]
