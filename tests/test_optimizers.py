@@ -67,3 +67,17 @@ def test_reproduce_records_the_default_optimizer():
 def test_rejects_amsgrad():
     with pytest.raises(ValueError, match="amsgrad"):
         CorrectedEpsilonAdam(amsgrad=True)
+
+
+def test_compile_sets_the_default_optimizer_learning_rate():
+    model = GradCon()
+    model.compile(learning_rate=3e-4)
+    assert isinstance(model.optimizer, CorrectedEpsilonAdam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
+    assert model.optimizer.epsilon == pytest.approx(1e-8)
+    model.compile()
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)  # the paper's
+    with pytest.raises(ValueError, match="not both"):
+        model.compile(optimizer=keras.optimizers.SGD(), learning_rate=1e-3)
+    with pytest.raises(ValueError, match="positive"):
+        model.compile(learning_rate=0.0)
