@@ -20,8 +20,6 @@ of an eighth (7 x 7 windows). The same model's global scores (``gradcon``, ``rec
 Data, training and tables as score_calibration_probe.py (``--table`` prints them).
 """
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -29,10 +27,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from elpv_candidates import pca_scores, use_threads  # noqa: E402
+from elpv_candidates import pca_scores  # noqa: E402
 from score_calibration_probe import (  # noqa: E402
-    BATCH, elpv_aurocs, elpv_data, records_of, run_key, table, texture_aurocs, texture_data,
-    trained,
+    BATCH, elpv_aurocs, elpv_data, probe_main, texture_aurocs, texture_data, trained,
 )
 
 WINDOW_FRACTION = 1 / 4
@@ -121,13 +118,13 @@ def window_map(scores, height, width):
     return np.einsum("nk,khw->nhw", scores, masks) / np.maximum(masks.sum(axis=0), 1.0)
 
 
-def run(data_name, seed, epochs, highpass):
+def run(data_name, seed, epochs, highpass, learning_rate=None):
     from sklearn.metrics import roc_auc_score
 
     is_elpv = data_name.startswith("elpv-")
     data = (elpv_data(data_name.split("-", 1)[1], seed, highpass) if is_elpv
             else texture_data(data_name, seed, highpass))
-    model, seconds = trained(data["train"], data["validation"], seed, epochs)
+    model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
     started = time.perf_counter()
     kinds, window_scores = regional_kinds(model, data["test"], data["validation"])
     region_seconds = time.perf_counter() - started
@@ -147,39 +144,5 @@ def run(data_name, seed, epochs, highpass):
             "pixel_auroc": pixel}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", nargs="+", metavar="JSONL")
-    parser.add_argument("--half", default="test", choices=["dev", "test"])
-    parser.add_argument("--data", nargs="+", default=["elpv-mono", "elpv-poly"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--highpass", action="store_true")
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--out")
-    args = parser.parse_args(argv)
-    if args.table:
-        sys.stdout.write(table(args.table, args.half))
-        return 0
-    if not args.out:
-        parser.error("--out is required (unless --table)")
-    use_threads(args.threads)
-    done = {run_key(r) for r in records_of([args.out])}
-    for seed in args.seeds:
-        for data in args.data:
-            epochs = args.epochs or (50 if data.startswith("elpv-") else 30)
-            if (data, seed, epochs, args.highpass, None) in done:
-                continue
-            record = {"data": data, "seed": seed, "epochs": epochs, "highpass": args.highpass,
-                      **run(data, seed, epochs, args.highpass)}
-            with open(args.out, "a") as out:
-                out.write(json.dumps(record) + "\n")
-            summary = record.get("image_auroc") or {k: v["test"] for k, v in
-                                                    record["auroc"][">=2/3"].items()}
-            print(data, seed, record["train_seconds"], record["regional_seconds"],
-                  {k: round(v, 3) for k, v in summary.items()}, flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(probe_main(run, __doc__))

@@ -60,7 +60,7 @@ def pixel_stats(maps):
     return mean, np.maximum(std, STD_FLOOR * std.mean() + 1e-12)
 
 
-def score_kinds(out, reference, beta):
+def score_kinds(out, reference):
     """{kind: (N,) scores}, and {map kind: (N, H, W)} of the test scores ``out``, calibrated on
     the validation scores ``reference`` (both model.score(..., maps=True))."""
     from sklearn.covariance import LedoitWolf
@@ -170,34 +170,29 @@ def texture_aurocs(kinds, data):
     return {k: float(roc_auc_score(labels, v)) for k, v in kinds.items()}, by_defect
 
 
-def run_elpv(cells, seed, epochs, highpass, learning_rate=None):
-    data = elpv_data(cells, seed, highpass)
-    model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
-    out = model.score(data["test"], batch_size=BATCH, maps=True)
-    reference = model.score(data["validation"], batch_size=BATCH, maps=True)
-    kinds, _ = score_kinds(out, reference, model.beta)
-    kinds["pca"] = pca_scores(data["train"], data["test"])
-    return {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
-            "alpha": model.alpha, "auroc": elpv_aurocs(kinds, data["defect_probability"], seed)}
-
-
-def run_texture(name, seed, epochs, highpass, learning_rate=None):
+def run(data_name, seed, epochs, highpass, learning_rate=None):
+    """The record of one run: train on ``data_name`` (``elpv-TYPE`` or a texture), score."""
     from sklearn.metrics import roc_auc_score
 
-    data = texture_data(name, seed, highpass)
+    is_elpv = data_name.startswith("elpv-")
+    data = (elpv_data(data_name.split("-", 1)[1], seed, highpass) if is_elpv
+            else texture_data(data_name, seed, highpass))
     model, seconds = trained(data["train"], data["validation"], seed, epochs, learning_rate)
     out = model.score(data["test"], batch_size=BATCH, maps=True)
     reference = model.score(data["validation"], batch_size=BATCH, maps=True)
-    kinds, maps = score_kinds(out, reference, model.beta)
+    kinds, maps = score_kinds(out, reference)
     kinds["pca"] = pca_scores(data["train"], data["test"])
+    record = {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
+              "alpha": model.alpha}
+    if is_elpv:
+        return {**record, "auroc": elpv_aurocs(kinds, data["defect_probability"], seed)}
     masks = data["masks"].ravel()
     pixel = {key: float(roc_auc_score(masks, out[key].ravel()))
              for key in ("recon_map", "grad_map", "score_map")}
     pixel.update({f"pz_{key}": float(roc_auc_score(masks, value.ravel()))
                   for key, value in maps.items()})
     image, by_defect = texture_aurocs(kinds, data)
-    return {"train_seconds": round(seconds, 1), "selected_epoch": model.selected_epoch,
-            "alpha": model.alpha, "image_auroc": image, "image_auroc_by_defect": by_defect,
+    return {**record, "image_auroc": image, "image_auroc_by_defect": by_defect,
             "pixel_auroc": pixel}
 
 
@@ -256,13 +251,15 @@ def table(paths, half="test"):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def probe_main(run, description, argv=None):
+    """The command line of a probe whose ``run(data, seed, epochs, highpass, learning_rate)``
+    gives a run's record: runs every (seed, data) not yet in --out, or prints --table."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--table", nargs="+", metavar="JSONL")
     parser.add_argument("--half", default="test", choices=["dev", "test"])
     parser.add_argument("--data", nargs="+", default=["elpv-mono", "elpv-poly"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--epochs", type=int, help="default: 50 on ELPV, 30 on textures")
     parser.add_argument("--highpass", action="store_true")
     parser.add_argument("--learning-rate", type=float, help="Adam's (default: the paper's 1e-3)")
     parser.add_argument("--threads", type=int, default=0)
@@ -277,17 +274,12 @@ def main(argv=None):
     done = {run_key(r) for r in records_of([args.out])}
     for seed in args.seeds:
         for data in args.data:
-            is_elpv = data.startswith("elpv-")
-            epochs = args.epochs or (50 if is_elpv else 30)
+            epochs = args.epochs or (50 if data.startswith("elpv-") else 30)
             if (data, seed, epochs, args.highpass, args.learning_rate) in done:
                 continue
-            if is_elpv:
-                record = run_elpv(data.split("-", 1)[1], seed, epochs, args.highpass,
-                                  args.learning_rate)
-            else:
-                record = run_texture(data, seed, epochs, args.highpass, args.learning_rate)
             record = {"data": data, "seed": seed, "epochs": epochs, "highpass": args.highpass,
-                      "learning_rate": args.learning_rate, **record}
+                      "learning_rate": args.learning_rate,
+                      **run(data, seed, epochs, args.highpass, args.learning_rate)}
             with open(args.out, "a") as out:
                 out.write(json.dumps(record) + "\n")
             summary = record.get("image_auroc") or {k: v["test"] for k, v in
@@ -298,4 +290,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(probe_main(run, __doc__))
