@@ -127,6 +127,8 @@ def test_reproduce_elpv_scores_match_an_independent_computation_and_resume(tmp_p
     assert store.load_finished_run(out, run, settings, arrays=Elpv.arrays) is not None
     other = dataclasses.replace(settings, loss_weights="paper")  # another recipe: trained again
     assert store.load_finished_run(out, run, other, arrays=Elpv.arrays) is None
+    other = dataclasses.replace(settings, learning_rate=3e-4)
+    assert store.load_finished_run(out, run, other, arrays=Elpv.arrays) is None
 
 
 def test_reproduce_elpv_rejects_other_data_in_one_line(capsys):
