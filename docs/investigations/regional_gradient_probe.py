@@ -17,7 +17,9 @@ of an eighth (7 x 7 windows). The same model's global scores (``gradcon``, ``rec
     python docs/investigations/regional_gradient_probe.py --data elpv-mono elpv-poly \
         --seeds 0 1 2 --threads 1 --out docs/investigations/regional_gradient.jsonl
 
-Data, training and tables as score_calibration_probe.py (``--table`` prints them).
+Data, training and tables as score_calibration_probe.py (``--table`` prints them). The window
+parts are checked against a per-window GradientTape by ``regional_gradient_check.py``
+(``regional_gradient_check.txt``).
 """
 
 import os
