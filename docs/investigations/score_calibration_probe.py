@@ -100,12 +100,7 @@ def trained(train, validation, seed, epochs, learning_rate=None):
 
     keras.utils.set_random_seed(seed)
     model = GradCon(input_shape=train.shape[1:], **loss_weights.loss_weights("data", train))
-    if learning_rate is None:
-        model.compile()
-    else:
-        from gradcon_tf.optimizers import CorrectedEpsilonAdam
-
-        model.compile(optimizer=CorrectedEpsilonAdam(learning_rate, epsilon=1e-8))
+    model.compile(learning_rate=learning_rate)
     started = time.perf_counter()
     model.fit(train, validation_data=validation, epochs=epochs, batch_size=BATCH,
               callbacks=[KeepBestWeights()], verbose=0)
