@@ -13,6 +13,9 @@ MAX_INITIALIZATION_DRAWS = 5
 #: Draw k > 0 of a run with seed s seeds everything with s + k * INITIALIZATION_SEED_STRIDE.
 INITIALIZATION_SEED_STRIDE = 10_000
 
+#: The data weights of a model on features measure at most this many images' features.
+FEATURE_SAMPLE = 512
+
 #: The autoencoders of Table 1 -> (model class, alpha). Without the constraint (alpha 0) the
 #: running averages of the decoder gradients are still kept, so the gradient loss is a score too.
 METHODS = {
@@ -57,6 +60,7 @@ def train_one_class(
     image_score="mean",
     remove_illumination=False,
     learning_rate=None,
+    backbone=None,
 ):
     """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
     and calibrate its threshold on ``split.validation`` at ``fpr``.
@@ -82,6 +86,8 @@ def train_one_class(
     threshold is calibrated on, ``"mean"`` (the paper's) or ``"local"`` (``GradCon``).
     ``remove_illumination``: ``GradCon``'s; the data weights then measure the filtered images.
     ``learning_rate``: Adam's (``GradCon.compile``; default the paper's 1e-3).
+    ``backbone``: GradCon on the features of this pretrained backbone (``GradCon``'s, e.g.
+    ``"efficientnet_lite0"``); the data weights then measure the standardised features.
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -94,16 +100,22 @@ def train_one_class(
         raise ValueError("redraw_collapsed applies to the release and data initialisations")
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    seen = as_the_network_sees(split.train, remove_illumination)
-    alpha_and_beta = method_arguments(method, weights, seen)
+    seen = None if backbone else as_the_network_sees(split.train, remove_illumination)
+    alpha_and_beta = method_arguments(method, weights, seen) if seen is not None else None
     draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
+        options = {"backbone": backbone} if backbone else {}
         model = build_model(
             method, split.train.shape[1:], initialization, alpha_and_beta,
-            image_score=image_score, remove_illumination=remove_illumination,
+            image_score=image_score, remove_illumination=remove_illumination, **options,
         )
+        if backbone:
+            model.adapt_backbone(split.train)
+            features = model.extract_features(_spread_sample(split.train, FEATURE_SAMPLE))
+            for name, value in method_arguments(method, weights, features).items():
+                setattr(model, name, value)
         model.compile(learning_rate=learning_rate)
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
@@ -123,12 +135,17 @@ def train_one_class(
     return model
 
 
+def _spread_sample(images, count=loss_weights.MAX_IMAGES):
+    """At most ``count`` of ``images``, evenly spread."""
+    return np.asarray(images)[:: max(1, -(-len(images) // count))]
+
+
 def as_the_network_sees(images, remove_illumination):
     """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the
     illumination removed when the model removes it: what the data weights measure."""
     if not remove_illumination:
         return images
-    images = np.asarray(images)[:: max(1, -(-len(images) // loss_weights.MAX_IMAGES))]
+    images = _spread_sample(images)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     return filters.remove_illumination(images.astype(np.float32) / scale).numpy()
 

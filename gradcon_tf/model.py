@@ -10,6 +10,7 @@ non-trainable variables of the model, so they are saved, restored and distribute
 are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of its own loss.
 """
 
+import contextlib
 import copy
 import json
 import logging
@@ -24,7 +25,8 @@ import tensorflow as tf
 from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
-from gradcon_tf import filters, gradients, model_files, networks, optimizers, preprocessing
+from gradcon_tf import backbones, filters, gradients, model_files, networks, optimizers
+from gradcon_tf import preprocessing
 from gradcon_tf.local_score import local_score
 from gradcon_tf.portable.overlays import map_scale
 from gradcon_tf.portable.signatures import MAP_NAMES
@@ -96,6 +98,16 @@ class GradCon(keras.Model):
         mid-grey (:func:`gradcon_tf.filters.remove_illumination`): exposure and light gradients
         out, local structure in. Part of :meth:`preprocess`, so training, scoring and the
         exported graphs all see the filtered images.
+      backbone: GradCon on pretrained features. A frozen feature extractor
+        (:func:`gradcon_tf.backbones.feature_extractor`, or its name, e.g.
+        ``"efficientnet_lite0"``) between the resized images and the autoencoder: the
+        autoencoder (default: pointwise, :func:`networks.build_feature_encoder`) reconstructs
+        the standardised multi-scale feature map, Eq. 6 acts on its decoder kernels and the
+        score is the feature reconstruction error + beta * gradient loss; maps are at the
+        features' stride, resized to the input. ``working_size`` is then the side images are
+        resized to for the backbone (default 224). The extractor is part of the model (saved in
+        its file, exported with it) and not trained; ``fit`` sets its standardisation from the
+        first training images and trains on their features computed once.
 
     ``alpha``, ``beta`` and ``threshold`` may be changed on a built model, also from a callback
     during ``fit()``; the next step, ``evaluate()``, ``score()`` or ``predict()`` uses the new
@@ -121,6 +133,7 @@ class GradCon(keras.Model):
         output_bias_from_data=None,
         image_score="mean",
         remove_illumination=False,
+        backbone=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -141,10 +154,19 @@ class GradCon(keras.Model):
         self.alpha = float(alpha)
         self.beta = 4.0 * self.alpha if beta is None else float(beta)
         channels = self.image_shape[-1]
-        self.working_size = _working_size(working_size, encoder, self.image_shape)
-        size = self.working_size
-        self.encoder = encoder if encoder is not None else networks.build_encoder(channels, size)
-        self.decoder = decoder if decoder is not None else networks.build_decoder(channels, size)
+        self.backbone = _feature_extractor(backbone, working_size, self.image_shape)
+        if self.backbone is None:
+            self.working_size = _working_size(working_size, encoder, self.image_shape)
+            size, build_encoder, build_decoder = (
+                self.working_size, networks.build_encoder, networks.build_decoder)
+        else:
+            self.working_size = tuple(int(d) for d in self.backbone.inputs[0].shape[1:3])
+            *size, channels = (int(d) for d in self.backbone.outputs[0].shape[1:])
+            build_encoder, build_decoder = (
+                networks.build_feature_encoder, networks.build_feature_decoder)
+        self.encoder = encoder if encoder is not None else build_encoder(channels, size)
+        self.decoder = decoder if decoder is not None else build_decoder(channels, size)
+        self._inputs_are_features = False  # fit() on cached features (see _training_on_features)
         kernels = gradients.constrained_kernels(self.decoder)
         if not kernels:
             raise ValueError("The decoder has no trainable kernels for the gradient constraint.")
@@ -208,6 +230,8 @@ class GradCon(keras.Model):
         )
         for key in self._nested_models:
             config[key] = keras.saving.serialize_keras_object(getattr(self, key))
+        if self.backbone is not None:
+            config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
         return config
 
     @property
@@ -273,7 +297,7 @@ class GradCon(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = copy.deepcopy(config)  # deserialization consumes nested dicts
-        for key in cls._nested_models:
+        for key in (*cls._nested_models, "backbone"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
@@ -308,6 +332,12 @@ class GradCon(keras.Model):
     # ------------------------------------------------------------------ forward pass
 
     def preprocess(self, images):
+        """The autoencoder's input and target: :meth:`resize` 's images, or their features when
+        the model has a ``backbone``."""
+        resized = self.resize(images)
+        return resized if self.backbone is None else self.backbone(resized, training=False)
+
+    def resize(self, images):
         """uint8 -> /255, float32, resized (bilinear) to ``working_size`` when it differs; the
         illumination removed when the model does (``remove_illumination``)."""
         network_input = preprocessing.to_network_input(images, self.working_size)
@@ -346,7 +376,8 @@ class GradCon(keras.Model):
         cosine of the *global* batch gradient, as on one device.
         """
         kernels = [k.value for k in self.constrained_kernels]
-        network_input = self.preprocess(images)  # once: it is both the input and the target
+        # Once: it is both the input and the target. Cached features are that already.
+        network_input = images if self._inputs_are_features else self.preprocess(images)
         with tf.GradientTape(watch_accessed_variables=False) as inner_tape:
             inner_tape.watch(kernels)
             latents, latent_losses = self.encode(network_input, training=training)
@@ -446,7 +477,14 @@ class GradCon(keras.Model):
         if not any(isinstance(c, guards) for c in callbacks):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
-        if fresh and self.initialization == "guarded":
+        if self.backbone is not None:
+            if fresh and not backbones.is_adapted(self.backbone):
+                self.adapt_backbone(x)
+            if isinstance(x, np.ndarray):
+                return self._fit_on_features(x, y, kwargs)
+        # A decoder without an output sigmoid cannot collapse so (gradcon_tf.collapse).
+        guarded = networks.sigmoid_output_bias(self.decoder) is not None
+        if fresh and self.initialization == "guarded" and guarded:
             judged = x if validation is None else validation[0]
             return self._fit_guarded(x, y, kwargs, self._images_to_judge(judged))
         return self._fit_once(x, y, kwargs)
@@ -480,6 +518,48 @@ class GradCon(keras.Model):
             )
         history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history}]
         return history
+
+    def _fit_on_features(self, x, y, kwargs):
+        """``keras.Model.fit`` on the backbone's features of ``x`` (and of the validation
+        images), computed once: an epoch costs the autoencoder only."""
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            images = validation[0] if isinstance(validation[0], np.ndarray) else None
+            if images is None:
+                raise ValueError("with a backbone, give validation_data as an array like x")
+            kwargs = {**kwargs, "validation_data": (self.extract_features(images),)}
+        with self._training_on_features():
+            return self._fit_once(self.extract_features(x), y, kwargs)
+
+    @contextlib.contextmanager
+    def _training_on_features(self):
+        """train_step and test_step take features, not images, inside this block."""
+        self._inputs_are_features = True
+        self._remake_compiled_functions()
+        try:
+            yield
+        finally:
+            self._inputs_are_features = False
+            self._remake_compiled_functions()
+
+    def extract_features(self, images, batch_size=64):
+        """The backbone's standardised features of ``images`` (an array), as one float32 array."""
+        if "features" not in self._score_functions:
+            self._score_functions["features"] = tf.function(self.preprocess, reduce_retracing=True)
+        extract = self._score_functions["features"]
+        return np.concatenate([
+            extract(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)
+        ])
+
+    def adapt_backbone(self, images, max_images=2000, batch_size=64):
+        """Set the backbone's feature standardisation from (a spread-out sample of at most
+        ``max_images`` of) ``images``: an array or a dataset of batches."""
+        if isinstance(images, tf.data.Dataset):
+            images = self._images_to_judge(images, max_images)
+        images = images[:: max(1, -(-len(images) // max_images))]
+        batches = (self.resize(images[i : i + batch_size])
+                   for i in range(0, len(images), batch_size))
+        backbones.adapt_feature_extractor(self.backbone, batches)
 
     def _fit_once(self, x, y, kwargs):
         """``keras.Model.fit``, and a ValueError when a dataset of unknown length yielded nothing
@@ -810,6 +890,24 @@ def _map_sample(maps):
 
 #: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
 MIN_SCORES_ABOVE_THRESHOLD = 10
+
+
+def _feature_extractor(backbone, working_size, image_shape):
+    """``backbone`` as a feature extractor for images of ``image_shape``: None, a built one, or
+    the name of one, at ``working_size`` (default :data:`backbones.DEFAULT_IMAGE_SIZE`)."""
+    if backbone is None or backbone == "none":
+        return None
+    if min(image_shape[:2]) < backbones.MIN_IMAGE_SIDE:
+        raise backbones.BackboneError(
+            f"images of {image_shape[0]}x{image_shape[1]} px are too small for a backbone "
+            f"(at least {backbones.MIN_IMAGE_SIDE} px a side)"
+        )
+    if isinstance(backbone, keras.Model):
+        return backbone
+    size = networks.size_pair(working_size or backbones.DEFAULT_IMAGE_SIZE)
+    if size[0] != size[1]:
+        raise backbones.BackboneError(f"a backbone works on square images, got {size}")
+    return backbones.feature_extractor(backbone, size[0], channels=image_shape[-1])
 
 
 def _working_size(requested, encoder, image_shape):

@@ -260,3 +260,49 @@ def sigmoid_output_bias(decoder):
             return bias
         return None
     return None
+
+
+# ---------------------------------------------------------------------- feature autoencoder
+
+#: Channels of the pointwise autoencoder's latent (per feature-map position).
+FEATURE_LATENT_CHANNELS = 32
+
+
+def feature_widths(channels, latent_channels=FEATURE_LATENT_CHANNELS):
+    """Channels after each encoder layer of the pointwise autoencoder, as DFR (Yang et al.
+    2020) sizes its 1x1 convolutions: ``(C + c) / 2``, ``2c``, ``c`` for C input channels and
+    a latent of c."""
+    return ((channels + latent_channels) // 2, 2 * latent_channels, latent_channels)
+
+
+def build_feature_encoder(channels, size, latent_channels=FEATURE_LATENT_CHANNELS,
+                          name="feature_encoder"):
+    """The pointwise encoder of a feature map (H, W, C): 1x1 convolutions with ReLU to the
+    widths of :func:`feature_widths`; each position is encoded on its own."""
+    inputs = keras.Input((*size_pair(size), channels), name="features")
+    x, in_channels = inputs, channels
+    for index, width in enumerate(feature_widths(channels, latent_channels), start=1):
+        kernel_init, bias_init = _torch_default_initializers(in_channels)
+        x = keras.layers.Conv2D(width, 1, activation="relu", kernel_initializer=kernel_init,
+                                bias_initializer=bias_init, name=f"encoder_conv_{index}")(x)
+        in_channels = width
+    return keras.Model(inputs, x, name=name)
+
+
+def build_feature_decoder(channels, size, latent_channels=FEATURE_LATENT_CHANNELS,
+                          name="feature_decoder"):
+    """The pointwise decoder back to (H, W, C) features: 1x1 stride-1 transposed convolutions
+    (so that the gradient constraint and the fast scoring path treat them as the paper's
+    decoder), ReLU between, linear at the end (standardised features are unbounded)."""
+    widths = feature_widths(channels, latent_channels)
+    inputs = keras.Input((*size_pair(size), widths[-1]), name="latent")
+    x = inputs
+    outputs = (*reversed(widths[:-1]), channels)
+    for index, width in enumerate(outputs, start=1):
+        last = index == len(outputs)
+        kernel_init, bias_init = _torch_default_initializers(width)
+        x = keras.layers.Conv2DTranspose(
+            width, 1, activation=None if last else "relu", kernel_initializer=kernel_init,
+            bias_initializer=bias_init, name=f"decoder_deconv_{index}",
+        )(x)
+    return keras.Model(inputs, x, name=name)
