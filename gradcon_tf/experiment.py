@@ -87,7 +87,8 @@ def train_one_class(
     ``remove_illumination``: ``GradCon``'s; the data weights then measure the filtered images.
     ``learning_rate``: Adam's (``GradCon.compile``; default the paper's 1e-3).
     ``backbone``: GradCon on the features of this pretrained backbone (``GradCon``'s, e.g.
-    ``"efficientnet_lite0"``); the data weights then measure the standardised features.
+    ``"efficientnet_lite0"``, or a function of the images' channels that builds the feature
+    extractor); the data weights then measure the standardised features.
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -106,7 +107,9 @@ def train_one_class(
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        options = {"backbone": backbone} if backbone else {}
+        options = {}
+        if backbone:  # a name, or a function of the images' channels building the extractor
+            options["backbone"] = backbone(split.train.shape[-1]) if callable(backbone) else backbone
         model = build_model(
             method, split.train.shape[1:], initialization, alpha_and_beta,
             image_score=image_score, remove_illumination=remove_illumination, **options,

@@ -26,6 +26,7 @@ from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
 from gradcon_tf import backbones, filters, gradients, model_files, networks, optimizers
+from gradcon_tf.backbones import features as feature_extractors
 from gradcon_tf import preprocessing
 from gradcon_tf.local_score import local_score
 from gradcon_tf.portable.overlays import map_scale
@@ -99,7 +100,7 @@ class GradCon(keras.Model):
         out, local structure in. Part of :meth:`preprocess`, so training, scoring and the
         exported graphs all see the filtered images.
       backbone: GradCon on pretrained features. A frozen feature extractor
-        (:func:`gradcon_tf.backbones.feature_extractor`, or its name, e.g.
+        (:func:`gradcon_tf.backbones.features.feature_extractor`, or its name, e.g.
         ``"efficientnet_lite0"``) between the resized images and the autoencoder: the
         autoencoder (default: pointwise, :func:`networks.build_feature_encoder`) reconstructs
         the standardised multi-scale feature map, Eq. 6 acts on its decoder kernels and the
@@ -167,6 +168,7 @@ class GradCon(keras.Model):
         self.encoder = encoder if encoder is not None else build_encoder(channels, size)
         self.decoder = decoder if decoder is not None else build_decoder(channels, size)
         self._inputs_are_features = False  # fit() on cached features (see _training_on_features)
+        self._extract_features = None  # the compiled preprocess, made on first use
         kernels = gradients.constrained_kernels(self.decoder)
         if not kernels:
             raise ValueError("The decoder has no trainable kernels for the gradient constraint.")
@@ -478,7 +480,7 @@ class GradCon(keras.Model):
             callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
         kwargs["callbacks"] = callbacks
         if self.backbone is not None:
-            if fresh and not backbones.is_adapted(self.backbone):
+            if fresh and not feature_extractors.is_adapted(self.backbone):
                 self.adapt_backbone(x)
             if isinstance(x, np.ndarray):
                 return self._fit_on_features(x, y, kwargs)
@@ -544,9 +546,9 @@ class GradCon(keras.Model):
 
     def extract_features(self, images, batch_size=64):
         """The backbone's standardised features of ``images`` (an array), as one float32 array."""
-        if "features" not in self._score_functions:
-            self._score_functions["features"] = tf.function(self.preprocess, reduce_retracing=True)
-        extract = self._score_functions["features"]
+        if self._extract_features is None:  # preprocess does not depend on alpha or beta
+            self._extract_features = tf.function(self.preprocess, reduce_retracing=True)
+        extract = self._extract_features
         return np.concatenate([
             extract(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)
         ])
@@ -559,7 +561,7 @@ class GradCon(keras.Model):
         images = images[:: max(1, -(-len(images) // max_images))]
         batches = (self.resize(images[i : i + batch_size])
                    for i in range(0, len(images), batch_size))
-        backbones.adapt_feature_extractor(self.backbone, batches)
+        feature_extractors.adapt_feature_extractor(self.backbone, batches)
 
     def _fit_once(self, x, y, kwargs):
         """``keras.Model.fit``, and a ValueError when a dataset of unknown length yielded nothing
@@ -907,7 +909,7 @@ def _feature_extractor(backbone, working_size, image_shape):
     size = networks.size_pair(working_size or backbones.DEFAULT_IMAGE_SIZE)
     if size[0] != size[1]:
         raise backbones.BackboneError(f"a backbone works on square images, got {size}")
-    return backbones.feature_extractor(backbone, size[0], channels=image_shape[-1])
+    return feature_extractors.feature_extractor(backbone, size[0], channels=image_shape[-1])
 
 
 def _working_size(requested, encoder, image_shape):

@@ -141,8 +141,8 @@ def main(argv=None):
         with open(args.out) as lines:
             done = {(r["set"], r["seed"], r["variant"]) for r in map(json.loads, lines)}
     command = "python research/features/feature_study.py " + " ".join(argv or sys.argv[1:])
-    for name in args.sets:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: every set's first seed comes first
+        for name in args.sets:
             todo = [v for v in args.variants if (name, seed, v) not in done]
             if not todo:
                 continue
