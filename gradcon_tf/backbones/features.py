@@ -21,8 +21,10 @@ from gradcon_tf.backbones import (
     _APPLICATION_INPUTS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_LAYERS,
     SIZE_MULTIPLE, BackboneError,
 )
-from gradcon_tf.backbones.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD
 
+#: What torchvision-trained networks expect (keras.applications' "torch" preprocessing).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 STANDARDIZATION_LAYER = "feature_standardization"
 RAW_FEATURES_MODEL = "raw_features"
 
