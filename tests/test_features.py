@@ -113,9 +113,11 @@ def test_saved_model_with_backbone_loads_in_a_fresh_process(feature_model, tmp_p
     assert feature_extractors.is_adapted(loaded.backbone)
 
 
-def test_backbone_model_exports_builtin_only_with_parity(feature_model, tmp_path):
-    from gradcon_tf.export import export_model, litert
+def test_backbone_model_exports_builtin_only_with_parity_in_serving_litert_and_edge(feature_model, tmp_path):
+    import edge_demo.scorer
     from ai_edge_litert.interpreter import Interpreter
+
+    from gradcon_tf.export import export_model, litert
 
     manifest = export_model(feature_model, str(tmp_path / "export"), targets=("f32",))
     content = open(manifest["litert"]["f32"]["path"], "rb").read()
@@ -124,8 +126,13 @@ def test_backbone_model_exports_builtin_only_with_parity(feature_model, tmp_path
     expected = feature_model.score(images, maps=True)
     runner = Interpreter(model_content=content).get_signature_runner("maps_uint8")
     outputs = runner(images=images)
+    edge = edge_demo.scorer.Scorer(manifest["litert"]["f32"]["path"], maps=True).score(images)
+    served = tf.saved_model.load(manifest["saved_model"]).signatures["maps_uint8"](
+        images=tf.constant(images))
     for name in ("score", "recon", "grad_loss", "score_map"):
         np.testing.assert_allclose(outputs[name], expected[name], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(edge[name], expected[name], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(served[name].numpy(), expected[name], rtol=1e-5, atol=1e-5)
 
 
 def test_patch_nearest_neighbour_equals_brute_force():

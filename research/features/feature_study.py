@@ -33,8 +33,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BACKBONE = "efficientnet_lite0"
-SETS = ("elpv-mono", "elpv-poly", "elpv-both", "brick")
-VARIANTS = ("gradcon", "alpha0", "knn")
+#: grass and gravel: the proxy on other textures, the development sets of design choices.
+SETS = ("elpv-mono", "elpv-poly", "elpv-both", "brick", "grass", "gravel")
+#: Training alpha as a share of the data-scaled one (gradcon: all of it; alpha0: none, DFR).
+ALPHA_SHARES = {"gradcon": 1.0, "alpha0.3": 0.3, "alpha0.1": 0.1, "alpha0": 0.0}
+VARIANTS = (*ALPHA_SHARES, "knn")
 
 
 def commit():
@@ -85,16 +88,25 @@ def aurocs(split, extra, image_scores, maps=None):
     return result
 
 
-def run_gradcon(split, extra, seed, epochs, method, learning_rate):
-    from gradcon_tf.experiment import train_one_class
+def run_gradcon(split, extra, seed, epochs, share, learning_rate):
+    from gradcon_tf import GradCon, experiment
+    from gradcon_tf.model import DEFAULT_ALPHA
 
-    model = train_one_class(split, epochs, seed=seed, weights="data", backbone=BACKBONE,
-                            method=method, verbose=0, learning_rate=learning_rate)
+    method = {1.0: "gradcon", 0.0: "cae"}.get(share, f"alpha{share}")
+    experiment.METHODS.setdefault(method, (GradCon, DEFAULT_ALPHA * share))
+    model = experiment.train_one_class(split, epochs, seed=seed, weights="data",
+                                       backbone=BACKBONE, method=method, verbose=0,
+                                       learning_rate=learning_rate)
     masked = "masks" in extra
-    out = model.score(split.test, maps=masked)
+    out = model.score(split.test, maps=True)
     scores = {"gradcon": out["score"], "recon": out["recon"], "grad": out["grad_loss"]}
+    # The data-scaled beta of the full constraint (4 * 0.03 * scale), whatever alpha trained.
+    data_beta = 4 * model.alpha / share if share else model.beta
+    scores["gradcon_data_beta"] = out["recon"] + data_beta * out["grad_loss"]
     for layer in range(out["layer_cosines"].shape[1]):
         scores[f"cosine_{layer + 1}"] = -out["layer_cosines"][:, layer]
+    for name in ("score", "recon", "grad"):  # the largest value of each map
+        scores[f"{name}_map_max"] = out[f"{name}_map"].max(axis=(1, 2))
     maps = {"gradcon": out["score_map"], "recon": out["recon_map"],
             "grad": out["grad_map"]} if masked else None
     model.image_score = "local"
@@ -110,7 +122,7 @@ def run_knn(split, extra, seed, model):
 
     knn = PatchNearestNeighbour(seed=seed).fit(model.extract_features(split.train))
     maps = knn.score_maps(model.extract_features(split.test))
-    scores = {"knn": maps.max(axis=(1, 2))}
+    scores = {"knn": maps.max(axis=(1, 2)), "knn_mean": maps.mean(axis=(1, 2))}
     pixel_maps = None
     if "masks" in extra:
         size = split.test.shape[1:3]
@@ -160,9 +172,9 @@ def main(argv=None):
                 else:
                     if variant not in todo:
                         continue
-                    method = "gradcon" if variant == "gradcon" else "cae"
                     trained, result, details = run_gradcon(split, extra, seed, args.epochs,
-                                                           method, args.learning_rate)
+                                                           ALPHA_SHARES[variant],
+                                                           args.learning_rate)
                     model = trained if variant == "gradcon" else model
                 record = {
                     "set": name, "seed": seed, "variant": variant, "auroc": result, **details,
