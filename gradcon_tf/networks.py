@@ -215,9 +215,11 @@ def build_latent_projection(name="latent_projection"):
     return keras.Model(inputs, keras.layers.Reshape(shape, name="latent_reshape")(x), name=name)
 
 
-def build_decoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="decoder"):
+def build_decoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="decoder",
+                  output_activation="sigmoid"):
     """The decoder back to ``size``: the paper's (3, 3, 64) latent -> (28, 28, C) reconstruction
     in (0, 1), or the staged design's mirror for another size (module docstring).
+    ``output_activation="linear"``: unbounded outputs (feature maps) instead of the sigmoid.
 
     Layers are named ``decoder_deconv_{i}`` (i = 1 next to the latent), the order of Table 2.
     """
@@ -238,7 +240,8 @@ def build_decoder(channels=1, size=IMAGE_SIZE, latent_filters=None, name="decode
             name=f"decoder_deconv_{index}",
         )(x)
         x = SliceCropping2D(crop, name=f"decoder_crop_{index}")(x)
-        x = keras.layers.Activation("sigmoid" if last else "relu", name=f"decoder_act_{index}")(x)
+        activation = output_activation if last else "relu"
+        x = keras.layers.Activation(activation, name=f"decoder_act_{index}")(x)
     return keras.Model(inputs, x, name=name)
 
 

@@ -36,8 +36,21 @@ BACKBONE = "efficientnet_lite0"
 #: grass and gravel: the proxy on other textures, the development sets of design choices.
 SETS = ("elpv-mono", "elpv-poly", "elpv-both", "brick", "grass", "gravel")
 #: Training alpha as a share of the data-scaled one (gradcon: all of it; alpha0: none, DFR).
-ALPHA_SHARES = {"gradcon": 1.0, "alpha0.3": 0.3, "alpha0.1": 0.1, "alpha0": 0.0}
+ALPHA_SHARES = {"gradcon": 1.0, "alpha0.3": 0.3, "alpha0.1": 0.1, "alpha0": 0.0,
+                "spatial": 1.0, "spatial-alpha0": 0.0}
 VARIANTS = (*ALPHA_SHARES, "knn")
+
+
+def spatial_networks():
+    """The paper's CAE (4x4 stride-2 convolutions, 28x28 -> 3x3x64) on the 28x28 feature map,
+    linear at the end, instead of the pointwise autoencoder (the ``spatial`` variants)."""
+    import functools
+
+    from gradcon_tf import networks
+
+    networks.build_feature_encoder = networks.build_encoder
+    networks.build_feature_decoder = functools.partial(networks.build_decoder,
+                                                       output_activation="linear")
 
 
 def commit():
@@ -146,6 +159,10 @@ def main(argv=None):
 
         print_table(args.table or [args.out])
         return 0
+    spatial = [v.startswith("spatial") for v in args.variants if v != "knn"]
+    if any(spatial) and not all(spatial):
+        parser.error("run the spatial variants in a process of their own (they replace the "
+                     "feature networks for the rest of the process)")
     import keras
 
     done = set()
@@ -172,6 +189,8 @@ def main(argv=None):
                 else:
                     if variant not in todo:
                         continue
+                    if variant.startswith("spatial"):
+                        spatial_networks()
                     trained, result, details = run_gradcon(split, extra, seed, args.epochs,
                                                            ALPHA_SHARES[variant],
                                                            args.learning_rate)
