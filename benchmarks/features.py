@@ -7,7 +7,8 @@ monocrystalline split (seed 0; ``pip install elpv-dataset``) at the default 224 
 
 * cost: feature extraction and scoring throughput (images/s, batch 64), training wall time on
   ``--images`` normal images (ELPV cells drawn with replacement to that count, so that the figure
-  is for that many images), the process's peak resident memory;
+  is for that many images), the process's peak resident memory after training (ELPV loaded)
+  and after the exports (the LiteRT converter's);
 * exports: the SavedModel and the builtin-only LiteRT models (f32, f16, dynamic int8), their file
   sizes, batch-1 latency of the plain uint8 signature at 224 px (2 threads, median of 20 calls
   after warm-up), f32 parity with Keras (largest score difference) and each variant's ELPV test
@@ -46,6 +47,11 @@ def commit():
                               capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def per_second(function, images, batch=64, repeats=2):
@@ -97,6 +103,7 @@ def main(argv=None):
     model = train_one_class(thousand, args.epochs, seed=0, weights="data",
                             backbone="efficientnet_lite0", verbose=0)
     train_seconds = time.perf_counter() - started
+    peak_after_training = peak_rss_mb()
     keras_scores = model.score(split.test)["score"]
     result = {
         "protocol": "features-cost",
@@ -123,7 +130,8 @@ def main(argv=None):
             "auroc": metrics.auroc(scores, split.test_is_anomaly),
             "largest_score_difference": float(np.max(np.abs(scores - keras_scores))),
         }
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = {"after_training_and_loading_elpv": peak_after_training,
+                             "after_exports": peak_rss_mb()}
     for tag in manifest["litert"]:  # the .tflite files are large: keep the figures only
         os.remove(manifest["litert"][tag]["path"])
     import shutil

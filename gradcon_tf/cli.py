@@ -291,6 +291,22 @@ def _check_before_work(args):
     for folder in getattr(args, "results", None) or ():
         if not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder (expected a gradcon reproduce --out folder)")
+    _fill_recipe_defaults(args)
+
+
+#: The recipe on a backbone's features (docs/features.md): longer (an epoch costs the small
+#: pointwise autoencoder only) and the local image score.
+FEATURE_EPOCHS = 100
+FEATURE_IMAGE_SCORE = "local"
+
+
+def _fill_recipe_defaults(args):
+    """--epochs and --image-score not given: the command's, or the recipe on features."""
+    on_features = getattr(args, "backbone", None) not in (None, "none")
+    if hasattr(args, "default_epochs") and args.epochs is None:
+        args.epochs = FEATURE_EPOCHS if on_features else args.default_epochs
+    if hasattr(args, "image_score") and args.image_score is None:
+        args.image_score = FEATURE_IMAGE_SCORE if on_features else "mean"
 
 
 #: The labelled dataset of train and evaluate when neither --data nor --normal is given.
@@ -736,9 +752,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _add_training_arguments(parser, default_epochs):
+def _add_training_arguments(parser, default_epochs, backbone=False):
     parser.add_argument("--data", help=f"{DATA_HELP} (default: {DEFAULT_DATA})")
-    parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
+    on_features = f"; {FEATURE_EPOCHS} with --backbone" if backbone else ""
+    parser.add_argument("--epochs", type=_positive_int,
+                        help=f"training epochs (default: {default_epochs}{on_features})")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
     parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
@@ -752,9 +770,9 @@ def _add_training_arguments(parser, default_epochs):
     _add_small_defect_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     # What "given" means for the options only training reads (evaluate --model trains nothing).
-    parser.set_defaults(training_defaults={
-        "epochs": default_epochs, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
-        "image_score": "mean", "remove_illumination": False, "learning_rate": None,
+    parser.set_defaults(default_epochs=default_epochs, training_defaults={
+        "epochs": None, "seed": 0, "fpr": 0.05, "init": "guarded", "loss_weights": None,
+        "image_score": None, "remove_illumination": False, "learning_rate": None,
     })
 
 
@@ -769,9 +787,10 @@ def _add_learning_rate(parser):
 def _add_small_defect_options(parser):
     """--image-score and --remove-illumination: GradCon's options for small defects."""
     parser.add_argument(
-        "--image-score", choices=("mean", "local"), default="mean",
-        help="the image's score: the paper's means over the image, or local: the top 1%% of the "
-        "blurred score map, for small defects (docs/own_images.md)",
+        "--image-score", choices=("mean", "local"),
+        help="the image's score: the paper's means over the image (the default), or local: the "
+        "top 1%% of the blurred score map, for small defects (docs/own_images.md; the default "
+        "with --backbone)",
     )
     parser.add_argument(
         "--remove-illumination", action="store_true",
@@ -866,7 +885,7 @@ def build_parser():
         "train", command_train,
         "train on a folder of normal images (--normal) or one inlier class, save the model",
     )
-    _add_training_arguments(train, default_epochs=20)
+    _add_training_arguments(train, default_epochs=20, backbone=True)
     train.add_argument("--inlier-class", type=int, help="the normal class of --data")
     _add_normal_folder(train)
     train.add_argument("--out", required=True, help="the .keras file to write")

@@ -88,7 +88,8 @@ def train_one_class(
     ``learning_rate``: Adam's (``GradCon.compile``; default the paper's 1e-3).
     ``backbone``: GradCon on the features of this pretrained backbone (``GradCon``'s, e.g.
     ``"efficientnet_lite0"``, or a function of the images' channels that builds the feature
-    extractor); the data weights then measure the standardised features.
+    extractor); ``weights="data"`` then scales alpha and beta to the standardised features, times
+    ``loss_weights.FEATURE_ALPHA_SHARE`` (docs/features.md).
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
@@ -117,8 +118,9 @@ def train_one_class(
         if backbone:
             model.adapt_backbone(split.train)
             features = model.extract_features(_spread_sample(split.train, FEATURE_SAMPLE))
-            for name, value in method_arguments(method, weights, features).items():
-                setattr(model, name, value)
+            alpha_and_beta = method_arguments(method, weights, features)
+            share = loss_weights.FEATURE_ALPHA_SHARE if weights == "data" else 1.0
+            model.alpha, model.beta = (alpha_and_beta[k] * share for k in ("alpha", "beta"))
         model.compile(learning_rate=learning_rate)
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []

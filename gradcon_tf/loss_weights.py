@@ -22,6 +22,10 @@ LOSS_WEIGHTS = ("paper", "data")
 PAPER_PIXEL_VARIANCE = 0.054
 #: Images read to measure the variance (a seeded subset of larger sets).
 MAX_IMAGES = 4096
+#: On a backbone's standardised features alpha and beta are this share of their data-scaled
+#: values (beta = 4 alpha still): the full constraint lowered the reconstruction's detection on
+#: features, monotonically in alpha (docs/features.md).
+FEATURE_ALPHA_SHARE = 0.1
 
 
 def pixel_variance(images):

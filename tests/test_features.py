@@ -216,3 +216,38 @@ def test_keras_application_by_name_with_a_weights_file(tmp_path):
     expected = keras.layers.AveragePooling2D(3, strides=1, padding="same")(tap(images * 2.0 - 1.0))
     raw = extractor.get_layer(feature_extractors.RAW_FEATURES_MODEL)(images)
     np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_recipe_defaults_follow_the_backbone(tmp_path):
+    """--epochs and --image-score not given: the recipe on features with --backbone, else the
+    command's own defaults; given values are kept."""
+    write_folder(tmp_path / "good", 24, 40)
+    parser = cli.build_parser()
+
+    def resolved(argv):
+        args = parser.parse_args(argv)
+        cli._check_before_work(args)
+        return args.epochs, args.image_score
+
+    folder = ["train", "--normal", str(tmp_path / "good"), "--out", str(tmp_path / "m.keras")]
+    assert resolved(folder) == (20, "mean")
+    assert resolved([*folder, "--backbone", "efficientnet_lite0"]) == (100, "local")
+    assert resolved([*folder, "--backbone", "efficientnet_lite0", "--epochs", "7",
+                     "--image-score", "mean"]) == (7, "mean")
+    assert resolved(["evaluate", "--classes", "0"]) == (60, "mean")
+
+
+def test_data_weights_on_features_are_a_share_of_the_features_variance(monkeypatch):
+    """Independent: the features' per-position variance across images in NumPy."""
+    from gradcon_tf import experiment, loss_weights
+    from gradcon_tf.protocols import OneClassSplit
+
+    images = bars(40, "horizontal", 11)
+    split = OneClassSplit(images[:30], images[30:], images[:0], np.zeros(0, bool))
+    model = experiment.train_one_class(split, 1, weights="data", verbose=0,
+                                       backbone=lambda channels: small_extractor(channels))
+    features = model.extract_features(images[:30]).astype(np.float64)
+    variance = np.mean(np.var(features, axis=0))
+    expected = 0.03 * variance / loss_weights.PAPER_PIXEL_VARIANCE * loss_weights.FEATURE_ALPHA_SHARE
+    np.testing.assert_allclose(model.alpha, expected, rtol=1e-4)
+    np.testing.assert_allclose(model.beta, 4 * expected, rtol=1e-4)

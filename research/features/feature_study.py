@@ -35,7 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BACKBONE = "efficientnet_lite0"
 #: grass and gravel: the proxy on other textures, the development sets of design choices.
 SETS = ("elpv-mono", "elpv-poly", "elpv-both", "brick", "grass", "gravel")
-#: Training alpha as a share of the data-scaled one (gradcon: all of it; alpha0: none, DFR).
+#: Training alpha as a share of the full data-scaled one (gradcon: all of it, the recipe before
+#: loss_weights.FEATURE_ALPHA_SHARE; alpha0.1: the library's recipe since; alpha0: none, DFR).
 ALPHA_SHARES = {"gradcon": 1.0, "alpha0.3": 0.3, "alpha0.1": 0.1, "alpha0": 0.0,
                 "spatial": 1.0, "spatial-alpha0": 0.0}
 VARIANTS = (*ALPHA_SHARES, "knn")
@@ -102,11 +103,14 @@ def aurocs(split, extra, image_scores, maps=None):
 
 
 def run_gradcon(split, extra, seed, epochs, share, learning_rate):
-    from gradcon_tf import GradCon, experiment
+    from gradcon_tf import GradCon, experiment, loss_weights
     from gradcon_tf.model import DEFAULT_ALPHA
 
-    method = {1.0: "gradcon", 0.0: "cae"}.get(share, f"alpha{share}")
-    experiment.METHODS.setdefault(method, (GradCon, DEFAULT_ALPHA * share))
+    # Shares of the full data-scaled alpha (and beta = 4 alpha), whatever share the library
+    # itself applies on features (loss_weights.FEATURE_ALPHA_SHARE, 0.1 since it exists).
+    library_share = getattr(loss_weights, "FEATURE_ALPHA_SHARE", 1.0)
+    method = {0.0: "cae"}.get(share, f"alpha{share}")
+    experiment.METHODS.setdefault(method, (GradCon, DEFAULT_ALPHA * share / library_share))
     model = experiment.train_one_class(split, epochs, seed=seed, weights="data",
                                        backbone=BACKBONE, method=method, verbose=0,
                                        learning_rate=learning_rate)

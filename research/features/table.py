@@ -17,9 +17,17 @@ ROWS = {
     ("gradcon", "cosine_2"): "  gradient, decoder layer 2 only",
     ("gradcon", "cosine_3"): "  gradient, decoder layer 3 only",
     ("gradcon", "gradcon_local"): "GradCon on features, local image score (top 1 % of the map)",
+    ("gradcon", "recon_map_max"): "  largest value of its reconstruction map",
+    ("gradcon", "grad_map_max"): "  largest value of its gradient map",
+    ("alpha0.1", "gradcon"): "alpha / 10 in training, image mean",
+    ("alpha0.1", "recon"): "  its reconstruction only",
+    ("alpha0.1", "gradcon_local"): "  its local image score",
+    ("alpha0.1", "recon_map_max"): "  largest value of its reconstruction map",
     ("alpha0", "recon"): "same autoencoder, alpha = 0 (DFR), reconstruction",
     ("alpha0", "gradcon"): "  alpha = 0, recon + beta * grad",
+    ("alpha0", "gradcon_local"): "  alpha = 0, local image score",
     ("knn", "knn"): "nearest neighbour over the same features (max over the map)",
+    ("knn", "knn_mean"): "  mean over the map",
 }
 #: Columns: (set, criterion or metric).
 COLUMNS = {
