@@ -25,9 +25,10 @@ import tensorflow as tf
 from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
-from gradcon_tf import backbones, filters, gradients, model_files, networks, optimizers
+from gradcon_tf import (
+    backbones, filters, gradients, model_files, networks, optimizers, preprocessing,
+)
 from gradcon_tf.backbones import features as feature_extractors
-from gradcon_tf import preprocessing
 from gradcon_tf.local_score import local_score
 from gradcon_tf.portable.overlays import map_scale
 from gradcon_tf.portable.signatures import MAP_NAMES
@@ -334,8 +335,8 @@ class GradCon(keras.Model):
     # ------------------------------------------------------------------ forward pass
 
     def preprocess(self, images):
-        """The autoencoder's input and target: :meth:`resize` 's images, or their features when
-        the model has a ``backbone``."""
+        """The autoencoder's input and target: the images as :meth:`resize` gives them, or their
+        features when the model has a ``backbone``."""
         resized = self.resize(images)
         return resized if self.backbone is None else self.backbone(resized, training=False)
 

@@ -18,10 +18,18 @@ import keras
 import numpy as np
 
 from gradcon_tf.backbones import (
-    _APPLICATION_INPUTS, DEFAULT_IMAGE_SIZE, EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_LAYERS,
-    SIZE_MULTIPLE, BackboneError,
+    DEFAULT_IMAGE_SIZE, EFFICIENTNET_LITE0, EFFICIENTNET_LITE0_LAYERS, SIZE_MULTIPLE,
+    BackboneError,
 )
 
+#: keras.applications models' input range, by how their ``preprocess_input`` works: "raw" 0-255
+#: (the model normalises inside), "tf" [-1, 1], "torch" ImageNet mean/std. Others ("caffe", BGR)
+#: are not offered: pass a keras.Model that takes [0, 1] RGB images instead.
+_APPLICATION_INPUTS = {
+    "EfficientNet": "raw", "ConvNeXt": "raw", "RegNet": "raw", "MobileNetV3": "raw",
+    "MobileNet": "tf", "Xception": "tf", "Inception": "tf", "NASNet": "tf",
+    "DenseNet": "torch",
+}
 #: What torchvision-trained networks expect (keras.applications' "torch" preprocessing).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
