@@ -1,8 +1,9 @@
 """GradCon on EfficientNet-Lite0 features: cost, exports and what quantisation changes.
 
-    python benchmarks/features.py --out docs/results/features-cost [--epochs 15] [--images 1000]
+    python benchmarks/features.py --out docs/results/features-cost [--epochs 100] [--images 1000]
 
-One model, ``train_one_class(..., backbone="efficientnet_lite0", weights="data")`` on ELPV's
+One model, the recipe of ``gradcon train --backbone efficientnet_lite0`` (``train_one_class(...,
+backbone="efficientnet_lite0", weights="data", image_score="local")``, ``--epochs``) on ELPV's
 monocrystalline split (seed 0; ``pip install elpv-dataset``) at the default 224 px, then:
 
 * cost: feature extraction and scoring throughput (images/s, batch 64), training wall time on
@@ -82,7 +83,7 @@ def litert_run(path, images, threads=2):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
@@ -100,7 +101,7 @@ def main(argv=None):
     draw = np.random.default_rng(0).choice(len(split.train), args.images, replace=True)
     thousand = OneClassSplit(split.train[draw], split.validation, split.test, split.test_is_anomaly)
     started = time.perf_counter()
-    model = train_one_class(thousand, args.epochs, seed=0, weights="data",
+    model = train_one_class(thousand, args.epochs, seed=0, weights="data", image_score="local",
                             backbone="efficientnet_lite0", verbose=0)
     train_seconds = time.perf_counter() - started
     peak_after_training = peak_rss_mb()
