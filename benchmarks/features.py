@@ -1,6 +1,6 @@
 """GradCon on EfficientNet-Lite0 features: cost, exports and what quantisation changes.
 
-    python benchmarks/features.py --out docs/results/features-cost [--epochs 100] [--images 1000]
+    python -m benchmarks.features --out docs/results/features-cost [--epochs 100] [--images 1000]
 
 One model, the recipe of ``gradcon train --backbone efficientnet_lite0`` (``train_one_class(...,
 backbone="efficientnet_lite0", weights="data", image_score="local")``, ``--epochs``) on ELPV's
@@ -21,34 +21,13 @@ Writes ``summary.json`` and ``README.md`` to --out, with the commit, the command
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
 
 def peak_rss_mb():
     """The process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
@@ -88,7 +67,9 @@ def main(argv=None):
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
 
+    from benchmarks import machine
     from gradcon_tf import metrics
+    from gradcon_tf.reproduction import provenance
     from gradcon_tf.data import elpv
     from gradcon_tf.experiment import train_one_class
     from gradcon_tf.export import export_model
@@ -108,8 +89,8 @@ def main(argv=None):
     keras_scores = model.score(split.test)["score"]
     result = {
         "protocol": "features-cost",
-        "command": "python benchmarks/features.py " + " ".join(argv or sys.argv[1:]),
-        "commit": commit(), "cpu": cpu_name(), "cores": os.cpu_count(), "note": args.note,
+        "command": "python -m benchmarks.features " + " ".join(argv or sys.argv[1:]),
+        "code": provenance.code_version(), "cpu": machine.cpu(), "note": args.note,
         "image_size": list(model.working_size), "feature_shape": list(model.decoder.outputs[0].shape[1:]),
         "training": {"images": args.images, "epochs": args.epochs, "seconds": round(train_seconds, 1),
                      "selected_epoch": model.selected_epoch},

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -52,14 +51,6 @@ def spatial_networks():
     networks.build_feature_encoder = networks.build_encoder
     networks.build_feature_decoder = functools.partial(networks.build_decoder,
                                                        output_activation="linear")
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def load_set(name, seed):
@@ -169,6 +160,8 @@ def main(argv=None):
                      "feature networks for the rest of the process)")
     import keras
 
+    from gradcon_tf.reproduction.provenance import code_version
+
     done = set()
     if os.path.exists(args.out):
         with open(args.out) as lines:
@@ -203,7 +196,7 @@ def main(argv=None):
                     "set": name, "seed": seed, "variant": variant, "auroc": result, **details,
                     "epochs": args.epochs, "learning_rate": args.learning_rate or 1e-3,
                     "train_images": len(split.train), "test_images": len(split.test),
-                    "seconds": round(time.perf_counter() - started, 1), "commit": commit(),
+                    "seconds": round(time.perf_counter() - started, 1), "commit": code_version(),
                     "command": command, "cpu": platform.processor() or platform.machine(),
                     "threads": os.cpu_count(), "note": args.note,
                 }
