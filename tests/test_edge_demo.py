@@ -498,3 +498,18 @@ def test_installs_in_a_fresh_venv_without_tensorflow(setup, tmp_path):
     assert reinstall.returncode == 0, reinstall.stderr[-3000:]
     assert "image_files.py" in in_venv("import gradcon_edge.portable.image_files as m; print(m.__file__)").stdout
     score_in_venv()
+
+
+def test_16_bit_png_reads_as_the_same_image_at_8_bits(tmp_path):
+    """A 16-bit grey PNG (values x 257) decodes to the 8-bit file's pixels, not clipped white."""
+    from PIL import Image
+
+    from edge_demo.portable.image_files import read_image
+
+    eight = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (8, 1))
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")
+    for channels in (1, 3):
+        np.testing.assert_array_equal(read_image(tmp_path / "sixteen.png", channels).pixels,
+                                      read_image(tmp_path / "eight.png", channels).pixels)

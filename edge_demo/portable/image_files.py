@@ -16,7 +16,10 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 GLOB_CHARACTERS = "*?["
 MODES = {1: "L", 3: "RGB"}
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P")
+#: Integer grey modes deeper than 8 bits: Pillow's convert("L") clips them at 255 (a 16-bit image
+#: turns white), so they are scaled by their nominal range instead (:func:`_to_8_bits`).
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L")
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 
 #: A decoded file: ``pixels`` (H, W, C) uint8 as the model takes them, and the file's own size
@@ -114,6 +117,7 @@ def read_image(path, channels=None, size=None, resize=True):
                 )
             image.load()
             own = 1 if is_grey(image) else 3
+            image = _to_8_bits(image) if image.mode in HIGH_DEPTH_MODES else image
             image = image.convert(MODES[own])
             if channels not in (None, own):
                 image = image.convert(MODES[channels])
@@ -126,6 +130,14 @@ def read_image(path, channels=None, size=None, resize=True):
         raise ImageError(f"{path}: cannot decode image ({error})") from None
     pixels = array[..., None] if array.ndim == 2 else array
     return LoadedImage(pixels, own_width, own_height, own)
+
+
+def _to_8_bits(image):
+    """A 16-bit (or 32-bit integer) grey image as 8-bit "L", scaled by its nominal range:
+    0..65535 -> 0..255, or 0..2**32 - 1 when a value exceeds 16 bits."""
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if values.max(initial=0.0) <= 65535 else 4294967295.0
+    return Image.fromarray(np.round(np.clip(values, 0.0, top) * (255.0 / top)).astype(np.uint8), "L")
 
 
 def load_image(path, image_shape, resize=True):
