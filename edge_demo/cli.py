@@ -83,6 +83,18 @@ def seconds(text):
     return value
 
 
+def finite_number(text):
+    """An argparse type: a finite number (NaN or inf as a threshold would flag every image or
+    none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def parse_args(argv):
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
@@ -108,7 +120,7 @@ def parse_args(argv):
     add("--batch-size", metavar="N", type=at_least(1, int, MAX_BATCH_SIZE), default=1,
         help="images per call; 1 = single-image mode (default)")
     add("--threads", metavar="N", type=count, default=1, help="LiteRT CPU threads (default 1)")
-    add("--threshold", metavar="T", type=float,
+    add("--threshold", metavar="T", type=finite_number,
         help="decision threshold (default: the one exported with the model)")
     add("--no-resize", dest="resize", action="store_false", help="reject images of the wrong size")
     args = parser.parse_args(argv)
