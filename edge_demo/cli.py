@@ -83,6 +83,14 @@ def seconds(text):
     return value
 
 
+def is_saved_model_folder(path):
+    """Whether ``path`` is a SavedModel folder, or TF Serving's folder of versions of one."""
+    if not os.path.isdir(path):
+        return False
+    folders = [path] + [os.path.join(path, name) for name in os.listdir(path) if name.isdigit()]
+    return any(os.path.isfile(os.path.join(folder, "saved_model.pb")) for folder in folders)
+
+
 def finite_number(text):
     """An argparse type: a finite number (NaN or inf as a threshold would flag every image or
     none)."""
@@ -237,6 +245,9 @@ def print_summary(image_scorer, args, wall_seconds):
 
 def open_scorer(args):
     """The :class:`Scorer` of ``--model``; a missing or corrupt file is a usage error."""
+    if is_saved_model_folder(args.model):
+        raise UsageError(f"{args.model}: a SavedModel folder (for TF Serving); {PROG} scores the "
+                         f".tflite files written beside it by {EXPORTER}")
     if not os.path.isfile(args.model):
         raise UsageError(f"{args.model}: no such model file (expected a .tflite written by {EXPORTER})")
     try:

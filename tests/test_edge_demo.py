@@ -368,6 +368,7 @@ def test_usage_error_through_the_command_is_one_line(setup, tmp_path):
 
 USAGE_ERRORS = {  # case: (arguments after --model, fragment of the one error line)
     "corrupt model": ("--model {corrupt} {folder}", "corrupt.tflite: not a LiteRT model"),
+    "saved model folder": ("--model {saved_model} {folder}", "saved_model: a SavedModel folder (for TF Serving)"),
     "empty folder": ("{empty}", "empty: no image files matched"),
     "glob matches nothing": ("{folder}/*.jpg", "*.jpg: no image files matched"),
     "no such path": ("{tmp}/nowhere.png", "nowhere.png: no such file or folder"),
@@ -398,7 +399,10 @@ def test_usage_errors_are_one_line(setup, tmp_path, capsys, case):
     (tmp_path / "corrupt.tflite").write_bytes(b"\x00" * 64)
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.png").write_text("this is text")
-    names = {"corrupt": tmp_path / "corrupt.tflite", "empty": tmp_path / "empty"}
+    (tmp_path / "saved_model" / "1").mkdir(parents=True)  # TF Serving's layout: a version folder
+    (tmp_path / "saved_model" / "1" / "saved_model.pb").write_bytes(b"")
+    names = {"corrupt": tmp_path / "corrupt.tflite", "empty": tmp_path / "empty",
+             "saved_model": tmp_path / "saved_model"}
     names.update(folder=setup["folder"], tmp=tmp_path)
     arguments, fragment = USAGE_ERRORS[case]
     argv = arguments.format(**names).split()
