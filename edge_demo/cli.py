@@ -21,6 +21,7 @@ read (every image is decoded before any is scored, so nothing is written).
 """
 
 import argparse
+import collections
 import math
 import os
 import sys
@@ -172,9 +173,12 @@ class ImageScorer:
         self.strict = strict
         self.scored = 0
         self.failed = 0
+        self.resized = collections.Counter()  # (width, height) of resized files -> how many
+        self.first_resized = None
 
     def load(self, path):
-        """The model's pixels of ``path`` (a note on stderr when resized), or None: skipped."""
+        """The model's pixels of ``path`` (resized ones counted for :meth:`resize_note`), or
+        None: skipped."""
         try:
             image = load_image(path, self.scorer.image_shape, self.resize)
         except ImageError as error:
@@ -184,9 +188,21 @@ class ImageScorer:
             self.failed += 1
             return None
         if image.pixels.shape[:2] != (image.height, image.width):
-            print(f"{PROG}: note: {path}: resized {image.width}x{image.height} -> "
-                  f"{image.pixels.shape[1]}x{image.pixels.shape[0]}", file=sys.stderr)
+            self.resized[(image.width, image.height)] += 1
+            self.first_resized = self.first_resized or path
         return image.pixels
+
+    def resize_note(self, shown=3):
+        """One line for all the resized images (their sizes, the commonest first), or None."""
+        if not self.resized:
+            return None
+        count = sum(self.resized.values())
+        height, width = self.scorer.image_shape[:2]
+        sizes = ", ".join(f"{w}x{h}" + (f" ({n})" if len(self.resized) > 1 else "")
+                          for (w, h), n in self.resized.most_common(shown))
+        more = ", ..." if len(self.resized) > shown else ""
+        return (f"{PROG}: note: {count} image{'s' if count > 1 else ''} resized to {width}x{height} "
+                f"(from {sizes}{more}; first {self.first_resized})")
 
     def score_files(self, paths):
         for start in range(0, len(paths), self.batch_size):
@@ -226,6 +242,9 @@ def watch(image_scorer, folder, max_images, timeout, poll_interval):
 
 def print_summary(image_scorer, args, wall_seconds):
     scorer = image_scorer.scorer
+    note = image_scorer.resize_note()
+    if note:
+        print(note, file=sys.stderr)
     summary = latency_summary(scorer.timings)
     mode = "single-image" if args.batch_size == 1 else f"batch size {args.batch_size}"
     print(

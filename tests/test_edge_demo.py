@@ -3,6 +3,7 @@ glob / watch inputs, CSV and PNG sheet outputs, one-line usage errors, installs 
 
 import csv
 import glob
+import math
 import os
 import re
 import shutil
@@ -325,7 +326,8 @@ def test_bad_images_are_named_and_the_rest_scored(setup, tmp_path):
     assert result.returncode == 1
     rows = parse_lines(result.stdout)
     assert list(rows) == ["a_good.png", "c_big.png"]
-    assert "c_big.png: resized 56x56 -> 28x28" in result.stderr
+    assert "note: 1 image resized to 28x28 (from 56x56; first " in result.stderr
+    assert result.stderr.count("resized") == 1
     assert abs(rows["a_good.png"][0] - setup["score"][0]) <= FLOAT_TOLERANCE
     # The demo resizes on the host with Pillow (bilinear): score those pixels directly.
     from ai_edge_litert.interpreter import Interpreter
@@ -519,3 +521,22 @@ def test_16_bit_png_reads_as_the_same_image_at_8_bits(tmp_path):
     for channels in (1, 3):
         np.testing.assert_array_equal(read_image(tmp_path / "sixteen.png", channels).pixels,
                                       read_image(tmp_path / "eight.png", channels).pixels)
+
+
+def test_resized_images_are_one_note(tmp_path):
+    """Many resized files: one line with their sizes (commonest first), not one per file."""
+    import types
+
+    from PIL import Image
+
+    from edge_demo.cli import ImageScorer
+
+    paths = []
+    for index, side in enumerate((56, 56, 40, 28)):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("L", (side, side), 128).save(paths[-1])
+    scorer = ImageScorer(types.SimpleNamespace(image_shape=(28, 28, 1)), 4, True, math.nan, None)
+    for path in paths:
+        assert scorer.load(path).shape == (28, 28, 1)
+    assert scorer.resize_note() == (
+        f"gradcon-edge: note: 3 images resized to 28x28 (from 56x56 (2), 40x40 (1); first {paths[0]})")
