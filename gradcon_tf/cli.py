@@ -141,9 +141,21 @@ def _parse_cells(text):
 
 
 def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _seed(text):
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
+def _int_at_least(text, minimum, expected):
+    """An argparse type: an integer >= ``minimum``, else an error saying ``expected``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -737,7 +749,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with the one error format of the command (``gradcon: error: ...``, status 2)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
+        """One line; the usage block only for a missing or unknown command (the top level)."""
+        if self._subparsers is not None and self.prog == "gradcon":
+            self.print_usage(sys.stderr)
         self.exit(2, f"gradcon: error: {message}\n")
 
 
@@ -758,7 +772,7 @@ def _add_training_arguments(parser, default_epochs, backbone=False):
     parser.add_argument("--epochs", type=_positive_int,
                         help=f"training epochs (default: {default_epochs}{on_features})")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
-    parser.add_argument("--seed", type=int, default=0, help="split and initial weights")
+    parser.add_argument("--seed", type=_seed, default=0, help="split and initial weights")
     parser.add_argument("--fpr", type=_fraction, default=0.05, help="false-positive rate of the threshold")
     parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded", help=INIT_HELP)
     parser.add_argument(
@@ -944,7 +958,7 @@ def build_parser():
     sample.add_argument("--data", required=True, help=DATA_HELP)
     sample.add_argument("--inlier-class", type=int, default=0, help="the normal class")
     sample.add_argument("--count", type=_positive_int, default=16, help="how many images")
-    sample.add_argument("--seed", type=int, default=0, help="the split's seed (as in training)")
+    sample.add_argument("--seed", type=_seed, default=0, help="the split's seed (as in training)")
     sample.add_argument("--out", required=True, help="folder to write the PNG files to")
 
     from gradcon_tf.reproduction.protocols import names as protocol_names

@@ -322,3 +322,23 @@ def test_score_warns_once_each_for_large_resizes_and_other_channels(trained_mode
     assert "b_large.png 64x64" in warnings[0]
     assert "1 of 3 images are not grayscale like the model" in warnings[1]
     assert "c_rgb.png" in warnings[1]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--normal", "x", "--out", "y", "--epochs", "abc"], "argument --epochs: expected a positive integer, got 'abc'"),
+    (["train", "--normal", "x", "--out", "y", "--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["export", "m.keras", "--version", "abc"], "argument --version: expected a positive integer, got 'abc'"),
+])
+def test_option_errors_are_exactly_one_line_without_the_usage_block(capsys, argv, expected):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"gradcon: error: {expected}\n"
+
+
+def test_a_missing_command_shows_the_usage(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("usage: gradcon")
+    assert err.endswith("gradcon: error: the following arguments are required: command\n")
