@@ -83,10 +83,22 @@ def _parse_classes(text):
         classes = []
         for part in text.split(","):
             low, _, high = part.partition("-")
-            classes.extend(range(int(low), int(high or low) + 1))
+            low, high = int(low), int(high or low)
+            if high < low:
+                raise argparse.ArgumentTypeError(f"range {part} is empty (write {high}-{low})")
+            classes.extend(range(low, high + 1))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers like 0, 0-9 or 1,7; got {text!r}")
     return classes
+
+
+def _check_classes(classes, labels, option):
+    """``classes`` all among ``labels``' (a dataset's), before any run; else a UserError."""
+    present = sorted(set(int(c) for c in labels))
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise UserError(f"{option}: class{'es' if len(missing) > 1 else ''} "
+                        f"{_ranges(missing)} not in the data (it has {_ranges(present)})")
 
 
 def _ranges(numbers):
@@ -454,6 +466,7 @@ def command_evaluate(args):
     from gradcon_tf import data, experiment, protocols
 
     splits = data.load(args.data)
+    _check_classes(args.classes, splits["train"].labels, "--classes")
     rows = []
     started = time.perf_counter()
     for inlier in args.classes:
@@ -578,6 +591,7 @@ def command_train(args):
     splits = data.load(args.data)
     if args.input_shape is not None:
         splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
+    _check_classes([args.inlier_class], splits["train"].labels, "--inlier-class")
     split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
     model = _train_and_save(args, split)
     result = experiment.evaluate_one_class(model, split)

@@ -342,3 +342,12 @@ def test_a_missing_command_shows_the_usage(capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith("usage: gradcon")
     assert err.endswith("gradcon: error: the following arguments are required: command\n")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["evaluate", "--classes", "5-3"], "argument --classes: range 5-3 is empty (write 3-5)"),
+    (["evaluate", "--classes", "0-10"], "--classes: class 10 not in the data (it has 0-9)"),
+    (["train", "--inlier-class", "12", "--out", "m.keras"], "--inlier-class: class 12 not in the data (it has 0-9)"),
+])
+def test_classes_are_checked_against_the_data_before_any_run(capsys, argv, expected):
+    assert one_error_line(capsys, argv) == f"gradcon: error: {expected}"
