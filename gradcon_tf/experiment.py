@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from gradcon_tf import evaluation, filters, loss_weights
+from gradcon_tf import evaluation, filters, loss_weights, preprocessing
 from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
 from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
 from gradcon_tf.vae import GradConVAE
@@ -117,7 +117,8 @@ def train_one_class(
         )
         if backbone:
             model.adapt_backbone(split.train)
-            features = model.extract_features(_spread_sample(split.train, FEATURE_SAMPLE))
+            sample = preprocessing.spread_sample(np.asarray(split.train), FEATURE_SAMPLE)
+            features = model.extract_features(sample)
             alpha_and_beta = method_arguments(method, weights, features)
             share = loss_weights.FEATURE_ALPHA_SHARE if weights == "data" else 1.0
             model.alpha, model.beta = (alpha_and_beta[k] * share for k in ("alpha", "beta"))
@@ -140,17 +141,12 @@ def train_one_class(
     return model
 
 
-def _spread_sample(images, count=loss_weights.MAX_IMAGES):
-    """At most ``count`` of ``images``, evenly spread."""
-    return np.asarray(images)[:: max(1, -(-len(images) // count))]
-
-
 def as_the_network_sees(images, remove_illumination):
     """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the
     illumination removed when the model removes it: what the data weights measure."""
     if not remove_illumination:
         return images
-    images = _spread_sample(images)
+    images = preprocessing.spread_sample(np.asarray(images), loss_weights.MAX_IMAGES)
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     return filters.remove_illumination(images.astype(np.float32) / scale).numpy()
 

@@ -559,7 +559,7 @@ class GradCon(keras.Model):
         ``max_images`` of) ``images``: an array or a dataset of batches."""
         if isinstance(images, tf.data.Dataset):
             images = self._images_to_judge(images, max_images)
-        images = images[:: max(1, -(-len(images) // max_images))]
+        images = preprocessing.spread_sample(images, max_images)
         batches = (self.resize(images[i : i + batch_size])
                    for i in range(0, len(images), batch_size))
         feature_extractors.adapt_feature_extractor(self.backbone, batches)

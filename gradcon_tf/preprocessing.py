@@ -59,6 +59,11 @@ def check_image_spec(spec, input_shape, name="dataset"):
         raise ValueError(f"{name} must yield uint8 or float images, got {spec.dtype.name}.")
 
 
+def spread_sample(images, count):
+    """At most ``count`` of ``images`` (an array), evenly spread over it."""
+    return images[:: max(1, -(-len(images) // count))]
+
+
 def to_network_input(images, size=(IMAGE_SIZE, IMAGE_SIZE)):
     """Images (uint8 or float in [0, 1], any size) -> float32 (N, *size, C) in [0, 1]."""
     if images.dtype == tf.uint8:

@@ -21,6 +21,7 @@ line to --out with the commit and the command; runs already there are skipped (r
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -53,6 +54,14 @@ def spatial_networks():
                                                        output_activation="linear")
 
 
+@functools.lru_cache(maxsize=1)
+def elpv_cells():
+    """The ELPV cells, read once per process."""
+    from gradcon_tf.data import elpv
+
+    return elpv.load_elpv()
+
+
 def load_set(name, seed):
     """(OneClassSplit, extra) for a data set: extra holds ELPV's defect probabilities or the
     proxy's masks."""
@@ -60,7 +69,7 @@ def load_set(name, seed):
     from gradcon_tf.protocols import OneClassSplit
 
     if name.startswith("elpv-"):
-        cells = load_set.elpv = getattr(load_set, "elpv", None) or elpv.load_elpv()
+        cells = elpv_cells()
         indices = elpv.elpv_split_indices(cells, name[5:], seed, defective=">0")
         split = OneClassSplit(cells.images[indices.train], cells.images[indices.validation],
                               cells.images[indices.test], indices.test_is_anomaly)
