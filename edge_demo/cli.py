@@ -40,6 +40,8 @@ PROG = "gradcon-edge"
 EXPORTER = "`gradcon export`"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_POLL_INTERVAL = 0.1
+#: The exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -332,14 +334,15 @@ def run(args):
 
     image_scorer.on_results = on_results
     started = time.perf_counter()
-    lost_folder = False
+    lost_folder = interrupted = False
     try:
         if args.watch:
             watch(image_scorer, args.watch, args.max_images, args.timeout, args.poll_interval)
         else:
             image_scorer.score_files(paths)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the results so far are kept; in --watch mode, the usual stop
         print(f"{PROG}: interrupted", file=sys.stderr)
+        interrupted = not args.watch
     except ImageError as error:  # the watched folder went away, or --strict
         print(f"{PROG}: {'error: ' if args.strict else ''}{error} (stopped)", file=sys.stderr)
         lost_folder = True
@@ -362,6 +365,8 @@ def run(args):
             print(f"{PROG}: no images scored, {args.sheet} not written", file=sys.stderr)
     if args.strict and lost_folder:
         return 2
+    if interrupted:
+        return INTERRUPTED
     return 1 if image_scorer.failed or lost_folder else 0
 
 
@@ -372,3 +377,6 @@ def main(argv=None):
     except UsageError as error:
         print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return INTERRUPTED

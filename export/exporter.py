@@ -47,7 +47,9 @@ def export_model(
 
     Returns the manifest: paths (joined with ``out_dir``), sizes and op lists. It is also
     written to ``out_dir/export.json`` with the paths relative to ``out_dir``, so that the
-    folder can be moved (:func:`read_manifest` joins them again).
+    folder can be moved (:func:`read_manifest` joins them again). Everything is written to a
+    temporary folder first and moved into ``out_dir`` at the end: an interrupted export leaves
+    ``out_dir`` as it was.
     """
     unknown = set(targets) - set(litert.TARGETS)
     if unknown:
@@ -57,8 +59,17 @@ def export_model(
     wants_litert = bool(targets) or representative_images is not None
     if wants_litert:
         check_litert_exportable(model)  # fail before writing anything
-    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir} exists and is not a folder (the export folder)")
+    saved_model.version_folder(os.path.join(out_dir, "saved_model"), version)  # before any work
     module = ScoringModule(model, threshold=threshold)
+    with files.staged_folder(out_dir) as staging:  # nothing half-written on an interrupt
+        _write_export(model, module, staging, version, targets, representative_images, name)
+    return read_manifest(out_dir)
+
+
+def _write_export(model, module, out_dir, version, targets, representative_images, name):
+    """Write the SavedModel, the LiteRT variants and export.json under ``out_dir``."""
     saved_model_dir = saved_model.save(module, os.path.join(out_dir, "saved_model"), version)
     manifest = {
         "image_shape": list(model.image_shape),
@@ -91,7 +102,6 @@ def export_model(
             "ops": litert.operator_names(content),
         }
     files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(_relative(manifest, out_dir), indent=2))
-    return manifest
 
 
 def _relative(manifest, out_dir):

@@ -5,6 +5,7 @@ half-written file or folder under the final name: ``os.replace`` is atomic withi
 """
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ def atomic_output(path, directory=False):
     name = os.path.basename(path)
     if directory:
         temporary = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp's is 0700
     else:
         handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{name}", dir=parent)
         os.close(handle)
@@ -45,6 +47,38 @@ def atomic_output(path, directory=False):
         raise
 
 
+@contextlib.contextmanager
+def staged_folder(path):
+    """Yield a new temporary folder next to ``path``; on success merge it into ``path``.
+
+    The whole output is written first and moved in last, by renames: a new ``path`` appears
+    whole, and an existing one gains the staged entries (an entry of the same name is replaced,
+    a folder merged). On an exception the staged output is removed and ``path`` untouched.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(path)}-", dir=parent)
+    os.chmod(staging, 0o777 & ~_umask())
+    try:
+        yield staging
+        if os.path.isdir(path):
+            _merge(staging, path)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _merge(source, target):
+    for name in os.listdir(source):
+        staged, final = os.path.join(source, name), os.path.join(target, name)
+        if os.path.isdir(staged) and os.path.isdir(final):
+            _merge(staged, final)
+        else:
+            os.replace(staged, final)
+
+
 def write_bytes(path, data):
     """Write ``data`` to ``path`` atomically."""
     with atomic_output(path) as temporary:
@@ -57,6 +91,20 @@ def write_bytes(path, data):
 def write_text(path, text):
     """Write ``text`` to ``path`` atomically."""
     write_bytes(path, text.encode())
+
+
+def check_writable(path):
+    """Raise an OSError naming the folder in the way unless ``path`` can be created or replaced:
+    NotADirectoryError when the nearest existing entry above it is a file, PermissionError when
+    it is a folder this process cannot write. Checked before any work, so that a run does not
+    end failing to save."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "no permission to write in it", folder)
 
 
 def _umask():

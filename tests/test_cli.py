@@ -1,5 +1,6 @@
 """The `gradcon` command: a thin layer over the library, checked end to end on small data."""
 
+import argparse
 import gzip
 import os
 import struct
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge_demo import cli as edge_cli
 from gradcon_tf import cli
 from gradcon_tf.data import load_digits
 
@@ -277,6 +279,13 @@ def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
     shots = tmp_path / "shots"
     shots.mkdir()
     (shots / "broken.png").write_bytes(b"not a png")
+    good = tmp_path / "good"  # 20 normal images of 16x16
+    good.mkdir()
+    for index in range(20):
+        Image.fromarray(np.full((16, 16), index, np.uint8)).save(good / f"{index}.png")
+    (tmp_path / "version").mkdir()
+    (tmp_path / "version" / "saved_model" / "1").mkdir(parents=True)
+    normal = ("train", "--normal", str(good))
     cases = {
         ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "no such file",
         ("score", "--model", str(archive), "--images", str(shots), "--strict"): "broken.png: cannot decode image",
@@ -287,6 +296,14 @@ def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
         ("train", "--data", "digits", "--inlier-class", "0", "--out", "m.keras", "--fpr", "2"): "--fpr: expected a number between 0 and 1",
         ("evaluate", "--data", "nonsense"): "unknown dataset spec",
         ("compare", str(tmp_path / "none")): "no such folder",
+        (*normal, "--out", str(tmp_path / "m.h5")): "--out " + str(tmp_path / "m.h5") + ": a model file's name must end in .keras",
+        (*normal, "--out", str(shots)): "a folder; give the model's file name",
+        (*normal, "--out", str(text / "m.keras")): f"cannot be written, {text}: not a folder",
+        (*normal, "--out", "m.keras", "--image-size", "3"): "--image-size 3,3: too small to train on (at least 8 px a side)",
+        (*normal, "--out", "m.keras", "--image-size", "100000"): "--image-size 100000,100000: training on 20 such images needs about",
+        ("export", str(archive), "--out", str(text)): "exists and is not a folder",
+        ("export", str(archive), "--out", str(tmp_path / "version")): "saved_model/1 exists; pick another --version",
+        ("score", "--model", str(archive), "--images", str(good), "--out", str(text / "s.csv")): f"cannot be written, {text}: not a folder",
     }
     program = (
         "import sys; from gradcon_tf import cli\n"
@@ -351,3 +368,29 @@ def test_a_missing_command_shows_the_usage(capsys):
 ])
 def test_classes_are_checked_against_the_data_before_any_run(capsys, argv, expected):
     assert one_error_line(capsys, argv) == f"gradcon: error: {expected}"
+
+
+def test_a_model_file_already_there_is_named_before_training(tmp_path, capsys):
+    existing = tmp_path / "model.keras"
+    existing.write_bytes(b"an earlier model")
+    cli._check_output(argparse.Namespace(command="train", out=str(existing)))
+    assert capsys.readouterr().err == (
+        f"gradcon: warning: --out {existing} exists: it will be replaced when training ends\n")
+    cli._check_output(argparse.Namespace(command="train", out=str(tmp_path / "new.keras")))
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("main, program", [(cli.main, "gradcon"), (edge_cli.main, "gradcon-edge")])
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, main, program):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if program == "gradcon":
+        monkeypatch.setattr(cli, "command_sample_images", interrupted)
+        argv = ["sample-images", "--data", "digits", "--out", "never"]
+    else:
+        monkeypatch.setattr(edge_cli, "run", interrupted)
+        argv = ["--model", "m.tflite", "x.png"]
+    monkeypatch.setattr(cli, "_import_tensorflow", lambda verbose: None)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == f"{program}: interrupted\n"

@@ -364,6 +364,33 @@ def test_unset_threshold_gives_nan_and_no_anomalies(trained_model, images):
     assert not outputs["is_anomaly"].numpy().any()
 
 
+def test_an_interrupted_export_leaves_its_folder_as_it_was(trained_model, tmp_path, monkeypatch):
+    """Ctrl-C after the SavedModel is written: a new folder does not appear, and an existing
+    one keeps its earlier version and files only; the next export adds its version."""
+    def interrupted(saved_model_dir):
+        assert os.path.isfile(os.path.join(saved_model_dir, "saved_model.pb"))  # written, not moved
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(litert.TARGETS, "f16", interrupted)
+    new = tmp_path / "new"
+    with pytest.raises(KeyboardInterrupt):
+        export_model(trained_model, str(new), targets=("f16",))
+    assert os.listdir(tmp_path) == []  # no folder, no temporary left
+    existing = tmp_path / "existing"
+    export_model(trained_model, str(existing), targets=())
+    before = sorted(os.listdir(existing)), os.listdir(existing / "saved_model")
+    with pytest.raises(KeyboardInterrupt):
+        export_model(trained_model, str(existing), version=2, targets=("f16",))
+    assert (sorted(os.listdir(existing)), os.listdir(existing / "saved_model")) == before
+    assert os.listdir(tmp_path) == ["existing"]
+    with pytest.raises(FileExistsError, match="pick another --version"):
+        export_model(trained_model, str(existing), version=1, targets=())
+    monkeypatch.undo()
+    manifest = export_model(trained_model, str(existing), version=2, targets=())
+    assert sorted(os.listdir(existing / "saved_model")) == ["1", "2"]
+    assert manifest["saved_model"] == os.path.join(str(existing), "saved_model", "2")
+
+
 @pytest.mark.slow  # kept out of the default run for its time
 def test_generic_decoder_exports_saved_model_but_refuses_litert(tmp_path, images):
     """A decoder without the fast path (a Dense layer) falls back to the generic tape path."""

@@ -311,3 +311,14 @@ def test_report_without_matplotlib_is_one_line(folders, tmp_path, monkeypatch, c
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: error:")]
     assert status == 2 and len(errors) == 1 and "pip install 'gradcon-tf[data]'" in errors[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_training_memory_bound_is_the_largest_side_that_fits():
+    from gradcon_tf import training_memory as memory
+
+    for count, channels, batch, available in [(40, 1, 64, 18e9), (1000, 3, 64, 8e9), (20, 3, 4, 2e9)]:
+        side = memory.largest_square_side(count, channels, batch, available)
+        assert memory.training_bytes(count, (side, side), channels, batch) <= available
+        assert memory.training_bytes(count, (side + 1, side + 1), channels, batch) > available
+    # the measured point it was fitted to: 30 training images of 256x256, 1.61 GB peak RSS
+    assert 1.5e9 < memory.training_bytes(30, (256, 256), 1, 64) < 1.8e9
