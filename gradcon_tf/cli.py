@@ -475,7 +475,7 @@ def _folder_options(args):
         return {"--image-size": args.image_size, "--backbone": args.backbone,
                 "--backbone-layers": args.backbone_layers,
                 "--backbone-weights": args.backbone_weights}
-    return {"--masks": args.masks, "--report": args.report}
+    return {"--masks": args.masks, "--report": args.report, "--worst": args.worst}
 
 
 def _check_evaluation_folders(args):
@@ -491,6 +491,8 @@ def _check_evaluation_folders(args):
     if given:
         raise UserError(f"{' '.join(given)}: training options; evaluate --model measures the "
                         "trained model as it is (its threshold included)")
+    if args.worst is not None and not args.report:
+        raise UserError("--worst applies with --report DIR")
     model_files.check_model_file(args.model)
     anomaly_folders.scan_inspection_folders(args.normal, args.abnormal, args.masks)
     if args.report:
@@ -565,7 +567,8 @@ def _evaluate_folders(args):
     started = time.perf_counter()
     model = gradcon_tf.load_model(args.model)
     result = inspection.evaluate_folders(
-        model, args.normal, args.abnormal, args.masks, batch_size=args.batch_size
+        model, args.normal, args.abnormal, args.masks, batch_size=args.batch_size,
+        worst=(args.worst or inspection.WORST_SHOWN) if args.report else 0,
     )
     print(result.summary(), end="")
     if args.report:
@@ -936,6 +939,11 @@ def _add_evaluation_folders(evaluate):
         "--report", metavar="DIR",
         help="with --model: write DIR/report.md with ROC curves, score histograms and the "
         "worst-scored images' overlays (needs matplotlib)",
+    )
+    evaluate.add_argument(
+        "--worst", type=_positive_int, metavar="N",
+        help="with --report: show the N highest-scoring normal and N lowest-scoring abnormal "
+        "images (default: 4)",
     )
 
 

@@ -11,6 +11,7 @@ abnormal images with optional defect masks (anomalib's folder convention,
 """
 
 import dataclasses
+import os
 import warnings
 
 import numpy as np
@@ -120,7 +121,14 @@ class FolderEvaluation:
     defects: dict  # {defect type: {"images", "auroc", "recall"}}
     pixel: dict  # {"auroc", "aupro", "images"}, or {} without masks
     masks_missing: int  # abnormal images without a mask, left out of the pixel metrics
-    worst: list  # report overlays: {"group", "path", "image", "maps", "score", "p_value", "is_anomaly"}
+    worst: list  # report overlays: {"group", "index", "path", "image", "maps", "score", "p_value", "is_anomaly"}
+    folders: dict  # {"normal", "abnormal"}: the folders as given
+    mask_paths: list  # each image's mask file, None for the normal ones and those without
+
+    def relative_path(self, index):
+        """Image ``index``'s path relative to its folder (normal or abnormal) as given."""
+        group = "abnormal" if self.is_anomaly[index] else "normal"
+        return os.path.relpath(self.paths[index], self.folders[group])
 
     def summary(self):
         """The metrics as Markdown tables (readable as plain text)."""
@@ -154,13 +162,14 @@ class FolderEvaluation:
         return "\n".join(lines) + "\n"
 
 
-def evaluate_folders(model, normal, abnormal, masks=None, batch_size=64):
+def evaluate_folders(model, normal, abnormal, masks=None, batch_size=64, worst=WORST_SHOWN):
     """Score the images of the ``normal`` and ``abnormal`` folders (resized to the model's input
     size and converted to its channels) with ``model`` and measure the detection: image AUROC,
     AUPR (average precision), precision, recall and F1 at the model's threshold, AUROC per
     defect type; with a ``masks`` folder also pixel AUROC and AUPRO of the GradCon map (normal
     images have all-zero masks; abnormal images without a mask are left out, with a warning).
-    Returns a :class:`FolderEvaluation`.
+    ``worst``: how many of the highest-scoring normal and of the lowest-scoring abnormal images
+    keep their maps for the report. Returns a :class:`FolderEvaluation`.
     """
     folders = anomaly_folders.scan_inspection_folders(normal, abnormal, masks)
     _warn_about_masks(folders)
@@ -188,7 +197,9 @@ def evaluate_folders(model, normal, abnormal, masks=None, batch_size=64):
         defects=defect_metrics(scores["score"], defect_types, model.threshold),
         pixel=_pixel_metrics(folders, score_maps, size) if folders.masks else {},
         masks_missing=folders.masks_missing,
-        worst=_worst(model, images, paths, scores["score"], is_anomaly),
+        worst=_worst(model, images, paths, scores["score"], is_anomaly, worst),
+        folders={"normal": os.fspath(normal), "abnormal": os.fspath(abnormal)},
+        mask_paths=[None] * len(folders.normal) + (folders.masks or [None] * len(folders.abnormal)),
     )
 
 
@@ -277,10 +288,13 @@ def _worst(model, images, paths, scores, is_anomaly, count=WORST_SHOWN):
     normal, abnormal = np.flatnonzero(~is_anomaly), np.flatnonzero(is_anomaly)
     chosen = [("normal", i) for i in normal[np.argsort(-scores[normal])][:count]]
     chosen += [("abnormal", i) for i in abnormal[np.argsort(scores[abnormal])][:count]]
+    if not chosen:
+        return []
     outputs = model.score(images[[i for _, i in chosen]], maps=True)
     return [
         {
             "group": group,
+            "index": int(i),
             "path": paths[i],
             "image": images[i],
             "maps": {k: outputs[k][j] for k in ("recon_map", "grad_map", "score_map")},

@@ -193,6 +193,67 @@ def test_report_files(folders, folder_model, tmp_path):
     write_inspection_report(result, tmp_path / "report")  # an earlier report is replaced
 
 
+def test_report_overlays_at_the_images_resolution_scores_csv_and_permissions(
+        folder_model, tmp_path, monkeypatch):
+    """Images of 120 px scored by a 32 px model: the overlays show them at 120 px with their
+    masks outlined; scores.csv holds every image with paths relative to its folder."""
+    import csv
+    import os
+
+    from gradcon_tf.inspection_report import write_inspection_report
+    from gradcon_tf.portable import overlays
+
+    rng = np.random.default_rng(3)
+    big = 120
+    for i in range(6):
+        write_png(tmp_path / "good" / f"{i}.png", smooth_image(rng, big))
+        image, mask = smooth_image(rng, big), np.zeros((big, big), np.uint8)
+        image[30:70, 40:80] = 255
+        mask[30:70, 40:80] = 255
+        write_png(tmp_path / "bad" / "square" / f"{i}.png", image)
+        write_png(tmp_path / "masks" / "square" / f"{i}.png", mask)
+    monkeypatch.chdir(tmp_path)  # the folders given as relative paths, as a user types them
+    result = inspection.evaluate_folders(folder_model, "good", "bad", "masks", worst=2)
+    assert [w["group"] for w in result.worst] == ["normal"] * 2 + ["abnormal"] * 2
+    path = write_inspection_report(result, "report")
+    assert (os.stat("report").st_mode & 0o777) == 0o777 & ~_umask()
+    text = open(path).read()
+    assert "`square/" in text and str(tmp_path) not in text
+
+    shown = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "report" / "worst").iterdir()}
+    assert len(shown) == 4
+    top = overlays.MARGIN + overlays.TITLE
+    for name, sheet in shown.items():
+        panel = sheet[top : top + big, overlays.MARGIN : overlays.MARGIN + big]
+        folder = "good" if name.startswith("normal") else "bad/square"
+        original = np.asarray(Image.open(f"{folder}/{name.split('_', 2)[2]}"))[..., None].repeat(3, -1)
+        if name.startswith("normal"):
+            assert np.array_equal(panel, original)
+        else:
+            edge = overlays.outline(np.asarray(Image.open(f"masks/square/{name.split('_', 2)[2]}")) > 0)
+            assert (panel[edge] == overlays.MASK_COLOUR).all()
+            assert np.array_equal(panel[~edge], original[~edge])
+
+    with open("report/scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["path"] for r in rows] == [f"{i}.png" for i in range(6)] + [
+        f"square/{i}.png" for i in range(6)]
+    assert [r["folder"] for r in rows] == ["normal"] * 6 + ["abnormal"] * 6
+    assert [r["defect_type"] for r in rows] == [""] * 6 + ["square"] * 6
+    for key in ("score", "recon", "grad_loss", "p_value"):
+        assert np.allclose([float(r[key]) for r in rows], result.scores[key], rtol=0, atol=0)
+    flagged = result.scores["score"] > folder_model.threshold
+    assert [r["decision"] for r in rows] == ["anomaly" if f else "normal" for f in flagged]
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_masks_missing_for_some_images_warn_once(folders, folder_model, tmp_path):
     masks = tmp_path / "masks"
     for path in sorted((folders / "masks").rglob("*.png"))[:7]:
@@ -223,11 +284,12 @@ def test_cli_train_on_a_normal_folder_then_evaluate_with_a_report(folders, tmp_p
     assert float(loaded.optimizer.learning_rate) == pytest.approx(5e-4)
     assert cli.main(["evaluate", "--model", str(model_path), "--normal", str(folders / "test" / "good"),
                      "--abnormal", str(folders / "test" / "defects"), "--masks", str(folders / "masks"),
-                     "--report", str(tmp_path / "report")]) == 0
+                     "--report", str(tmp_path / "report"), "--worst", "1"]) == 0
     out = capsys.readouterr().out
     assert "| all |" in out and "| small | 5 |" in out and "AUPRO" in out
     assert "local image score, threshold" in out
     assert (tmp_path / "report" / "report.md").exists()
+    assert len(list((tmp_path / "report" / "worst").iterdir())) == 2
 
 
 def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):

@@ -83,3 +83,41 @@ def test_overlay_names_follow_the_images_without_an_index():
     names = overlays.OverlayNames()
     assert [names(p) for p in ("a/0000_inlier.png", "b/0000_inlier.jpg", "c/shot.jpeg", "d/")] == [
         "0000_inlier.png", "0000_inlier_2.png", "shot.png", "image.png"]
+
+
+def _panel(sheet, index, side):
+    """The ``index``-th panel (side x side) of an overlay sheet, as an array."""
+    x = overlays.MARGIN + index * (side + overlays.MARGIN)
+    top = overlays.MARGIN + overlays.TITLE
+    return np.asarray(sheet)[top : top + side, x : x + side]
+
+
+def test_maps_are_drawn_at_the_image_resolution_with_the_mask_outlined():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 200, (150, 150, 1), dtype=np.uint8)  # 150 px: no zoom
+    small_map = np.zeros((10, 10), np.float32)
+    small_map[4:6, 4:6] = 1.0
+    mask = np.zeros((150, 150), bool)
+    mask[40:90, 50:100] = True
+    maps = {name: small_map for name, _ in overlays.PANELS}
+    sheet = overlays.overlay_image(image, maps, "title", 1.0, mask=mask)
+    assert sheet.size[0] == overlays.MARGIN + 5 * (150 + overlays.MARGIN)
+    shown = _panel(sheet, 0, 150)
+    edge = np.zeros_like(mask)  # the boundary by hand: the rectangle's four sides
+    edge[40, 50:100] = edge[89, 50:100] = edge[40:90, 50] = edge[40:90, 99] = True
+    assert np.array_equal(overlays.outline(mask), edge)
+    assert (shown[edge] == overlays.MASK_COLOUR).all()
+    assert np.array_equal(shown[~edge], np.repeat(image, 3, axis=-1)[~edge])  # the image itself
+    # the 10x10 map resized bilinearly to 150x150: hot in the middle, cold at the corners
+    heat_panel = _panel(sheet, 1, 150).astype(int)
+    assert heat_panel[75, 75].sum() > 3 * 200 and heat_panel[5, 5].sum() == 0
+    no_mask = overlays.overlay_image(image, maps, "title", 1.0)
+    assert np.array_equal(_panel(no_mask, 0, 150), np.repeat(image, 3, axis=-1))
+
+
+def test_images_larger_than_the_panel_limit_are_shown_reduced():
+    image = np.zeros((2000, 1000, 3), np.uint8)
+    maps = {name: np.zeros((20, 10), np.float32) for name, _ in overlays.PANELS}
+    sheet = overlays.overlay_image(image, maps, "title", 1.0, mask=np.ones((2000, 1000), bool))
+    width = overlays.MAX_PANEL // 2
+    assert sheet.size[0] == overlays.MARGIN + 5 * (width + overlays.MARGIN)

@@ -14,12 +14,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 MIN_PANEL = 112  # maps and images are upscaled (nearest) by a whole factor to this many pixels
+MAX_PANEL = 768  # larger images (and their masks) are shown reduced to this many pixels a side
 MARGIN = 6
 TITLE = 12  # the panel titles above the panels
 BAR = 6  # the colour bar's height under each map panel
 BAR_LABELS = 12  # its "0" and scale labels under it
 CAPTION = 28  # two lines of text under the panels
 ANOMALY_COLOUR = (200, 0, 0)
+MASK_COLOUR = (0, 220, 255)  # the outline of a defect mask
 #: Panels after the image: (map output name, title).
 PANELS = (("recon_map", "recon error"), ("grad_map", "gradient"), ("score_map", "GradCon"))
 #: ``--map-scale`` choices (see the module's docstring).
@@ -45,23 +47,29 @@ def _rgb(image):
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-def overlay_image(image, maps, title, score, p_value=math.nan, is_anomaly=None, scales=None):
-    """A PIL image: ``image`` (uint8 HWC), each map of ``maps`` ({name: (H, W)}) in
-    :data:`PANELS` order as heat over [0, its scale] with a colour bar, then the last map blended
-    over the image; caption ``title``, score, p-value and decision. ``scales``: {name: scale}
-    shared by all images; None: each map's own :func:`map_scale`."""
+def overlay_image(image, maps, title, score, p_value=math.nan, is_anomaly=None, scales=None,
+                  mask=None):
+    """A PIL image: ``image`` (uint8 HWC), each map of ``maps`` ({name: (h, w)}, bilinearly
+    resized to the image when smaller) in :data:`PANELS` order as heat over [0, its scale] with
+    a colour bar, then the last map blended over the image; ``mask`` ((H, W) bool, the defect's
+    ground truth) outlined on the image and on the blend; caption ``title``, score, p-value and
+    decision. ``scales``: {name: scale} shared by all images; None: each map's own
+    :func:`map_scale`."""
+    image, mask = _shown_size(_rgb(image), mask)
     height, width = image.shape[:2]
+    maps = {name: _resized(values, (height, width)) for name, values in maps.items()}
     zoom = max(1, math.ceil(MIN_PANEL / max(height, width)))
     names = [(name, label) for name, label in PANELS if name in maps]
     tops = {name: scales[name] if scales is not None else map_scale(maps[name]) for name, _ in names}
-    tiles = [("image", _rgb(image), None)]
+    tiles = [("image", image, None)]
     for name, label in names:
         tiles.append((label, heat(maps[name], tops[name]), tops[name]))
     if names:
         last = names[-1][0]
-        blend = 0.5 * _rgb(image).astype(np.float32) + 0.5 * heat(maps[last], tops[last])
+        blend = 0.5 * image.astype(np.float32) + 0.5 * heat(maps[last], tops[last])
         tiles.append((f"{names[-1][1]} over image", blend.astype(np.uint8), tops[last]))
     panel_width, panel_height = width * zoom, height * zoom
+    edge = None if mask is None else _outline(_zoomed(mask, zoom))
     bar_y = MARGIN + TITLE + panel_height + 2
     caption_y = bar_y + BAR + BAR_LABELS + MARGIN
     size = (MARGIN + len(tiles) * (panel_width + MARGIN), caption_y + CAPTION)
@@ -70,9 +78,13 @@ def overlay_image(image, maps, title, score, p_value=math.nan, is_anomaly=None, 
     font = ImageFont.load_default()
     for index, (label, pixels, top) in enumerate(tiles):
         x = MARGIN + index * (panel_width + MARGIN)
-        draw.text((x, MARGIN - 2), label, fill="black", font=font)
-        tile = Image.fromarray(pixels).resize((panel_width, panel_height), Image.Resampling.NEAREST)
-        sheet.paste(tile, (x, MARGIN + TITLE))
+        outlined = edge is not None and (index == 0 or index == len(tiles) - 1)
+        draw.text((x, MARGIN - 2), label + (" + mask" if outlined else ""), fill="black", font=font)
+        tile = np.asarray(Image.fromarray(pixels).resize((panel_width, panel_height),
+                                                         Image.Resampling.NEAREST)).copy()
+        if outlined:
+            tile[edge] = MASK_COLOUR
+        sheet.paste(Image.fromarray(tile), (x, MARGIN + TITLE))
         if top is not None:
             _colour_bar(sheet, draw, font, (x, bar_y), panel_width, top)
     decision = {True: "ANOMALY", False: "normal", None: ""}[is_anomaly]
@@ -83,6 +95,46 @@ def overlay_image(image, maps, title, score, p_value=math.nan, is_anomaly=None, 
         fill=ANOMALY_COLOUR if is_anomaly else "black", font=font,
     )
     return sheet
+
+
+def _shown_size(image, mask):
+    """``image`` and ``mask`` reduced to at most :data:`MAX_PANEL` pixels a side."""
+    height, width = image.shape[:2]
+    factor = MAX_PANEL / max(height, width)
+    if factor >= 1.0:
+        return image, mask
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+    if mask is not None:
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BOX)) > 0
+    return image, mask
+
+
+def _resized(values, size):
+    """A map (h, w) bilinearly resized to ``size`` (height, width) unless it has that size."""
+    values = np.asarray(values, np.float32)
+    if values.shape == tuple(size):
+        return values
+    return np.asarray(Image.fromarray(values).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def _zoomed(mask, zoom):
+    return np.repeat(np.repeat(np.asarray(mask, bool), zoom, axis=0), zoom, axis=1)
+
+
+def outline(mask):
+    """(H, W) bool -> the mask's boundary: its pixels with a 4-neighbour outside it."""
+    inside = np.pad(mask, 1)
+    interior = inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
+    return mask & ~interior
+
+
+def _outline(mask):
+    """:func:`outline`, two pixels wide on panels of 256 px and more (to be seen)."""
+    edge = outline(mask)
+    if max(mask.shape) >= 256:
+        edge = edge | outline(mask & ~edge)
+    return edge
 
 
 def _colour_bar(sheet, draw, font, corner, width, top):
@@ -123,10 +175,10 @@ def check_overlay_folder(folder, paths):
 
 
 def write_overlay(folder, name, image, maps, title, score, p_value=math.nan, is_anomaly=None,
-                  scales=None):
+                  scales=None, mask=None):
     """Save :func:`overlay_image` as ``folder/name``; returns the path."""
     path = os.path.join(folder, name)
-    overlay_image(image, maps, title, score, p_value, is_anomaly, scales).save(path, format="PNG")
+    overlay_image(image, maps, title, score, p_value, is_anomaly, scales, mask).save(path, format="PNG")
     return path
 
 
