@@ -21,7 +21,6 @@ read (every image is decoded before any is scored, so nothing is written).
 """
 
 import argparse
-import collections
 import math
 import os
 import sys
@@ -31,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .portable import overlays
-from .portable.image_files import ImageError, find_images, list_images, load_image
+from .portable.image_files import ImageError, ResizeTally, find_images, list_images, load_image
 from .portable.results import CsvWriter, LineWriter, results_from_outputs
 from .scorer import Scorer, latency_summary, map_scales
 from .sheet import TopImages, write_sheet
@@ -175,8 +174,7 @@ class ImageScorer:
         self.strict = strict
         self.scored = 0
         self.failed = 0
-        self.resized = collections.Counter()  # (width, height) of resized files -> how many
-        self.first_resized = None
+        self.resized = ResizeTally(scorer.image_shape[:2])
 
     def load(self, path):
         """The model's pixels of ``path`` (resized ones counted for :meth:`resize_note`), or
@@ -189,22 +187,13 @@ class ImageScorer:
             print(f"{PROG}: {error} (skipped)", file=sys.stderr)
             self.failed += 1
             return None
-        if image.pixels.shape[:2] != (image.height, image.width):
-            self.resized[(image.width, image.height)] += 1
-            self.first_resized = self.first_resized or path
+        self.resized.add(path, image)
         return image.pixels
 
-    def resize_note(self, shown=3):
-        """One line for all the resized images (their sizes, the commonest first), or None."""
-        if not self.resized:
-            return None
-        count = sum(self.resized.values())
-        height, width = self.scorer.image_shape[:2]
-        sizes = ", ".join(f"{w}x{h}" + (f" ({n})" if len(self.resized) > 1 else "")
-                          for (w, h), n in self.resized.most_common(shown))
-        more = ", ..." if len(self.resized) > shown else ""
-        return (f"{PROG}: note: {count} image{'s' if count > 1 else ''} resized to {width}x{height} "
-                f"(from {sizes}{more}; first {self.first_resized})")
+    def resize_note(self):
+        """One line for all the resized images, or None."""
+        note = self.resized.note()
+        return note and f"{PROG}: note: {note}"
 
     def score_files(self, paths):
         for start in range(0, len(paths), self.batch_size):

@@ -227,10 +227,11 @@ def _load_images(spec, image_shape, strict=False):
             raise UserError(f"{spec}: not a numpy array file ({error})") from None
         return images, None, []
     if _is_image_spec(spec):
-        from gradcon_tf.portable.image_files import ImageError, load_image
+        from gradcon_tf.portable.image_files import ImageError, ResizeTally, load_image
 
         paths = _image_paths(spec)
-        names, images, resized, converted, unreadable = [], [], [], [], []
+        resized = ResizeTally(image_shape[:2])
+        names, images, converted, unreadable = [], [], [], []
         for path in paths:
             try:
                 image = load_image(path, image_shape)
@@ -240,18 +241,13 @@ def _load_images(spec, image_shape, strict=False):
                 print(f"gradcon: {error} (skipped)", file=sys.stderr, flush=True)
                 unreadable.append(path)
                 continue
-            if max(image.height / image_shape[0], image_shape[0] / image.height,
-                   image.width / image_shape[1], image_shape[1] / image.width) > MAX_RESIZE_FACTOR:
-                resized.append(f"{path} {image.width}x{image.height}")
+            resized.add(path, image)
             if image.channels != image_shape[-1]:
                 converted.append(path)
             names.append(path)
             images.append(image.pixels)
-        size = f"{image_shape[1]}x{image_shape[0]}"
-        if resized:
-            _warn(f"{len(resized)} of {len(paths)} images resized by more than "
-                  f"{MAX_RESIZE_FACTOR:g}x to the model's {size} (e.g. {resized[0]}): is this "
-                  "the data the model was trained on?")
+        if resized.note():  # expected for a model trained with --image-size: a note
+            print(f"gradcon: note: {resized.note()}", file=sys.stderr)
         if converted:
             kinds = {1: "grayscale", 3: "RGB"}
             _warn(f"{len(converted)} of {len(paths)} images are not {kinds[image_shape[-1]]} like "
@@ -264,9 +260,6 @@ def _load_images(spec, image_shape, strict=False):
 
     return read_idx(spec), None, []
 
-
-#: ``gradcon score`` warns when an image file is resized by more than this factor.
-MAX_RESIZE_FACTOR = 2.0
 
 
 def _warn(message):

@@ -77,18 +77,21 @@ def test_score_a_folder_and_a_glob_of_pngs(trained_model, tmp_path):
     model = keras.models.load_model(trained_model)
     images = load_digits()["test"].images[:4]
     folder = tmp_path / "shots"
-    folder.mkdir()
+    (folder / "later").mkdir(parents=True)  # a folder is read with its sub-folders
     for i, image in enumerate(images):
-        Image.fromarray(image[..., 0]).save(folder / f"{i}.png")
+        Image.fromarray(image[..., 0]).save(folder / ("later" if i == 3 else "") / f"{i}.png")
     (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden").mkdir()
+    Image.fromarray(images[0, ..., 0]).save(folder / ".hidden" / "skipped.png")
     expected = model.score(images)["score"]
-    for spec in (str(folder), str(folder / "*.png")):
+    for spec, count in ((str(folder), 4), (str(folder / "*.png"), 3)):
         out = tmp_path / "scores.csv"
         assert cli.main(["score", "--model", str(trained_model), "--images", spec, "--out", str(out)]) == 0
         lines = out.read_text().splitlines()
         assert lines[0].startswith("path,score")
-        assert [os.path.basename(l.split(",")[0]) for l in lines[1:]] == [f"{i}.png" for i in range(4)]
-        np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
+        assert [os.path.relpath(l.split(",")[0], folder) for l in lines[1:]] == [
+            "0.png", "1.png", "2.png", "later/3.png"][:count]
+        np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected[:count], rtol=1e-6)
 
 
 @pytest.mark.parametrize("map_scale", ["image", "calibration"])
@@ -324,7 +327,7 @@ def test_version():
     assert done.returncode == 0 and done.stdout.strip() == "gradcon 0.1.0"
 
 
-def test_score_warns_once_each_for_large_resizes_and_other_channels(trained_model, tmp_path, capsys):
+def test_score_notes_resized_images_once_and_warns_once_of_other_channels(trained_model, tmp_path, capsys):
     folder = tmp_path / "shots"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -333,12 +336,12 @@ def test_score_warns_once_each_for_large_resizes_and_other_channels(trained_mode
     Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / "c_rgb.png")
     assert cli.main(["score", "--model", str(trained_model), "--images", str(folder),
                      "--out", str(tmp_path / "s.csv")]) == 0
-    warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("gradcon: warning:")]
-    assert len(warnings) == 2, warnings
-    assert "1 of 3 images resized by more than 2x to the model's 8x8" in warnings[0]
-    assert "b_large.png 64x64" in warnings[0]
-    assert "1 of 3 images are not grayscale like the model" in warnings[1]
-    assert "c_rgb.png" in warnings[1]
+    err = capsys.readouterr().err.splitlines()
+    warnings = [l for l in err if l.startswith("gradcon: warning:")]
+    assert warnings == [f"gradcon: warning: 1 of 3 images are not grayscale like the model (e.g. "
+                        f"{folder / 'c_rgb.png'}): converted"]
+    assert [l for l in err if l.startswith("gradcon: note:")] == [
+        f"gradcon: note: 1 image resized to 8x8 (from 64x64; first {folder / 'b_large.png'})"]
 
 
 @pytest.mark.parametrize("argv, expected", [

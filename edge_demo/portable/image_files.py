@@ -6,6 +6,7 @@ grey with Pillow's luma (``convert("L")``, ITU-R 601-2) or to RGB by repeating t
 then resized (bilinear) to the model's size.
 """
 
+import collections
 import glob
 import os
 from collections import namedtuple
@@ -36,12 +37,19 @@ def is_image_name(path):
     return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def list_images(folder):
-    """Image files directly in ``folder`` (by suffix, hidden files skipped), sorted by name."""
+def list_images(folder, recursive=False):
+    """Image files in ``folder`` (by suffix, hidden files and folders skipped), sorted by name;
+    ``recursive``: in its sub-folders too, each folder's files before its sub-folders'."""
     if not os.path.isdir(folder):
         raise ImageError(f"{folder}: not a directory")
-    paths = (os.path.join(folder, name) for name in sorted(os.listdir(folder)))
-    return [path for path in paths if is_image_name(path) and os.path.isfile(path)]
+    names = sorted(os.listdir(folder))
+    paths = [os.path.join(folder, name) for name in names]
+    found = [path for path in paths if is_image_name(path) and os.path.isfile(path)]
+    if recursive:
+        for name, path in zip(names, paths):
+            if not name.startswith(".") and os.path.isdir(path):
+                found.extend(list_images(path, recursive=True))
+    return found
 
 
 def check_image(path):
@@ -60,14 +68,15 @@ def check_image(path):
 def find_images(inputs):
     """The image files named by ``inputs``, in order, each once.
 
-    An input is an image file (its header is checked), a folder (its image files, sorted by name)
-    or a glob pattern (sorted matches; ``**`` spans folders; matched folders are listed). Raises
+    An input is an image file (its header is checked), a folder (its image files and its
+    sub-folders', sorted by name) or a glob pattern (sorted matches; ``**`` spans folders; matched
+    folders are listed, sub-folders included). Raises
     :class:`ImageError` for an input that gives no image.
     """
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            found = list_images(item)
+            found = list_images(item, recursive=True)
         elif os.path.isfile(item):
             check_image(item)
             found = [item]
@@ -75,7 +84,7 @@ def find_images(inputs):
             found = []
             for match in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(match):
-                    found.extend(list_images(match))
+                    found.extend(list_images(match, recursive=True))
                 elif is_image_name(match):
                     found.append(match)
         else:
@@ -143,3 +152,31 @@ def _to_8_bits(image):
 def load_image(path, image_shape, resize=True):
     """``path`` as a model of ``image_shape`` (H, W, C) takes it (:func:`read_image`)."""
     return read_image(path, image_shape[-1], image_shape[:2], resize)
+
+
+class ResizeTally:
+    """The image files resized to a model's ``size`` (height, width), counted by their own size,
+    for one summary line instead of a line per file."""
+
+    def __init__(self, size):
+        self.size = tuple(size)
+        self.sizes = collections.Counter()  # (width, height) -> how many files
+        self.first = None
+
+    def add(self, path, image):
+        """Count ``image`` (a :class:`LoadedImage` of ``path``) if it was resized."""
+        if (image.height, image.width) != self.size:
+            self.sizes[(image.width, image.height)] += 1
+            self.first = self.first or path
+
+    def note(self, shown=3):
+        """"N images resized to WxH (from their sizes, the commonest first; first PATH)", or
+        None when none was."""
+        if not self.sizes:
+            return None
+        count = sum(self.sizes.values())
+        sizes = ", ".join(f"{w}x{h}" + (f" ({n})" if len(self.sizes) > 1 else "")
+                          for (w, h), n in self.sizes.most_common(shown))
+        more = ", ..." if len(self.sizes) > shown else ""
+        return (f"{count} image{'s' if count > 1 else ''} resized to {self.size[1]}x{self.size[0]} "
+                f"(from {sizes}{more}; first {self.first})")
