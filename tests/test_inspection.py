@@ -61,7 +61,8 @@ def folders(tmp_path_factory):
 def folder_model(folders):
     with warnings.catch_warnings():  # 10 held-out images are too few for fpr 0.05: expected
         warnings.simplefilter("ignore")
-        return inspection.train_on_normal_folder(folders / "train", epochs=2, seed=0, verbose=0)
+        return inspection.train_on_normal_folder(folders / "train", epochs=2, seed=0, verbose=0,
+                                                 backbone="none")
 
 
 # ---------------------------------------------------------------------- metrics
@@ -276,7 +277,7 @@ def test_masks_missing_for_some_images_warn_once(folders, folder_model, tmp_path
 def test_cli_train_on_a_normal_folder_then_evaluate_with_a_report(folders, tmp_path, capsys):
     model_path = tmp_path / "m.keras"
     assert cli.main(["train", "--normal", str(folders / "train"), "--out", str(model_path),
-                     "--epochs", "1", "--quiet", "--image-score", "local", "--learning-rate", "5e-4"]) == 0
+                     "--backbone", "none", "--epochs", "1", "--quiet", "--image-score", "local", "--learning-rate", "5e-4"]) == 0
     out = capsys.readouterr().out
     assert "training on 20 images, 10 held out" in out and model_path.exists()
     assert "local image score" in out and "learning rate 0.0005" in out

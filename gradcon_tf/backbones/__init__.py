@@ -6,6 +6,14 @@ so that the command line checks them at once). The feature extractor itself:
 #: channels; stride 16, 112 channels), the mid-level features PatchCore-style methods use.
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
 EFFICIENTNET_LITE0_LAYERS = ("block_4", "block_10")
+#: The backbone of the folder workflow (``gradcon train --normal``, ``train_on_normal_folder``)
+#: unless told otherwise; "none" trains on pixels from scratch (docs/features.md).
+DEFAULT_BACKBONE = EFFICIENTNET_LITE0
+NO_BACKBONE = "none"
+#: The recipe on a backbone's features: longer than on pixels (an epoch costs the small
+#: pointwise autoencoder only) and the local image score (docs/features.md).
+FEATURE_EPOCHS = 100
+FEATURE_IMAGE_SCORE = "local"
 #: The input side the built-in backbone works at unless told otherwise (ImageNet's).
 DEFAULT_IMAGE_SIZE = 224
 #: Images given to a model with a backbone must be at least this large a side.
