@@ -173,6 +173,10 @@ def _markdown(evaluation, figures, shown):
     lines += ["", f"Every image's scores and decision: [{SCORES_FILE}]({SCORES_FILE}) (paths "
               f"relative to the normal folder `{evaluation.folders['normal']}` and the abnormal "
               f"folder `{evaluation.folders['abnormal']}`)."]
+    if evaluation.image_score == "local":
+        lines += ["", "The model's image score is the local one (the top 1 % of its blurred GradCon "
+                  "map); `recon` and `grad_loss` are the image means of the paper's two parts, so "
+                  "`score` is not their weighted sum."]
     titles = {
         "normal": "Highest-scoring normal images (the likeliest false alarms)",
         "abnormal": "Lowest-scoring abnormal images (the likeliest misses)",
