@@ -21,7 +21,7 @@ _EXPORTS = {
     "evaluate_one_class": "gradcon_tf.experiment",
     "KeepBestWeights": "gradcon_tf.callbacks",
     "StopOnCollapse": "gradcon_tf.callbacks",
-    "CalibrationWarning": "gradcon_tf.model",
+    "CalibrationWarning": "gradcon_tf.calibration",
     "StopOnNonFiniteLoss": "gradcon_tf.callbacks",
     "NonFiniteLossError": "gradcon_tf.callbacks",
     "CorrectedEpsilonAdam": "gradcon_tf.optimizers",

@@ -26,11 +26,11 @@ from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
 from gradcon_tf import _files as files
 from gradcon_tf import (
-    backbones, filters, gradients, model_files, networks, optimizers, preprocessing,
+    backbones, calibration, filters, gradients, model_files, networks, optimizers, preprocessing,
 )
+from gradcon_tf.calibration import CalibrationWarning
 from gradcon_tf.backbones import features as feature_extractors
 from gradcon_tf.local_score import local_score
-from gradcon_tf.portable.overlays import map_scale
 from gradcon_tf.portable.signatures import MAP_NAMES
 
 DEFAULT_ALPHA = 0.03
@@ -817,39 +817,34 @@ class GradCon(keras.Model):
         ``maps``: also keep the 99th percentile of their anomaly maps (:attr:`map_scales`), the
         shared scale of overlays (``gradcon score --maps DIR --map-scale calibration``): about
         twice the time; memory holds one batch of maps and at most
-        :data:`MAP_SAMPLE_SIZE` squared values per image and map.
+        :data:`calibration.MAP_SAMPLE_SIZE` squared values per image and map.
 
         Warns (:class:`CalibrationWarning`) when the images are too few for ``fpr``: fewer than
-        :data:`MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
+        :data:`calibration.MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
         (no p-value can then be as low as ``fpr``).
         """
-        fpr = float(fpr)
-        if not 0.0 < fpr < 1.0:
-            raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
+        calibration.threshold_at([0.0], fpr)  # a bad fpr fails before any scoring
         scores, samples = [], {name: [] for name in MAP_NAMES}
         for part in self._scored_batches(normal_images, batch_size, maps):
             scores.append(part["score"])
             for name in samples if maps else ():
-                samples[name].append(_map_sample(part[name]))
+                samples[name].append(calibration.map_sample(part[name]))
         scores = np.concatenate(scores)
         if maps:
-            self.map_scales = {name: map_scale(np.concatenate(v)) for name, v in samples.items()}
+            self.map_scales = calibration.map_scales(samples)
         self.calibration_scores = np.sort(scores.astype(np.float64))
-        self.threshold = float(np.quantile(scores, 1.0 - fpr, method="higher"))
-        problem = calibration_shortfall(len(scores), fpr)
+        self.threshold = calibration.threshold_at(scores, fpr)
+        problem = calibration.calibration_shortfall(len(scores), fpr)
         if problem:
             warnings.warn(problem, CalibrationWarning, stacklevel=2)
         return self.threshold
 
     def p_values(self, scores):
         """Conformal p-values of ``scores`` against the calibration scores (normal images):
-        ``(1 + #{calibration scores >= s}) / (n + 1)``. Under the hypothesis that an image is
-        normal (exchangeable with the calibration images) ``P(p <= a) <= a`` for every level a."""
+        ``(1 + #{calibration scores >= s}) / (n + 1)`` (:func:`calibration.conformal_p_values`)."""
         if self.calibration_scores is None:
             raise ValueError("no calibration scores: call calibrate() with normal images first.")
-        reference = self.calibration_scores
-        at_or_above = len(reference) - np.searchsorted(reference, np.asarray(scores), side="left")
-        return (1.0 + at_or_above) / (len(reference) + 1.0)
+        return calibration.conformal_p_values(self.calibration_scores, scores)
 
     def save_own_variables(self, store):
         """The model's variables, the calibration scores when there are some, and what training
@@ -879,22 +874,6 @@ class GradCon(keras.Model):
             self.collapsed_starts = list(record["collapsed_starts"])
 
 
-#: ``calibrate()`` takes its map scales from at most this many pixels a side of each map: maps are
-#: computed at the network's 28x28 and resized, so this grid loses nothing at 28x28.
-MAP_SAMPLE_SIZE = 28
-
-
-def _map_sample(maps):
-    """(N, H, W) maps on a grid of at most :data:`MAP_SAMPLE_SIZE` pixels a side."""
-    step_y = max(1, maps.shape[1] // MAP_SAMPLE_SIZE)
-    step_x = max(1, maps.shape[2] // MAP_SAMPLE_SIZE)
-    return maps[:, ::step_y, ::step_x]
-
-
-#: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
-MIN_SCORES_ABOVE_THRESHOLD = 10
-
-
 def _feature_extractor(backbone, working_size, image_shape):
     """``backbone`` as a feature extractor for images of ``image_shape``: None, a built one, or
     the name of one, at ``working_size`` (default :data:`backbones.DEFAULT_IMAGE_SIZE`)."""
@@ -922,33 +901,6 @@ def _working_size(requested, encoder, image_shape):
         if shape is not None and shape[1] is not None and shape[2] is not None:
             return (int(shape[1]), int(shape[2]))
     return networks.working_size(image_shape)
-
-
-class CalibrationWarning(UserWarning):
-    """Too few normal images to calibrate the threshold or the p-values at the requested fpr."""
-
-
-def calibration_shortfall(count, fpr):
-    """Why ``count`` normal images are too few to calibrate at ``fpr``, or None if they are not.
-
-    The threshold is an order statistic: with ``n * fpr`` images above it, the false-positive
-    rate it gives on new normal images varies by about ``sqrt(fpr (1 - fpr) / n)``, and no
-    conformal p-value is below ``1 / (n + 1)``.
-    """
-    above = int(math.floor(count * fpr))
-    needed = int(math.ceil(MIN_SCORES_ABOVE_THRESHOLD / fpr))
-    if above >= MIN_SCORES_ABOVE_THRESHOLD and 1.0 / (count + 1) <= fpr:
-        return None
-    return (
-        f"calibrating at fpr={fpr:g} on {count} normal images: {above} score above the "
-        f"threshold, so the false-positive rate on new images may be far from {fpr:g}"
-        + (
-            f", and p_value is never below 1/{count + 1} = {1 / (count + 1):.3g}"
-            if 1.0 / (count + 1) > fpr
-            else ""
-        )
-        + f"; use at least {needed} images ({MIN_SCORES_ABOVE_THRESHOLD} above the threshold)."
-    )
 
 
 def load_model(path):

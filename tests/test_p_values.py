@@ -77,3 +77,18 @@ def test_calibrate_warns_when_the_normal_images_are_too_few(count, fpr, warns, n
         assert ("p_value is never below" in str(shown[0].message)) == (1 / (count + 1) > fpr)
     # the threshold still leaves at most fpr of the calibration images above it
     assert np.mean(model.score(images)["score"] > model.threshold) <= fpr
+
+
+def test_the_exported_graph_computes_the_same_p_values_as_numpy():
+    """One definition in NumPy (calibration.py), one in builtin TF ops (scoring_graph.py): equal,
+    ties with calibration scores and scores outside their range included."""
+    from gradcon_tf import calibration, scoring_graph
+
+    rng = np.random.default_rng(0)
+    reference = np.sort(rng.normal(size=200).round(2))  # rounded: many ties
+    scores = np.concatenate([reference[::7], rng.normal(size=50).round(2), [-9.0, 9.0]])
+    by_hand = [(1 + np.sum(reference >= s)) / (len(reference) + 1) for s in scores]
+    numpy_values = calibration.conformal_p_values(reference, scores)
+    graph_values = scoring_graph._conformal_p_values(reference)(scores.astype(np.float32)).numpy()
+    np.testing.assert_allclose(numpy_values, by_hand, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(graph_values, by_hand, rtol=0, atol=1e-6)

@@ -13,6 +13,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .map_scales import map_scale
+
 MIN_PANEL = 112  # maps and images are upscaled (nearest) by a whole factor to this many pixels
 MAX_PANEL = 768  # larger images (and their masks) are shown reduced to this many pixels a side
 MARGIN = 6
@@ -26,8 +28,6 @@ MASK_COLOUR = (0, 220, 255)  # the outline of a defect mask
 PANELS = (("recon_map", "recon error"), ("grad_map", "gradient"), ("score_map", "GradCon"))
 #: ``--map-scale`` choices (see the module's docstring).
 MAP_SCALE_CHOICES = ("image", "calibration")
-#: The percentile of a map's values its scale is.
-SCALE_PERCENTILE = 99
 
 
 def heat(values, top):
@@ -35,11 +35,6 @@ def heat(values, top):
     level = np.clip(np.nan_to_num(values / top if top > 0 else values * 0.0), 0.0, 1.0) * 3.0
     rgb = np.stack([level, level - 1.0, level - 2.0], axis=-1)
     return (255 * np.clip(rgb, 0.0, 1.0)).astype(np.uint8)
-
-
-def map_scale(values):
-    """The scale of ``values`` (one map or many): their :data:`SCALE_PERCENTILE` percentile."""
-    return float(np.percentile(values, SCALE_PERCENTILE))
 
 
 def _rgb(image):

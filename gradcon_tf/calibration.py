@@ -1,0 +1,72 @@
+"""Calibration on held-out normal images: the decision threshold at a false-positive rate, the
+conformal p-values and the overlays' shared map scales (``GradCon.calibrate``). NumPy only; the
+exported graph computes the same p-values in TensorFlow ops (``scoring_graph``, tested equal)."""
+
+import math
+
+import numpy as np
+
+from gradcon_tf.portable.map_scales import map_scale
+
+#: ``calibrate()`` warns when fewer held-out normal images than this score above the threshold.
+MIN_SCORES_ABOVE_THRESHOLD = 10
+#: Map scales are taken from at most this many pixels a side of each map: maps are computed at
+#: the network's 28x28 and resized, so this grid loses nothing at 28x28.
+MAP_SAMPLE_SIZE = 28
+
+
+class CalibrationWarning(UserWarning):
+    """Too few normal images to calibrate the threshold or the p-values at the requested fpr."""
+
+
+def threshold_at(scores, fpr):
+    """The threshold above which at most a share ``fpr`` of ``scores`` lie: their (1 - fpr)
+    quantile, taken at a score (``method="higher"``)."""
+    fpr = float(fpr)
+    if not 0.0 < fpr < 1.0:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
+    return float(np.quantile(scores, 1.0 - fpr, method="higher"))
+
+
+def conformal_p_values(calibration_scores, scores):
+    """``(1 + #{calibration scores >= s}) / (n + 1)`` for each s of ``scores``, against the sorted
+    ``calibration_scores`` of n normal images. Under the hypothesis that an image is normal
+    (exchangeable with the calibration images) ``P(p <= a) <= a`` for every level a."""
+    reference = np.asarray(calibration_scores)
+    at_or_above = len(reference) - np.searchsorted(reference, np.asarray(scores), side="left")
+    return (1.0 + at_or_above) / (len(reference) + 1.0)
+
+
+def map_sample(maps):
+    """(N, H, W) maps on a grid of at most :data:`MAP_SAMPLE_SIZE` pixels a side."""
+    step_y = max(1, maps.shape[1] // MAP_SAMPLE_SIZE)
+    step_x = max(1, maps.shape[2] // MAP_SAMPLE_SIZE)
+    return maps[:, ::step_y, ::step_x]
+
+
+def map_scales(samples):
+    """{map name: the scale of all its sampled values} from {map name: [map_sample arrays]}."""
+    return {name: map_scale(np.concatenate(parts)) for name, parts in samples.items()}
+
+
+def calibration_shortfall(count, fpr):
+    """Why ``count`` normal images are too few to calibrate at ``fpr``, or None if they are not.
+
+    The threshold is an order statistic: with ``n * fpr`` images above it, the false-positive
+    rate it gives on new normal images varies by about ``sqrt(fpr (1 - fpr) / n)``, and no
+    conformal p-value is below ``1 / (n + 1)``.
+    """
+    above = int(math.floor(count * fpr))
+    needed = int(math.ceil(MIN_SCORES_ABOVE_THRESHOLD / fpr))
+    if above >= MIN_SCORES_ABOVE_THRESHOLD and 1.0 / (count + 1) <= fpr:
+        return None
+    return (
+        f"calibrating at fpr={fpr:g} on {count} normal images: {above} score above the "
+        f"threshold, so the false-positive rate on new images may be far from {fpr:g}"
+        + (
+            f", and p_value is never below 1/{count + 1} = {1 / (count + 1):.3g}"
+            if 1.0 / (count + 1) > fpr
+            else ""
+        )
+        + f"; use at least {needed} images ({MIN_SCORES_ABOVE_THRESHOLD} above the threshold)."
+    )
