@@ -21,7 +21,7 @@ from gradcon_tf.backbones import DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
-from gradcon_tf.protocols import OneClassSplit
+from gradcon_tf.splits import OneClassSplit
 
 #: Share of a normal folder held out to select the epoch and calibrate the threshold ...
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -78,7 +78,7 @@ def load_normal_folder(folder, image_size=None):
 
 
 def normal_split(images, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0):
-    """A :class:`~gradcon_tf.protocols.OneClassSplit` of normal ``images`` for
+    """A :class:`~gradcon_tf.splits.OneClassSplit` of normal ``images`` for
     :func:`~gradcon_tf.experiment.train_one_class`: a seeded share held out as ``validation``
     (at least :data:`MIN_HELD_OUT`), the rest ``train``; no test images."""
     trained, _ = split_sizes(len(images), validation_fraction)

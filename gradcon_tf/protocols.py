@@ -16,13 +16,7 @@ import dataclasses
 
 import numpy as np
 
-
-@dataclasses.dataclass
-class OneClassSplit:
-    train: np.ndarray  # inlier images
-    validation: np.ndarray  # held-out inlier images
-    test: np.ndarray  # inliers then outliers, shuffled
-    test_is_anomaly: np.ndarray  # bool, True for outliers
+from gradcon_tf.splits import OneClassSplit
 
 
 def one_class_split(train, test, inlier_class, seed=0, validation_fraction=0.1):

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from gradcon_tf.data.base import DataFileError
-from gradcon_tf.protocols import OneClassSplit
+from gradcon_tf.splits import OneClassSplit
 
 MODULE_TYPES = ("mono", "poly", "both")
 #: The defect probabilities a test set counts as defective: ``">=2/3"`` or ``">0"``.
