@@ -438,11 +438,13 @@ def _check_training_size(args, size, count, channels):
     working = (DEFAULT_IMAGE_SIZE,) * 2 if args.backbone != NO_BACKBONE else None
     needed = training_memory.training_bytes(count, size, channels, args.batch_size, working)
     if needed > available:
-        side = training_memory.largest_square_side(count, channels, args.batch_size, available)
+        side = training_memory.largest_square_side(count, channels, args.batch_size, available,
+                                                   working)
         raise UserError(
             f"{what}: training on {count} such images needs about {needed / 1e9:.3g} GB of "
             f"memory and {available / 1e9:.3g} GB is available; at most about {side} px a side "
-            f"here (--image-size {side}){' or a smaller --batch-size' if args.batch_size > 1 else ''}")
+            f"here (--image-size {side})"
+            f"{' or a smaller --batch-size' if args.batch_size > 1 and working is None else ''}")
 
 
 def _labelled_options(args):

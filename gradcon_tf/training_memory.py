@@ -27,10 +27,17 @@ def training_bytes(count, size, channels, batch_size, working_size=None):
             + IMAGE_BYTES_PER_VALUE * count * height * width * channels)
 
 
-def largest_square_side(count, channels, batch_size, available):
-    """The largest side of square images that :func:`training_bytes` fits in ``available``."""
-    per_pixel = BATCH_BYTES_PER_PIXEL * min(batch_size, count) + IMAGE_BYTES_PER_VALUE * count * channels
-    return int(math.sqrt(max(available - BASE_BYTES, 0.0) / per_pixel))
+def largest_square_side(count, channels, batch_size, available, working_size=None):
+    """The largest side of square images that :func:`training_bytes` fits in ``available``
+    (the network working at the images' size, or at a fixed ``working_size``)."""
+    batch = min(batch_size, count)
+    per_pixel = IMAGE_BYTES_PER_VALUE * count * channels
+    budget = available - BASE_BYTES
+    if working_size is None:
+        per_pixel += BATCH_BYTES_PER_PIXEL * batch
+    else:
+        budget -= BATCH_BYTES_PER_PIXEL * batch * working_size[0] * working_size[1]
+    return int(math.sqrt(max(budget, 0.0) / per_pixel))
 
 
 def available_bytes():

@@ -383,5 +383,8 @@ def test_training_memory_bound_is_the_largest_side_that_fits():
         side = memory.largest_square_side(count, channels, batch, available)
         assert memory.training_bytes(count, (side, side), channels, batch) <= available
         assert memory.training_bytes(count, (side + 1, side + 1), channels, batch) > available
+        side = memory.largest_square_side(count, channels, batch, available, (224, 224))
+        assert memory.training_bytes(count, (side, side), channels, batch, (224, 224)) <= available
+        assert memory.training_bytes(count, (side + 1, side + 1), channels, batch, (224, 224)) > available
     # the measured point it was fitted to: 30 training images of 256x256, 1.61 GB peak RSS
     assert 1.5e9 < memory.training_bytes(30, (256, 256), 1, 64) < 1.8e9
