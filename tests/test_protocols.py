@@ -178,17 +178,28 @@ def test_cure_tsr_split(tmp_path):
 
 @pytest.mark.slow  # kept out of the default run for its time
 def test_gpnd_experiment_end_to_end_on_digits():
-    """One tiny model per (class, fold), evaluated at two outlier percentages."""
-    from gradcon_tf import data, gpnd
+    """One tiny model per (class, fold), evaluated at two outlier percentages; AUROC and GPND's
+    F1 (inliers positive, threshold best on validation) recomputed here with scikit-learn."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from gradcon_tf import data, experiment, gpnd
 
     splits = data.load("digits")
     pooled = concatenate(splits["train"], splits["test"])
-    results = gpnd.run_gpnd_fold(pooled, inlier_class=0, fold=1, epochs=1, percentages=(10, 50))
+    by_percentage, training = gpnd.gpnd_splits(pooled, inlier_class=0, fold=1, percentages=(10, 50))
+    model = experiment.train_one_class(training, 1, verbose=0)
+    results = gpnd.evaluate_gpnd(model, by_percentage)
     assert sorted(results) == [10, 50]
-    for percentage in (10, 50):
-        for kind in ("gradcon", "recon", "grad"):
+    for percentage, split in by_percentage.items():
+        validation, test = model.score(split.validation), model.score(split.test)
+        for kind, key in (("gradcon", "score"), ("recon", "recon"), ("grad", "grad_loss")):
             result = results[percentage][kind]
-            assert 0.0 <= result["auroc"] <= 1.0 and 0.0 <= result["f1"] <= 1.0
-            assert result["validation_f1"] >= 0.5  # calling everything an inlier already gives this
+            assert result["auroc"] == pytest.approx(roc_auc_score(split.test_is_anomaly, test[key]))
+            inlier = ~split.validation_is_anomaly
+            candidates = np.r_[validation[key].min() - 1.0, np.unique(validation[key])]
+            best = max(f1_score(inlier, validation[key] <= t) for t in candidates)
+            assert result["validation_f1"] == pytest.approx(best)
+            assert result["f1"] == pytest.approx(
+                f1_score(~split.test_is_anomaly, test[key] <= result["threshold"]))
     mean = gpnd.mean_over_runs([results, results])
     assert mean[10]["gradcon"]["auroc"] == pytest.approx(results[10]["gradcon"]["auroc"])
