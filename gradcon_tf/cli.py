@@ -127,16 +127,6 @@ def _parse_input_shape(text):
     return shape
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
-    return value
-
-
 def _parse_image_size(text):
     try:
         size = tuple(int(d) for d in text.split(","))
@@ -156,33 +146,26 @@ def _parse_cells(text):
     return cells
 
 
-def _positive_int(text):
-    return _int_at_least(text, 1, "a positive integer")
+def _number(kind, allowed, expected):
+    """An argparse type: ``kind(text)`` when ``allowed`` holds for it, else an error that says
+    what is ``expected``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not allowed(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text):
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def _int_at_least(text, minimum, expected):
-    """An argparse type: an integer >= ``minimum``, else an error saying ``expected``."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0.0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_seed = _number(int, lambda value: value >= 0, "an integer >= 0")
+_fraction = _number(float, lambda value: 0.0 < value < 1.0, "a number between 0 and 1")
+_positive_float = _number(float, lambda value: math.isfinite(value) and value > 0.0,
+                          "a positive number")
 
 
 def _image_paths(spec):
