@@ -15,6 +15,7 @@ exports to builtin-only LiteRT with the rest of the scoring graph.
 """
 
 import keras
+import tensorflow as tf
 import numpy as np
 
 from gradcon_tf.backbones import (
@@ -167,9 +168,11 @@ def adapt_feature_extractor(extractor, batches):
     """Set the standardisation to the per-channel mean and standard deviation of the features
     of ``batches`` (images in [0, 1] at the extractor's input size)."""
     raw = extractor.get_layer(RAW_FEATURES_MODEL)
+    # Compiled: run eagerly, a batch of 64 at 224 px held 5.5 GB at peak, compiled 1.4 GB.
+    compute = tf.function(lambda images: raw(images, training=False), reduce_retracing=True)
     count, total, squares = 0, 0.0, 0.0
     for batch in batches:
-        features = np.asarray(raw(batch, training=False), np.float64)
+        features = np.asarray(compute(batch), np.float64)
         count += features[..., 0].size
         total = total + features.sum(axis=(0, 1, 2))
         squares = squares + np.square(features).sum(axis=(0, 1, 2))
