@@ -69,6 +69,36 @@ def per_scale_scores(model, features):
     return scores
 
 
+ROWS = {
+    "gradcon_local": "the recipe's score (local, all channels)",
+    "recon": "reconstruction, image mean, all channels",
+    "grad": "gradient, all channels",
+    "recon_block_4": "reconstruction, block_4 channels (stride 8)",
+    "grad_block_4": "gradient of that reconstruction",
+    "gradcon_block_4": "their sum (recon + beta * grad)",
+    "recon_block_10": "reconstruction, block_10 channels (stride 16)",
+    "grad_block_10": "gradient of that reconstruction",
+    "gradcon_block_10": "their sum (recon + beta * grad)",
+}
+
+
+def print_table(path):
+    """Image AUROC (ELPV: p >= 2/3) per set, mean +- std over the seeds recorded."""
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    sets = list(dict.fromkeys(r["set"] for r in records))
+    print("| score | " + " | ".join(sets) + " |")
+    print("|---" * (len(sets) + 1) + "|")
+    for key, label in ROWS.items():
+        cells = []
+        for name in sets:
+            values = [(r["auroc"].get(">=2/3") or r["auroc"]["image"])[key]
+                      for r in records if r["set"] == name]
+            spread = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+            cells.append(f"{np.mean(values):.3f}{spread} ({len(values)})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=["elpv-mono", "brick"])
@@ -76,7 +106,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--out", default=os.path.join(HERE, "per_scale.jsonl"))
     parser.add_argument("--note", default="")
+    parser.add_argument("--table", action="store_true", help="print the table of --out")
     args = parser.parse_args(argv)
+    if args.table:
+        print_table(args.out)
+        return 0
     import keras
 
     from gradcon_tf import experiment
