@@ -1,7 +1,7 @@
 """Write ELPV and the masked brick proxy as image folders in anomalib's layout, to run the
 folder workflow on them as a user would (gradcon train --normal, gradcon evaluate --report).
 
-    python research/report_look/write_folders.py --out /tmp/look --seed 0
+    python research/report_look/write_folders.py --out ../look --seed 0
 
 OUT/<set>/train: the normal images to train on (the split's training and validation images);
 OUT/<set>/test/good; OUT/<set>/test/defects/<type>; OUT/brick/masks/<type>/<stem>_mask.png.
