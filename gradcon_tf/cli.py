@@ -231,8 +231,9 @@ def _load_images(spec, image_shape, strict=False):
                 converted.append(path)
             names.append(path)
             images.append(image.pixels)
-        if resized.note():  # expected for a model trained with --image-size: a note
-            print(f"gradcon: note: {resized.note()}", file=sys.stderr)
+        note = resized.note()  # expected for a model trained with --image-size: a note
+        if note:
+            print(f"gradcon: note: {note}", file=sys.stderr)
         if converted:
             kinds = {1: "grayscale", 3: "RGB"}
             _warn(f"{len(converted)} of {len(paths)} images are not {kinds[image_shape[-1]]} like "
@@ -244,7 +245,6 @@ def _load_images(spec, image_shape, strict=False):
     from gradcon_tf.data.idx import read_idx
 
     return read_idx(spec), None, []
-
 
 
 def _warn(message):
@@ -380,7 +380,8 @@ def _check_backbone(args, image_size):
 
     from gradcon_tf.backbones import EFFICIENTNET_LITE0, MIN_IMAGE_SIDE
 
-    chosen = f"--backbone {args.backbone}" if args.backbone else f"the default backbone {DEFAULT_BACKBONE}"
+    chosen = (f"--backbone {args.backbone}" if args.backbone
+              else f"the default backbone {DEFAULT_BACKBONE}")
     args.backbone = args.backbone or DEFAULT_BACKBONE
     if args.backbone == NO_BACKBONE:
         for option in ("backbone_layers", "backbone_weights"):

@@ -132,7 +132,9 @@ class FolderEvaluation:
     defects: dict  # {defect type: {"images", "auroc", "recall"}}
     pixel: dict  # {"auroc", "aupro", "images"}, or {} without masks
     masks_missing: int  # abnormal images without a mask, left out of the pixel metrics
-    worst: list  # report overlays: {"group", "index", "path", "image", "maps", "score", "p_value", "is_anomaly"}
+    # the report's overlays: {"group", "index", "path", "image", "maps", "score", "p_value",
+    # "is_anomaly"} each
+    worst: list
     folders: dict  # {"normal", "abnormal"}: the folders as given
     mask_paths: list  # each image's mask file, None for the normal ones and those without
 
