@@ -1,0 +1,100 @@
+"""Issue 35 probe: why does a run started from the data's mean train a weaker gradient score?
+
+On MNIST's one-class protocol (the paper's split; the seeds where the guard restarts), train
+the same draw three ways and compare the gradient-alone AUROC:
+
+* ``release``: the release's start (the decoder may stay dead, as the guard would see);
+* ``data``: the output bias set from the data's mean from the start, which is what the guarded
+  restart trains (same draw, same optimizer state; only the shuffling's RNG state differs);
+* ``data-reset<k>``: as ``data``, with the running averages of the gradients (Eq. 6's
+  references) cleared after epoch k, so that the first epochs' directions, taken while the
+  reconstruction is still the mean image, leave the average.
+
+    python research/restart/probe.py --data mnist:../shared/datasets/mnist --classes 5 \
+        --seeds 1 --epochs 20 --variants release data data-reset1
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class ClearReferences:
+    """A Keras callback that clears the model's running gradient averages after epoch ``k``."""
+
+    def __new__(cls, after_epoch):
+        import keras
+
+        class Clear(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch + 1 == after_epoch:
+                    for reference in self.model.reference_gradients:
+                        reference.assign(reference * 0.0)
+                    self.model.reference_count.assign(0.0 * self.model.reference_count)
+
+        return Clear()
+
+
+def run(split, epochs, seed, variant):
+    from gradcon_tf import experiment
+
+    initialization = "release" if variant == "release" else "data"
+    callbacks = []
+    if variant.startswith("data-reset"):
+        callbacks.append(ClearReferences(int(variant[len("data-reset"):])))
+    model = experiment.train_one_class(split, epochs, seed=seed, initialization=initialization,
+                                       callbacks=callbacks, verbose=0)
+    result = experiment.evaluate_one_class(model, split)
+    return {"gradcon": result["score"], "recon": result["recon"], "grad": result["grad_loss"],
+            "layers": result["layers"], "selected_epoch": model.selected_epoch,
+            "collapsed_starts": model.collapsed_starts}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--classes", nargs="+", type=int, required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--variants", nargs="+", default=["release", "data", "data-reset1"])
+    parser.add_argument("--out", default=os.path.join(HERE, "probe.jsonl"))
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+    import keras
+
+    import gradcon_tf
+    from gradcon_tf.reproduction.provenance import code_version
+
+    done = set()
+    if os.path.exists(args.out):
+        with open(args.out) as lines:
+            done = {(r["class"], r["seed"], r["epochs"], r["variant"]) for r in map(json.loads, lines)}
+    data = gradcon_tf.load_dataset(args.data)
+    command = "python research/restart/probe.py " + " ".join(argv or sys.argv[1:])
+    for inlier in args.classes:
+        for seed in args.seeds:
+            split = gradcon_tf.one_class_split(data["train"], data["test"], inlier, seed=seed)
+            for variant in args.variants:
+                if (inlier, seed, args.epochs, variant) in done:
+                    continue
+                started = time.perf_counter()
+                result = run(split, args.epochs, seed, variant)
+                record = {"class": inlier, "seed": seed, "epochs": args.epochs, "variant": variant,
+                          **result, "seconds": round(time.perf_counter() - started, 1),
+                          "commit": code_version(), "command": command,
+                          "cpu": platform.processor() or platform.machine(), "note": args.note}
+                with open(args.out, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                print(inlier, seed, variant, {k: round(result[k], 3) for k in ("gradcon", "recon", "grad")},
+                      result["collapsed_starts"], f"{record['seconds']} s", flush=True)
+                keras.backend.clear_session()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
