@@ -55,16 +55,39 @@ def run(split, epochs, seed, variant):
             "collapsed_starts": model.collapsed_starts}
 
 
+def print_table(path):
+    """Gradient-alone AUROC (and GradCon's) per (class, seed, epochs), one column per variant."""
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    runs = list(dict.fromkeys((r["class"], r["seed"], r["epochs"]) for r in records))
+    print("| class | seed | epochs | " + " | ".join(f"{v}: grad (GradCon)" for v in variants) + " |")
+    print("|---" * (3 + len(variants)) + "|")
+    for run in runs:
+        cells = []
+        for variant in variants:
+            found = [r for r in records if (r["class"], r["seed"], r["epochs"]) == run
+                     and r["variant"] == variant]
+            cells.append(f"{found[0]['grad']:.3f} ({found[0]['gradcon']:.3f})" if found else "")
+        print(f"| {run[0]} | {run[1]} | {run[2]} | " + " | ".join(cells) + " |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--classes", nargs="+", type=int, required=True)
+    parser.add_argument("--data")
+    parser.add_argument("--classes", nargs="+", type=int)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--variants", nargs="+", default=["release", "data", "data-reset1"])
     parser.add_argument("--out", default=os.path.join(HERE, "probe.jsonl"))
     parser.add_argument("--note", default="")
+    parser.add_argument("--table", action="store_true", help="print the table of --out")
     args = parser.parse_args(argv)
+    if args.table:
+        print_table(args.out)
+        return 0
+    if not args.data or not args.classes:
+        parser.error("--data and --classes are needed to run")
     import keras
 
     import gradcon_tf
