@@ -157,7 +157,8 @@ class FolderEvaluation:
                 **self.image
             ),
             "",
-            "image AUROC of the score's parts: "
+            ("image AUROC of the score's parts: " if self.image_score == "mean" else
+             "image AUROC of the local score and of its parts' image means (not local): ")
             + ", ".join(f"{SCORE_KINDS[name][1]} {value:.3f}" for name, value in self.parts.items()),
             "",
             "| defect type | images | AUROC (vs normal) | recall at the threshold |",

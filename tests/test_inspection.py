@@ -289,6 +289,7 @@ def test_cli_train_on_a_normal_folder_then_evaluate_with_a_report(folders, tmp_p
     out = capsys.readouterr().out
     assert "| all |" in out and "| small | 5 |" in out and "AUPRO" in out
     assert "local image score, threshold" in out
+    assert "image AUROC of the local score and of its parts' image means (not local): " in out
     assert (tmp_path / "report" / "report.md").exists()
     assert len(list((tmp_path / "report" / "worst").iterdir())) == 2
 
