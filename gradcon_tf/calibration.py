@@ -19,13 +19,18 @@ class CalibrationWarning(UserWarning):
     """Too few normal images to calibrate the threshold or the p-values at the requested fpr."""
 
 
-def threshold_at(scores, fpr):
-    """The threshold above which at most a share ``fpr`` of ``scores`` lie: their (1 - fpr)
-    quantile, taken at a score (``method="higher"``)."""
+def checked_fpr(fpr):
+    """``fpr`` as a float; a ValueError unless it is in (0, 1)."""
     fpr = float(fpr)
     if not 0.0 < fpr < 1.0:
         raise ValueError(f"fpr must be in (0, 1), got {fpr}.")
-    return float(np.quantile(scores, 1.0 - fpr, method="higher"))
+    return fpr
+
+
+def threshold_at(scores, fpr):
+    """The threshold above which at most a share ``fpr`` of ``scores`` lie: their (1 - fpr)
+    quantile, taken at a score (``method="higher"``)."""
+    return float(np.quantile(scores, 1.0 - checked_fpr(fpr), method="higher"))
 
 
 def conformal_p_values(calibration_scores, scores):

@@ -126,7 +126,7 @@ def _write_overlays(evaluation, folder):
     for rank, shown in enumerate(evaluation.worst):
         index = shown["index"]
         path, mask_path = evaluation.paths[index], evaluation.mask_paths[index]
-        image = anomaly_folders.read_images([path], None, None)[0]
+        image = anomaly_folders.read_image(path)  # at its own size and channels
         mask = None if mask_path is None else anomaly_folders.read_mask(mask_path, image.shape[:2])
         relative = evaluation.relative_path(index)
         name = f"{shown['group']}_{rank:04d}_{names(path)}"  # by rank

@@ -823,7 +823,7 @@ class GradCon(keras.Model):
         :data:`calibration.MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
         (no p-value can then be as low as ``fpr``).
         """
-        calibration.threshold_at([0.0], fpr)  # a bad fpr fails before any scoring
+        fpr = calibration.checked_fpr(fpr)  # before any scoring
         scores, samples = [], {name: [] for name in MAP_NAMES}
         for part in self._scored_batches(normal_images, batch_size, maps):
             scores.append(part["score"])

@@ -52,7 +52,7 @@ def converted_weights(weights=None):
         return _converted_checkpoint(source)
     with np.load(source) as stored:
         converted = dict(stored)
-    for layer, _, kind, _ in checkpoint_layers():
+    for layer, *_ in checkpoint_layers():
         if f"{layer}/0" not in converted:
             raise ValueError(f"{source} is not a converted EfficientNet-Lite0: no weights for "
                              f"layer {layer}")
