@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .portable import overlays
-from .portable.image_files import ImageError, ResizeTally, find_images, list_images, load_image
+from .portable.image_files import ImageError, ImageReader, find_images, list_images, load_image
 from .portable.results import CsvWriter, LineWriter, results_from_outputs
 from .scorer import Scorer, latency_summary, map_scales
 from .sheet import TopImages, write_sheet
@@ -168,32 +168,19 @@ class ImageScorer:
     def __init__(self, scorer, batch_size, resize, threshold, on_results, strict=False):
         self.scorer = scorer
         self.batch_size = batch_size
-        self.resize = resize
         self.threshold = threshold
         self.on_results = on_results
-        self.strict = strict
         self.scored = 0
-        self.failed = 0
-        self.resized = ResizeTally(scorer.image_shape[:2])
+        self.reader = ImageReader(PROG, scorer.image_shape, resize, strict)
+
+    @property
+    def failed(self):
+        """How many files could not be read (named on stderr)."""
+        return self.reader.skipped
 
     def load(self, path):
-        """The model's pixels of ``path`` (resized ones counted for :meth:`resize_note`), or
-        None: skipped."""
-        try:
-            image = load_image(path, self.scorer.image_shape, self.resize)
-        except ImageError as error:
-            if self.strict:
-                raise
-            print(f"{PROG}: {error} (skipped)", file=sys.stderr)
-            self.failed += 1
-            return None
-        self.resized.add(path, image)
-        return image.pixels
-
-    def resize_note(self):
-        """One line for all the resized images, or None."""
-        note = self.resized.note()
-        return note and f"{PROG}: note: {note}"
+        """The model's pixels of ``path``, or None: skipped (:class:`ImageReader`)."""
+        return self.reader.read(path)
 
     def score_files(self, paths):
         for start in range(0, len(paths), self.batch_size):
@@ -233,9 +220,8 @@ def watch(image_scorer, folder, max_images, timeout, poll_interval):
 
 def print_summary(image_scorer, args, wall_seconds):
     scorer = image_scorer.scorer
-    note = image_scorer.resize_note()
-    if note:
-        print(note, file=sys.stderr)
+    for line in image_scorer.reader.notes():
+        print(line, file=sys.stderr)
     summary = latency_summary(scorer.timings)
     mode = "single-image" if args.batch_size == 1 else f"batch size {args.batch_size}"
     print(

@@ -13,7 +13,7 @@ _EXPORTS = {
     # the models, and loading them
     "GradCon": "gradcon_tf.model",
     "GradConVAE": "gradcon_tf.vae",
-    "load_model": "gradcon_tf.model",
+    "load_model": "gradcon_tf.saving",
     "build_encoder": "gradcon_tf.networks",
     "build_decoder": "gradcon_tf.networks",
     # training: the recipe, the callbacks and the optimizer it uses

@@ -92,14 +92,10 @@ def train_one_class(
     ``loss_weights.FEATURE_ALPHA_SHARE`` (docs/features.md).
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
-    ``keras.utils.set_random_seed``) before each draw, and a redrawn start clears Keras' session
-    (``keras.backend.clear_session``) before the next draw. Clearing the session after the run
-    is the caller's (``gradcon reproduce`` clears it after each run).
+    ``keras.utils.set_random_seed``) before each draw; a redrawn start clears Keras' session
+    before the next draw (clearing it after the run is the caller's).
     """
-    if initialization not in INITIALIZATIONS:
-        raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
-    if redraw_collapsed and initialization == "guarded":
-        raise ValueError("redraw_collapsed applies to the release and data initialisations")
+    _check_start(initialization, redraw_collapsed)
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
     seen = None if backbone else as_the_network_sees(split.train, remove_illumination)
@@ -108,31 +104,19 @@ def train_one_class(
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        options = {}
-        if backbone:  # a name, or a function of the images' channels building the extractor
-            options["backbone"] = backbone(split.train.shape[-1]) if callable(backbone) else backbone
         model = build_model(
             method, split.train.shape[1:], initialization, alpha_and_beta,
-            image_score=image_score, remove_illumination=remove_illumination, **options,
+            image_score=image_score, remove_illumination=remove_illumination,
+            **({"backbone": _backbone_for(backbone, split.train)} if backbone else {}),
         )
         if backbone:
-            model.adapt_backbone(split.train)
-            sample = preprocessing.spread_sample(np.asarray(split.train), FEATURE_SAMPLE)
-            features = model.extract_features(sample)
-            alpha_and_beta = method_arguments(method, weights, features)
-            share = loss_weights.FEATURE_ALPHA_SHARE if weights == "data" else 1.0
-            model.alpha, model.beta = (alpha_and_beta[k] * share for k in ("alpha", "beta"))
+            _set_feature_loss_weights(model, method, weights, split.train)
         model.compile(learning_rate=learning_rate)
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
-        model.fit(
-            split.train,
-            validation_data=split.validation,
-            epochs=epochs,
-            batch_size=batch_size,
-            callbacks=[KeepBestWeights(every=checkpoint_every), *guard, *callbacks],
-            verbose=verbose,
-        )
+        model.fit(split.train, validation_data=split.validation, epochs=epochs,
+                  batch_size=batch_size, verbose=verbose,
+                  callbacks=[KeepBestWeights(every=checkpoint_every), *guard, *callbacks])
         if not guard or guard[0].collapsed_at is None:
             break
         collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
@@ -140,6 +124,29 @@ def train_one_class(
     model.calibrate(split.validation, fpr=fpr)
     return model
 
+
+def _check_start(initialization, redraw_collapsed):
+    if initialization not in INITIALIZATIONS:
+        raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
+    if redraw_collapsed and initialization == "guarded":
+        raise ValueError("redraw_collapsed applies to the release and data initialisations")
+
+
+def _backbone_for(backbone, images):
+    """``backbone``: a name, or a function of the images' channels that builds the extractor."""
+    return backbone(images.shape[-1]) if callable(backbone) else backbone
+
+
+def _set_feature_loss_weights(model, method, weights, images):
+    """The backbone's standardisation set from ``images``, then alpha and beta from (a sample
+    of) their features: ``weights="data"`` scales them to the features' variance, times
+    ``loss_weights.FEATURE_ALPHA_SHARE``."""
+    model.adapt_backbone(images)
+    features = model.extract_features(
+        preprocessing.spread_sample(np.asarray(images), FEATURE_SAMPLE))
+    alpha_and_beta = method_arguments(method, weights, features)
+    share = loss_weights.FEATURE_ALPHA_SHARE if weights == "data" else 1.0
+    model.alpha, model.beta = (alpha_and_beta[k] * share for k in ("alpha", "beta"))
 
 def as_the_network_sees(images, remove_illumination):
     """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the

@@ -17,7 +17,9 @@ import warnings
 import numpy as np
 
 from gradcon_tf import metrics
-from gradcon_tf.backbones import DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE
+from gradcon_tf.backbones import (
+    DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE, PIXEL_EPOCHS,
+)
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
@@ -28,8 +30,6 @@ DEFAULT_VALIDATION_FRACTION = 0.2
 #: ... and at least this many images; at least MIN_TRAINING_IMAGES others are trained on.
 MIN_HELD_OUT = 10
 MIN_TRAINING_IMAGES = 10
-#: Training epochs on pixels unless told otherwise (``gradcon train``'s).
-PIXEL_EPOCHS = 20
 #: The smallest side of the images a model trains on: a staged network's smallest input
 #: (networks.MIN_STAGED_SIDE); smaller images hold too little to resize up to the paper's 28 px.
 MIN_IMAGE_SIDE = 8
@@ -93,7 +93,7 @@ def normal_split(images, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0
 
 def train_on_normal_folder(
     folder, epochs=None, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
-    weights="data", backbone=DEFAULT_BACKBONE, image_score=None, **training,
+    weights="data", backbone=DEFAULT_BACKBONE, image_score=None, on_split=None, **training,
 ):
     """GradCon trained on the normal images of ``folder`` (:func:`load_normal_folder`,
     :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``,
@@ -102,13 +102,17 @@ def train_on_normal_folder(
     of ``backbone`` (default EfficientNet-Lite0, ``"none"``: on pixels from scratch), alpha and
     beta scaled to what the autoencoder sees (``weights="data"``, :mod:`loss_weights`), and
     ``epochs`` and ``image_score`` by default the recipe's: 100 and ``"local"`` on features,
-    20 and ``"mean"`` on pixels (docs/features.md)."""
+    20 and ``"mean"`` on pixels (docs/features.md). ``on_split(images, split)``, if given, is
+    called once the folder is read and split, before training."""
     from gradcon_tf import experiment
 
     on_features = backbone not in (None, NO_BACKBONE)
     epochs = epochs or (FEATURE_EPOCHS if on_features else PIXEL_EPOCHS)
     image_score = image_score or (FEATURE_IMAGE_SCORE if on_features else "mean")
-    split = normal_split(load_normal_folder(folder, image_size), validation_fraction, seed)
+    images = load_normal_folder(folder, image_size)
+    split = normal_split(images, validation_fraction, seed)
+    if on_split is not None:
+        on_split(images, split)
     return experiment.train_one_class(
         split, epochs, seed=seed, weights=weights, image_score=image_score,
         backbone=backbone if on_features else None, **training)

@@ -10,49 +10,31 @@ non-trainable variables of the model, so they are saved, restored and distribute
 are scored by ``L + beta * L_grad`` (beta = 4 alpha), each with the gradient of its own loss.
 """
 
-import contextlib
 import copy
-import json
-import logging
 import math
-import os
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gradcon_tf import callbacks as gradcon_callbacks
 from gradcon_tf import _compat as compat
-from gradcon_tf import _files as files
-from gradcon_tf import (
-    backbones, calibration, filters, gradients, model_files, networks, optimizers, preprocessing,
-)
-from gradcon_tf.calibration import CalibrationWarning
+from gradcon_tf import backbones, filters, gradients, networks, optimizers, preprocessing
 from gradcon_tf.backbones import features as feature_extractors
+from gradcon_tf.calibration import Calibrated
+from gradcon_tf.fitting import GuardedFit
 from gradcon_tf.local_score import local_score
-from gradcon_tf.portable.signatures import MAP_NAMES
+from gradcon_tf.saving import SavedState
 
 DEFAULT_ALPHA = 0.03
 DEFAULT_LEARNING_RATE = 1e-3
 #: PyTorch's Adam default, which the authors' release trains with (Keras' default is 1e-7).
 ADAM_EPSILON = 1e-8
 DEFAULT_BATCH_SIZE = 64
-#: Where :meth:`GradCon.save_own_variables` stores the sorted calibration scores.
-CALIBRATION_SCORES_KEY = "calibration_scores"
-#: Where it stores the calibration images' map scales (:attr:`GradCon.map_scales`).
-MAP_SCALES_KEY = "map_scales"
-#: Where it stores what training recorded (``selected_epoch``, ``collapsed_starts``), as JSON.
-TRAINING_RECORD_KEY = "training_record"
 #: How :meth:`GradCon.fit` starts a fresh model (docs/initialisation.md): ``guarded`` (the
 #: default) from PyTorch's draw, as the authors' release, and again from the same draw with the
 #: output bias from data if that start collapses; ``release`` from PyTorch's draw whatever
 #: happens; ``data`` always with the output bias from data.
 INITIALIZATIONS = ("guarded", "release", "data")
-#: ``guarded`` judges the start after this epoch (or the last, if ``fit`` runs fewer).
-GUARD_EPOCH = 2
-
-logger = logging.getLogger("gradcon_tf")
 
 
 def _distributed_replica_context():
@@ -64,7 +46,7 @@ def _distributed_replica_context():
 
 
 @keras.saving.register_keras_serializable(package="gradcon_tf")
-class GradCon(keras.Model):
+class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
     """GradCon anomaly detector (Kwon et al., ECCV 2020).
 
     Args:
@@ -84,7 +66,7 @@ class GradCon(keras.Model):
         and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
       initialization: how :meth:`fit` starts a fresh model, one of :data:`INITIALIZATIONS`.
         ``"guarded"`` (default): PyTorch's draw, as the authors' release; if the decoder is dead
-        after epoch :data:`GUARD_EPOCH` (:func:`gradcon_tf.collapse.is_collapsed`),
+        after epoch :data:`gradcon_tf.fitting.GUARD_EPOCH` (:func:`gradcon_tf.collapse.is_collapsed`),
         the weights go back to that draw, the bias before the final sigmoid is set to the logit
         of the mean training intensity (training starts from the mean image) and training
         starts again, for the full ``epochs``. ``"release"``: PyTorch's draw whatever happens.
@@ -155,6 +137,30 @@ class GradCon(keras.Model):
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}.")
         self.alpha = float(alpha)
         self.beta = 4.0 * self.alpha if beta is None else float(beta)
+        self._build_networks(encoder, decoder, working_size, backbone)
+        self._inputs_are_features = False  # fit() on cached features (see _training_on_features)
+        self._extract_features = None  # the compiled preprocess, made on first use
+        self._add_state_weights()
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
+        self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
+        self.latent_loss_tracker = None  # models with a latent loss Omega set a tracker
+        self._decoder_plan = None  # fast-path description of the decoder, made on first use
+        self._score_functions = {}  # maps -> compiled per_sample_scores, made on first use
+        self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
+        #: {map name: scale}: the 99th percentile of the calibration images' maps (calibrate),
+        #: one colour scale for every image's overlay; None for models calibrated without it.
+        self.map_scales = None
+        #: The epoch (1-based) whose weights model selection kept (callbacks.KeepBestWeights).
+        self.selected_epoch = None
+        #: The starts that collapsed before the one these weights trained from, in order:
+        #: ``{"draw": k, "blank_after_epoch": e}`` (draw 0 is the first start).
+        self.collapsed_starts = []
+        self.built = True
+
+    def _build_networks(self, encoder, decoder, working_size, backbone):
+        """The backbone (None on pixels), ``working_size``, and the encoder and decoder given or
+        built for what the autoencoder reconstructs: the images, or the backbone's features."""
         channels = self.image_shape[-1]
         self.backbone = _feature_extractor(backbone, working_size, self.image_shape)
         if self.backbone is None:
@@ -168,12 +174,13 @@ class GradCon(keras.Model):
                 networks.build_feature_encoder, networks.build_feature_decoder)
         self.encoder = encoder if encoder is not None else build_encoder(channels, size)
         self.decoder = decoder if decoder is not None else build_decoder(channels, size)
-        self._inputs_are_features = False  # fit() on cached features (see _training_on_features)
-        self._extract_features = None  # the compiled preprocess, made on first use
+
+    def _add_state_weights(self):
+        """Eq. 6's running averages and step count, and the threshold: non-trainable weights, so
+        that they are saved, restored and distributed with the model (in this order)."""
         kernels = gradients.constrained_kernels(self.decoder)
         if not kernels:
             raise ValueError("The decoder has no trainable kernels for the gradient constraint.")
-
         # Eq. 6: avg_{t<k} dJ/dphi_i, one per decoder kernel, and k - 1 (the number of steps seen).
         self.reference_gradients = [
             self.add_weight(
@@ -201,22 +208,6 @@ class GradCon(keras.Model):
             aggregation="only_first_replica",
             name="threshold",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.recon_loss_tracker = keras.metrics.Mean(name="recon_loss")
-        self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
-        self.latent_loss_tracker = None  # models with a latent loss Omega set a tracker
-        self._decoder_plan = None  # fast-path description of the decoder, made on first use
-        self._score_functions = {}  # maps -> compiled per_sample_scores, made on first use
-        self.calibration_scores = None  # sorted scores of held-out normal images (calibrate)
-        #: {map name: scale}: the 99th percentile of the calibration images' maps (calibrate),
-        #: one colour scale for every image's overlay; None for models calibrated without it.
-        self.map_scales = None
-        #: The epoch (1-based) whose weights model selection kept (callbacks.KeepBestWeights).
-        self.selected_epoch = None
-        #: The starts that collapsed before the one these weights trained from, in order:
-        #: ``{"draw": k, "blank_after_epoch": e}`` (draw 0 is the first start).
-        self.collapsed_starts = []
-        self.built = True
 
     # ------------------------------------------------------------------ configuration
 
@@ -453,229 +444,6 @@ class GradCon(keras.Model):
             self.latent_loss_tracker.update_state(latent_loss, sample_weight=size)
         return compat.logs_for_distribution({m.name: m.result() for m in self.metrics})
 
-    def fit(self, x=None, y=None, **kwargs):
-        """``keras.Model.fit`` on images (labels ignored), checked first; stops at a NaN/inf loss.
-
-        A fresh model starts as ``initialization`` says. With ``"guarded"``, a start whose
-        decoder is dead after epoch :data:`GUARD_EPOCH` (or the last, if fewer; judged on
-        ``validation_data``, else on training images) is trained again in place: the initial
-        weights and optimizer state come back, the output bias is set from ``x`` and ``fit``
-        runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
-        returned History's ``restarts`` holds the abandoned run's history (empty otherwise);
-        callbacks see a second ``on_train_begin``.
-
-        A :class:`gradcon_tf.callbacks.StopOnNonFiniteLoss` guard is added unless the callbacks
-        already hold one (or Keras' ``TerminateOnNaN``). Empty ``x`` is a ValueError.
-        """
-        x = self._check_input(x)
-        validation = kwargs.get("validation_data")
-        if validation is not None and not isinstance(validation, (tuple, list)):
-            kwargs["validation_data"] = (self._check_input(validation, "validation_data"),)
-            validation = kwargs["validation_data"]
-        fresh = int(self.reference_count.numpy()) == 0
-        if fresh and self.initialization == "data":
-            self.initialize_output_bias(x, name="x")
-        callbacks = list(kwargs.get("callbacks") or [])
-        guards = (gradcon_callbacks.StopOnNonFiniteLoss, keras.callbacks.TerminateOnNaN)
-        if not any(isinstance(c, guards) for c in callbacks):
-            callbacks.append(gradcon_callbacks.StopOnNonFiniteLoss())
-        kwargs["callbacks"] = callbacks
-        if self.backbone is not None:
-            if fresh and not feature_extractors.is_adapted(self.backbone):
-                self.adapt_backbone(x)
-            if isinstance(x, np.ndarray):
-                return self._fit_on_features(x, y, kwargs)
-        # A decoder without an output sigmoid cannot collapse so (gradcon_tf.collapse).
-        guarded = networks.sigmoid_output_bias(self.decoder) is not None
-        if fresh and self.initialization == "guarded" and guarded:
-            judged = x if validation is None else validation[0]
-            return self._fit_guarded(x, y, kwargs, self._images_to_judge(judged))
-        return self._fit_once(x, y, kwargs)
-
-    def _fit_guarded(self, x, y, kwargs, images):
-        """``fit`` from the release's draw; if the decoder is dead after :data:`GUARD_EPOCH`,
-        again from the same draw and optimizer state with the output bias from ``x``."""
-        start = self._training_state()
-        guard = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH)
-        abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], guard]})
-        if guard.collapsed_at is None:
-            abandoned.restarts = []
-            return abandoned
-        logger.warning(
-            "GradCon: the decoder collapsed after epoch %d (%s); training again from the same "
-            "initial weights with the output bias from the data (docs/initialisation.md).",
-            guard.collapsed_at, guard.reason,
-        )
-        self._restore_training_state(start)
-        self.initialize_output_bias(x, name="x")
-        self.collapsed_starts.append(
-            {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
-        )
-        watch = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH, stop=False)
-        history = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], watch]})
-        if watch.collapsed_at is not None:
-            logger.warning(
-                "GradCon: the restart from the mean image collapsed too (after epoch %d); it "
-                "trained to the end. Try another seed, or initialization='release'.",
-                watch.collapsed_at,
-            )
-        history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history}]
-        return history
-
-    def _fit_on_features(self, x, y, kwargs):
-        """``keras.Model.fit`` on the backbone's features of ``x`` (and of the validation
-        images), computed once: an epoch costs the autoencoder only."""
-        validation = kwargs.get("validation_data")
-        if validation is not None:
-            images = validation[0] if isinstance(validation[0], np.ndarray) else None
-            if images is None:
-                raise ValueError("with a backbone, give validation_data as an array like x")
-            kwargs = {**kwargs, "validation_data": (self.extract_features(images),)}
-        with self._training_on_features():
-            return self._fit_once(self.extract_features(x), y, kwargs)
-
-    @contextlib.contextmanager
-    def _training_on_features(self):
-        """train_step and test_step take features, not images, inside this block."""
-        self._inputs_are_features = True
-        self._remake_compiled_functions()
-        try:
-            yield
-        finally:
-            self._inputs_are_features = False
-            self._remake_compiled_functions()
-
-    def extract_features(self, images, batch_size=64):
-        """The backbone's standardised features of ``images`` (an array), as one float32 array."""
-        if self._extract_features is None:  # preprocess does not depend on alpha or beta
-            self._extract_features = tf.function(self.preprocess, reduce_retracing=True)
-        extract = self._extract_features
-        return np.concatenate([
-            extract(images[i : i + batch_size]).numpy() for i in range(0, len(images), batch_size)
-        ])
-
-    def adapt_backbone(self, images, max_images=2000, batch_size=64):
-        """Set the backbone's feature standardisation from (a spread-out sample of at most
-        ``max_images`` of) ``images``: an array or a dataset of batches."""
-        if isinstance(images, tf.data.Dataset):
-            images = self._images_to_judge(images, max_images)
-        images = preprocessing.spread_sample(images, max_images)
-        batches = (self.resize(images[i : i + batch_size])
-                   for i in range(0, len(images), batch_size))
-        feature_extractors.adapt_feature_extractor(self.backbone, batches)
-
-    def _fit_once(self, x, y, kwargs):
-        """``keras.Model.fit``, and a ValueError when a dataset of unknown length yielded nothing
-        (Keras only warns)."""
-        count_before = int(self.reference_count.numpy())
-        history = super().fit(x, y, **kwargs)
-        trained_nothing = int(self.reference_count.numpy()) == count_before
-        if trained_nothing and isinstance(x, tf.data.Dataset) and not any(True for _ in x.take(1)):
-            raise ValueError("x is empty: no batches")
-        return history
-
-    def _images_to_judge(self, data, count=1024):
-        """Up to ``count`` images of ``data`` (an array, a dataset or PyDataset of batches)."""
-        if not isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
-            return data[:count]
-        batches, total = [], 0
-        source = data if isinstance(data, tf.data.Dataset) else (data[i] for i in range(len(data)))
-        for batch in source:
-            batches.append(np.asarray(self._unpack_images(batch)))
-            total += len(batches[-1])
-            if total >= count:
-                break
-        if not batches:
-            raise ValueError("x is empty: no batches")
-        return np.concatenate(batches)[:count]
-
-    def _training_state(self):
-        """The model's weights and its optimizer's variables (built first), to start again from."""
-        if not self.optimizer.built:
-            with self.distribute_strategy.scope():  # as fit() would build it
-                self.optimizer.build(self.trainable_variables)
-        return self.get_weights(), [v.numpy() for v in self.optimizer.variables]
-
-    def _restore_training_state(self, state):
-        weights, optimizer_values = state
-        self.set_weights(weights)
-        for variable, value in zip(self.optimizer.variables, optimizer_values):
-            variable.assign(value)
-
-    def initialize_output_bias(self, images, max_batches=64, name="images"):
-        """Set the bias before the final sigmoid to logit(mean intensity per channel) of ``images``.
-
-        ``images``: an array, or a dataset of batches (the first ``max_batches`` are used).
-        Does nothing for a decoder without such a bias. Returns the per-channel mean, or None.
-        ``name``: what errors call ``images``.
-        """
-        bias = networks.sigmoid_output_bias(self.decoder)
-        if bias is None or images is None or isinstance(images, keras.utils.PyDataset):
-            return None
-        if isinstance(images, tf.data.Dataset):
-            batches = [self._unpack_images(b) for b in images.take(max_batches)]
-            if not batches:
-                raise ValueError(f"{name} is empty: no batches")
-            images = tf.concat(batches, axis=0)
-        else:
-            images = images[:: max(1, len(images) // 10_000)]  # a spread-out sample is enough
-        network_input = self.preprocess(tf.convert_to_tensor(images))
-        mean = tf.reduce_mean(network_input, axis=[0, 1, 2])
-        if mean.shape[-1] != bias.shape[-1]:
-            return None
-        mean = tf.clip_by_value(mean, 1e-3, 1.0 - 1e-3)
-        bias.assign(tf.math.log(mean / (1.0 - mean)))
-        return mean.numpy()
-
-    def _check_input(self, data, name="x"):
-        if isinstance(data, tf.data.Dataset):
-            spec = data.element_spec
-            spec = spec[0] if isinstance(spec, tuple) else spec
-            preprocessing.check_image_spec(spec, self.image_shape, name)
-            if int(data.cardinality()) == 0:
-                raise ValueError(f"{name} is empty: no batches")
-            return data
-        if data is None or isinstance(data, keras.utils.PyDataset):
-            return data
-        return preprocessing.check_images(data, self.image_shape, name)
-
-    def save(self, filepath, overwrite=True, **kwargs):
-        """``keras.Model.save``, written under a temporary name and renamed (crash-safe)."""
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(f"{filepath} exists and overwrite=False.")
-        with files.atomic_output(filepath) as temporary:
-            super().save(temporary, overwrite=True, **kwargs)
-
-    def save_weights(self, filepath, overwrite=True, **kwargs):
-        """``keras.Model.save_weights``, crash-safe like :meth:`save` (BackupAndRestore uses it)."""
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(f"{filepath} exists and overwrite=False.")
-        with files.atomic_output(filepath) as temporary:
-            super().save_weights(temporary, overwrite=True, **kwargs)
-
-    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
-        """``keras.Model.export`` for GradCon: the scoring SavedModel at ``filepath``.
-
-        Its signatures (``serving_default`` for float images, ``score_uint8``) compute the
-        per-sample scores, gradients included, as :func:`gradcon_tf.export.export_model` writes
-        them; ``gradcon export`` also writes TF Serving's version folder and the LiteRT models.
-        """
-        if format != "tf_saved_model" or kwargs:
-            raise ValueError(
-                f"GradCon.export writes the scoring SavedModel only (format='tf_saved_model'); "
-                f"for LiteRT and TF Serving's layout use `gradcon export MODEL.keras --out DIR`."
-            )
-        import tensorflow as tf
-
-        from gradcon_tf.scoring_graph import ScoringModule
-
-        module = ScoringModule(self)
-        with files.atomic_output(os.fspath(filepath), directory=True) as temporary:
-            tf.saved_model.save(module, temporary, signatures=module.signatures())
-        if verbose:
-            print(f"Saved the GradCon scoring SavedModel to {filepath} (`gradcon export` also "
-                  "writes the LiteRT models).")
-
     # ------------------------------------------------------------------ scoring
 
     def per_sample_scores(self, images, maps=False):
@@ -793,85 +561,6 @@ class GradCon(keras.Model):
         if empty:  # a dataset of unknown length that yielded nothing
             raise ValueError("images is empty: no batches")
 
-    # ------------------------------------------------------------------ thresholds
-
-    @property
-    def threshold(self):
-        """Decision threshold on the score (None until set or calibrated)."""
-        value = float(keras.ops.convert_to_numpy(self._threshold))
-        return None if math.isnan(value) else value
-
-    @threshold.setter
-    def threshold(self, value):
-        if value is None:
-            self._threshold.assign(float("nan"))
-            return
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"threshold must be a finite number, got {value}.")
-        self._threshold.assign(value)
-
-    def calibrate(self, normal_images, fpr=0.05, batch_size=256, maps=True):
-        """Set the threshold so that at most ``fpr`` of held-out *normal* images score above it,
-        and keep their sorted scores: :meth:`score` then also returns conformal p-values.
-        ``maps``: also keep the 99th percentile of their anomaly maps (:attr:`map_scales`), the
-        shared scale of overlays (``gradcon score --maps DIR --map-scale calibration``): about
-        twice the time; memory holds one batch of maps and at most
-        :data:`calibration.MAP_SAMPLE_SIZE` squared values per image and map.
-
-        Warns (:class:`CalibrationWarning`) when the images are too few for ``fpr``: fewer than
-        :data:`calibration.MIN_SCORES_ABOVE_THRESHOLD` of them above the threshold, or ``1/(n+1) > fpr``
-        (no p-value can then be as low as ``fpr``).
-        """
-        fpr = calibration.checked_fpr(fpr)  # before any scoring
-        scores, samples = [], {name: [] for name in MAP_NAMES}
-        for part in self._scored_batches(normal_images, batch_size, maps):
-            scores.append(part["score"])
-            for name in samples if maps else ():
-                samples[name].append(calibration.map_sample(part[name]))
-        scores = np.concatenate(scores)
-        if maps:
-            self.map_scales = calibration.map_scales(samples)
-        self.calibration_scores = np.sort(scores.astype(np.float64))
-        self.threshold = calibration.threshold_at(scores, fpr)
-        problem = calibration.calibration_shortfall(len(scores), fpr)
-        if problem:
-            warnings.warn(problem, CalibrationWarning, stacklevel=2)
-        return self.threshold
-
-    def p_values(self, scores):
-        """Conformal p-values of ``scores`` against the calibration scores (normal images):
-        ``(1 + #{calibration scores >= s}) / (n + 1)`` (:func:`calibration.conformal_p_values`)."""
-        if self.calibration_scores is None:
-            raise ValueError("no calibration scores: call calibrate() with normal images first.")
-        return calibration.conformal_p_values(self.calibration_scores, scores)
-
-    def save_own_variables(self, store):
-        """The model's variables, the calibration scores when there are some, and what training
-        recorded (``selected_epoch``, ``collapsed_starts``)."""
-        super().save_own_variables(store)
-        if self.calibration_scores is not None:
-            store[CALIBRATION_SCORES_KEY] = self.calibration_scores
-        if self.map_scales is not None:
-            store[MAP_SCALES_KEY] = np.array([self.map_scales[n] for n in MAP_NAMES], np.float64)
-        record = {"selected_epoch": self.selected_epoch, "collapsed_starts": self.collapsed_starts}
-        store[TRAINING_RECORD_KEY] = np.frombuffer(json.dumps(record).encode(), np.uint8)
-
-    def load_own_variables(self, store):
-        """Files without calibration scores load without (score() gives no p_value); files
-        without a training record load with ``selected_epoch`` None, files without map scales
-        with ``map_scales`` None."""
-        extras = (CALIBRATION_SCORES_KEY, MAP_SCALES_KEY, TRAINING_RECORD_KEY)
-        super().load_own_variables({k: store[k] for k in store.keys() if k not in extras})
-        if CALIBRATION_SCORES_KEY in store:
-            self.calibration_scores = np.asarray(store[CALIBRATION_SCORES_KEY], np.float64)
-        if MAP_SCALES_KEY in store:
-            values = np.asarray(store[MAP_SCALES_KEY], np.float64)
-            self.map_scales = dict(zip(MAP_NAMES, map(float, values)))
-        if TRAINING_RECORD_KEY in store:
-            record = json.loads(np.asarray(store[TRAINING_RECORD_KEY], np.uint8).tobytes())
-            self.selected_epoch = record["selected_epoch"]
-            self.collapsed_starts = list(record["collapsed_starts"])
 
 
 def _feature_extractor(backbone, working_size, image_shape):
@@ -901,15 +590,3 @@ def _working_size(requested, encoder, image_shape):
         if shape is not None and shape[1] is not None and shape[2] is not None:
             return (int(shape[1]), int(shape[2]))
     return networks.working_size(image_shape)
-
-
-def load_model(path):
-    """Load a saved GradCon model (Keras safe mode), or raise an error saying what ``path`` is."""
-    path = model_files.check_model_file(path)
-    try:
-        model = keras.models.load_model(path)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: cannot load a Keras model ({error})") from None
-    if not isinstance(model, GradCon):
-        raise ValueError(f"{path}: not a GradCon model (it holds a {type(model).__name__}).")
-    return model

@@ -15,6 +15,7 @@ from PIL import Image
 
 from edge_demo import cli as edge_cli
 from gradcon_tf import cli
+from gradcon_tf.cli import common, train
 from gradcon_tf.data import load_digits
 
 
@@ -376,10 +377,10 @@ def test_classes_are_checked_against_the_data_before_any_run(capsys, argv, expec
 def test_a_model_file_already_there_is_named_before_training(tmp_path, capsys):
     existing = tmp_path / "model.keras"
     existing.write_bytes(b"an earlier model")
-    cli._check_output(argparse.Namespace(command="train", out=str(existing)))
+    common.check_output(argparse.Namespace(out=str(existing)), train._check_output)
     assert capsys.readouterr().err == (
         f"gradcon: warning: --out {existing} exists: it will be replaced when training ends\n")
-    cli._check_output(argparse.Namespace(command="train", out=str(tmp_path / "new.keras")))
+    common.check_output(argparse.Namespace(out=str(tmp_path / "new.keras")), train._check_output)
     assert capsys.readouterr().err == ""
 
 
@@ -389,11 +390,11 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys, main, program):
         raise KeyboardInterrupt
 
     if program == "gradcon":
-        monkeypatch.setattr(cli, "command_sample_images", interrupted)
+        monkeypatch.setattr(cli.sample_images, "run", interrupted)
         argv = ["sample-images", "--data", "digits", "--out", "never"]
     else:
         monkeypatch.setattr(edge_cli, "run", interrupted)
         argv = ["--model", "m.tflite", "x.png"]
-    monkeypatch.setattr(cli, "_import_tensorflow", lambda verbose: None)
+    monkeypatch.setattr(common, "import_tensorflow", lambda verbose: None)
     assert main(argv) == 130
     assert capsys.readouterr().err == f"{program}: interrupted\n"

@@ -538,5 +538,5 @@ def test_resized_images_are_one_note(tmp_path):
     scorer = ImageScorer(types.SimpleNamespace(image_shape=(28, 28, 1)), 4, True, math.nan, None)
     for path in paths:
         assert scorer.load(path).shape == (28, 28, 1)
-    assert scorer.resize_note() == (
-        f"gradcon-edge: note: 3 images resized to 28x28 (from 56x56 (2), 40x40 (1); first {paths[0]})")
+    assert scorer.reader.notes() == [
+        f"gradcon-edge: note: 3 images resized to 28x28 (from 56x56 (2), 40x40 (1); first {paths[0]})"]

@@ -236,7 +236,7 @@ def test_cli_recipe_defaults_follow_the_backbone(tmp_path):
 
     def resolved(argv):
         args = parser.parse_args(argv)
-        cli._check_before_work(args)
+        args.command_module.check(args)
         return args.epochs, args.image_score
 
     folder = ["train", "--normal", str(tmp_path / "good"), "--out", str(tmp_path / "m.keras")]

@@ -39,6 +39,7 @@ def test_unknown_choice_is_refused():
 
 def test_train_one_class_and_the_cli_use_the_weights_asked_for():
     from gradcon_tf import cli, experiment
+    from gradcon_tf.cli import training_options
     from gradcon_tf.protocols import OneClassSplit
 
     rng = np.random.default_rng(1)
@@ -52,4 +53,4 @@ def test_train_one_class_and_the_cli_use_the_weights_asked_for():
     folder = parser.parse_args(["train", "--normal", "good", "--out", "m.keras"])
     labelled = parser.parse_args(["train", "--inlier-class", "0", "--out", "m.keras"])
     chosen = parser.parse_args(["train", "--normal", "g", "--out", "m", "--loss-weights", "paper"])
-    assert [cli._loss_weights(a) for a in (folder, labelled, chosen)] == ["data", "paper", "paper"]
+    assert [training_options.loss_weights(a) for a in (folder, labelled, chosen)] == ["data", "paper", "paper"]

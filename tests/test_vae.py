@@ -1,5 +1,9 @@
 """The VAE / VAE + Grad of Table 1: losses against numpy, per-sample scores against a tape loop."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -136,6 +140,22 @@ def test_vae_saves_and_loads_with_the_same_scores(trained_vae, tmp_path):
     for key in ("score", "latent", "layer_cosines"):
         np.testing.assert_allclose(after[key], before[key], atol=1e-6)
 
+
+
+def test_vae_loads_in_a_fresh_process_without_naming_the_class_first(trained_vae, tmp_path):
+    images = bar_images(4, "vertical", seed=6)
+    path, expected = str(tmp_path / "vae.keras"), str(tmp_path / "expected.npy")
+    trained_vae.save(path)
+    np.save(tmp_path / "images.npy", images)
+    np.save(expected, trained_vae.score(images)["score"])
+    code = (
+        "import numpy as np, gradcon_tf; m = gradcon_tf.load_model({p!r}); "
+        "assert type(m).__name__ == 'GradConVAE', type(m); "
+        "np.testing.assert_allclose(m.score(np.load({i!r}))['score'], np.load({e!r}), atol=1e-6)"
+    ).format(p=path, i=str(tmp_path / "images.npy"), e=expected)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
 
 @pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_vae_training_resumed_from_a_saved_model_continues_exactly(tmp_path):

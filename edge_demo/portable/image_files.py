@@ -9,6 +9,7 @@ then resized (bilinear) to the model's size.
 import collections
 import glob
 import os
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -180,3 +181,54 @@ class ResizeTally:
         more = ", ..." if len(self.sizes) > shown else ""
         return (f"{count} image{'s' if count > 1 else ''} resized to {self.size[1]}x{self.size[0]} "
                 f"(from {sizes}{more}; first {self.first})")
+
+
+class ImageReader:
+    """Image files read as a model of ``image_shape`` takes them, by the command line ``prog``
+    (``gradcon`` or ``gradcon-edge``), so that both read, skip and report files alike.
+
+    A file that cannot be read is named on stderr and skipped (counted in ``skipped``), or, with
+    ``strict``, raises its :class:`ImageError`. Resized files and files of the other channel
+    count are summed up in one line each (:meth:`notes`).
+    """
+
+    KINDS = {1: "grayscale", 3: "RGB"}
+
+    def __init__(self, prog, image_shape, resize=True, strict=False):
+        self.prog = prog
+        self.image_shape = tuple(image_shape)
+        self.resize = resize
+        self.strict = strict
+        self.resized = ResizeTally(self.image_shape[:2])
+        self.read_count = 0
+        self.skipped = 0
+        self.converted = []
+
+    def read(self, path):
+        """The model's pixels (H, W, C) uint8 of ``path``, or None: skipped."""
+        try:
+            image = load_image(path, self.image_shape, self.resize)
+        except ImageError as error:
+            if self.strict:
+                raise
+            print(f"{self.prog}: {error} (skipped)", file=sys.stderr, flush=True)
+            self.skipped += 1
+            return None
+        self.read_count += 1
+        self.resized.add(path, image)
+        if image.channels != self.image_shape[-1]:
+            self.converted.append(path)
+        return image.pixels
+
+    def notes(self):
+        """The lines to print once the files are read: the resized ones (a note, as expected
+        for a model trained at another size) and the converted ones (a warning)."""
+        lines = []
+        if self.resized.note():
+            lines.append(f"{self.prog}: note: {self.resized.note()}")
+        if self.converted:
+            lines.append(
+                f"{self.prog}: warning: {len(self.converted)} of {self.read_count} images are not "
+                f"{self.KINDS[self.image_shape[-1]]} like the model (e.g. {self.converted[0]}): "
+                "converted")
+        return lines

@@ -14,6 +14,8 @@ NO_BACKBONE = "none"
 #: pointwise autoencoder only) and the local image score (docs/features.md).
 FEATURE_EPOCHS = 100
 FEATURE_IMAGE_SCORE = "local"
+#: The epochs on pixels, from scratch (``gradcon train``'s).
+PIXEL_EPOCHS = 20
 #: The input side the built-in backbone works at unless told otherwise (ImageNet's).
 DEFAULT_IMAGE_SIZE = 224
 #: Images given to a model with a backbone must be at least this large a side.

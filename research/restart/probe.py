@@ -8,7 +8,9 @@ the same draw three ways and compare the gradient-alone AUROC:
   restart trains (same draw, same optimizer state; only the shuffling's RNG state differs);
 * ``data-reset<k>``: as ``data``, with the running averages of the gradients (Eq. 6's
   references) cleared after epoch k, so that the first epochs' directions, taken while the
-  reconstruction is still the mean image, leave the average.
+  reconstruction is still the mean image, leave the average;
+* ``release-reset<k>``: as ``release``, with the averages cleared after epoch k: whether the
+  release start's score owes to its first epochs' (large) gradients in the average.
 
     python research/restart/probe.py --data mnist:../shared/datasets/mnist --classes 5 \
         --seeds 1 --epochs 20 --variants release data data-reset1
@@ -43,10 +45,9 @@ class ClearReferences:
 def run(split, epochs, seed, variant):
     from gradcon_tf import experiment
 
-    initialization = "release" if variant == "release" else "data"
-    callbacks = []
-    if variant.startswith("data-reset"):
-        callbacks.append(ClearReferences(int(variant[len("data-reset"):])))
+    start, _, reset = variant.partition("-reset")
+    initialization = "release" if start == "release" else "data"
+    callbacks = [ClearReferences(int(reset))] if reset else []
     model = experiment.train_one_class(split, epochs, seed=seed, initialization=initialization,
                                        callbacks=callbacks, verbose=0)
     result = experiment.evaluate_one_class(model, split)

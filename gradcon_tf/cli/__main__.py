@@ -1,0 +1,7 @@
+"""``python -m gradcon_tf.cli``: the ``gradcon`` command."""
+
+import sys
+
+from gradcon_tf.cli import main
+
+sys.exit(main())
