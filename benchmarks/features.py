@@ -3,7 +3,7 @@
     python -m benchmarks.features --out docs/results/features-cost [--epochs 100] [--images 1000]
 
 One model, the recipe of ``gradcon train --backbone efficientnet_lite0`` (``train_one_class(...,
-backbone="efficientnet_lite0", weights="data", image_score="local")``, ``--epochs``) on ELPV's
+backbone="efficientnet_lite0", loss_weights="data", image_score="local")``, ``--epochs``) on ELPV's
 monocrystalline split (seed 0; ``pip install elpv-dataset``) at the default 224 px, then:
 
 * cost: feature extraction and scoring throughput (images/s, batch 64), training wall time on
@@ -82,7 +82,7 @@ def main(argv=None):
     draw = np.random.default_rng(0).choice(len(split.train), args.images, replace=True)
     thousand = OneClassSplit(split.train[draw], split.validation, split.test, split.test_is_anomaly)
     started = time.perf_counter()
-    model = train_one_class(thousand, args.epochs, seed=0, weights="data", image_score="local",
+    model = train_one_class(thousand, args.epochs, seed=0, loss_weights="data", image_score="local",
                             backbone="efficientnet_lite0", verbose=0)
     train_seconds = time.perf_counter() - started
     peak_after_training = peak_rss_mb()

@@ -1,6 +1,6 @@
 """The authors' algorithm in PyTorch, as the benchmarks' same-machine anchor.
 
-The network and the step are the release's (``docs/investigations/gradcon_pytorch_recipe.py``
+The network and the step are the release's (``research/investigations/gradcon_pytorch_recipe.py``
 writes the same recipe out for training runs): the paper's CAE with PyTorch's default
 initialisation, Adam 1e-3, one training step = the MSE, the decoder-kernel gradients with
 ``create_graph=True``, minus their mean cosine to the running averages times alpha, backward

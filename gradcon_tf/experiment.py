@@ -5,7 +5,9 @@ import numpy as np
 
 from gradcon_tf import evaluation, filters, loss_weights, preprocessing
 from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
-from gradcon_tf.model import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, INITIALIZATIONS, GradCon
+from gradcon_tf.model import DEFAULT_ALPHA, GradCon
+from gradcon_tf.recipe import METHODS as METHOD_NAMES
+from gradcon_tf.recipe import Recipe
 from gradcon_tf.vae import GradConVAE
 
 #: Initial weights drawn at most this many times when collapsed starts are redrawn.
@@ -18,12 +20,12 @@ FEATURE_SAMPLE = 512
 
 #: The autoencoders of Table 1 -> (model class, alpha). Without the constraint (alpha 0) the
 #: running averages of the decoder gradients are still kept, so the gradient loss is a score too.
-METHODS = {
-    "gradcon": (GradCon, DEFAULT_ALPHA),  # CAE + Grad
-    "cae": (GradCon, 0.0),
-    "vae": (GradConVAE, 0.0),
-    "vae-grad": (GradConVAE, DEFAULT_ALPHA),
-}
+METHODS = dict(zip(METHOD_NAMES, [
+    (GradCon, DEFAULT_ALPHA),  # gradcon: CAE + Grad
+    (GradCon, 0.0),  # cae
+    (GradConVAE, 0.0),  # vae
+    (GradConVAE, DEFAULT_ALPHA),  # vae-grad
+]))
 
 
 def method_arguments(method, weights="paper", images=None):
@@ -36,7 +38,7 @@ def method_arguments(method, weights="paper", images=None):
 
 def build_model(method, input_shape, initialization="guarded", weights=None, **options):
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
-    ``initialization`` says (:data:`gradcon_tf.model.INITIALIZATIONS`); ``weights``: its
+    ``initialization`` says (:data:`gradcon_tf.recipe.INITIALIZATIONS`); ``weights``: its
     alpha and beta (default :func:`method_arguments`); ``options``: ``GradCon``'s
     ``image_score`` and ``remove_illumination``."""
     model_class = METHODS[method][0]
@@ -44,35 +46,20 @@ def build_model(method, input_shape, initialization="guarded", weights=None, **o
     return model_class(input_shape=input_shape, initialization=initialization, **weights, **options)
 
 
-def train_one_class(
-    split,
-    epochs,
-    seed=0,
-    batch_size=DEFAULT_BATCH_SIZE,
-    fpr=0.05,
-    verbose=1,
-    callbacks=(),
-    method="gradcon",
-    initialization="guarded",
-    redraw_collapsed=False,
-    checkpoint_every=1,
-    weights="paper",
-    image_score="mean",
-    remove_illumination=False,
-    learning_rate=None,
-    backbone=None,
-):
-    """Fit the ``method`` model (default GradCon) on ``split.train``, selected by validation loss,
-    and calibrate its threshold on ``split.validation`` at ``fpr``.
+def train_one_class(split, epochs=None, seed=0, verbose=1, callbacks=(), recipe=None, **options):
+    """Fit the recipe's model (default GradCon) on ``split.train``, selected by validation loss,
+    and calibrate its threshold on ``split.validation`` at the recipe's ``fpr``.
+
+    ``recipe``: a :class:`~gradcon_tf.recipe.Recipe` (default: the paper's); ``epochs`` and
+    ``options`` (recipe fields by name, e.g. ``loss_weights="data"``) replace its values; None
+    leaves a value as it is.
 
     The same run as ``keras.utils.set_random_seed(seed)``, ``build_model(...)``,
-    ``compile(learning_rate=learning_rate)`` and ``fit(split.train,
-    validation_data=split.validation, epochs=epochs, batch_size=batch_size,
-    callbacks=[KeepBestWeights(checkpoint_every)])``: ``GradCon.fit``
-    starts as ``initialization`` says, the guarded restart included. The weights (running
-    averages included) of the epoch with the lowest ``val_loss`` are kept; the model's
-    ``selected_epoch`` says which, ``collapsed_starts`` which starts collapsed.
-    ``checkpoint_every=5`` chooses among the epochs the authors' release writes. ``verbose=1``
+    ``compile(learning_rate=...)`` and ``fit(split.train, validation_data=split.validation,
+    epochs=..., batch_size=..., callbacks=[KeepBestWeights(checkpoint_every)])``:
+    ``GradCon.fit`` starts as ``initialization`` says, the guarded restart included. The weights
+    (running averages included) of the epoch with the lowest ``val_loss`` are kept; the model's
+    ``selected_epoch`` says which, ``collapsed_starts`` which starts collapsed. ``verbose=1``
     shows one progress bar over epochs (one line per epoch off a terminal), 2 Keras' per-epoch
     lines, 0 nothing.
 
@@ -80,56 +67,52 @@ def train_one_class(
     decoder (:class:`~gradcon_tf.callbacks.StopOnCollapse`), start again from new weights (draw
     k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
     ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
-
-    ``weights``: alpha and beta, ``"paper"`` (0.03, 0.12) or ``"data"`` (scaled to the training
-    images' pixel variance, :mod:`gradcon_tf.loss_weights`). ``image_score``: the score the
-    threshold is calibrated on, ``"mean"`` (the paper's) or ``"local"`` (``GradCon``).
-    ``remove_illumination``: ``GradCon``'s; the data weights then measure the filtered images.
-    ``learning_rate``: Adam's (``GradCon.compile``; default the paper's 1e-3).
-    ``backbone``: GradCon on the features of this pretrained backbone (``GradCon``'s, e.g.
-    ``"efficientnet_lite0"``, or a function of the images' channels that builds the feature
-    extractor); ``weights="data"`` then scales alpha and beta to the standardised features, times
-    ``loss_weights.FEATURE_ALPHA_SHARE`` (docs/features.md).
+    ``loss_weights="data"`` scales alpha and beta to the training images' pixel variance
+    (:mod:`gradcon_tf.loss_weights`; the filtered images with ``remove_illumination``), or with a
+    ``backbone`` to the standardised features, times ``loss_weights.FEATURE_ALPHA_SHARE``.
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
     ``keras.utils.set_random_seed``) before each draw; a redrawn start clears Keras' session
     before the next draw (clearing it after the run is the caller's).
     """
-    _check_start(initialization, redraw_collapsed)
+    recipe = (recipe or Recipe()).replace(epochs=epochs, **options)
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    seen = None if backbone else as_the_network_sees(split.train, remove_illumination)
-    alpha_and_beta = method_arguments(method, weights, seen) if seen is not None else None
-    draws = MAX_INITIALIZATION_DRAWS if redraw_collapsed else 1
+    draws = MAX_INITIALIZATION_DRAWS if recipe.redraw_collapsed else 1
     collapsed = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = build_model(
-            method, split.train.shape[1:], initialization, alpha_and_beta,
-            image_score=image_score, remove_illumination=remove_illumination,
-            **({"backbone": _backbone_for(backbone, split.train)} if backbone else {}),
-        )
-        if backbone:
-            _set_feature_loss_weights(model, method, weights, split.train)
-        model.compile(learning_rate=learning_rate)
+        model = _compiled_model(recipe, split.train)
         model.collapsed_starts = list(collapsed)
         guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
-        model.fit(split.train, validation_data=split.validation, epochs=epochs,
-                  batch_size=batch_size, verbose=verbose,
-                  callbacks=[KeepBestWeights(every=checkpoint_every), *guard, *callbacks])
+        model.fit(split.train, validation_data=split.validation, epochs=recipe.epochs,
+                  batch_size=recipe.batch_size, verbose=verbose,
+                  callbacks=[KeepBestWeights(every=recipe.checkpoint_every), *guard, *callbacks])
         if not guard or guard[0].collapsed_at is None:
             break
         collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
         keras.backend.clear_session()
-    model.calibrate(split.validation, fpr=fpr)
+    model.calibrate(split.validation, fpr=recipe.fpr)
     return model
 
 
-def _check_start(initialization, redraw_collapsed):
-    if initialization not in INITIALIZATIONS:
-        raise ValueError(f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}")
-    if redraw_collapsed and initialization == "guarded":
-        raise ValueError("redraw_collapsed applies to the release and data initialisations")
+def _compiled_model(recipe, images):
+    """The recipe's model for ``images`` (the training images), its alpha and beta set,
+    compiled."""
+    if recipe.backbone:
+        model = build_model(recipe.method, images.shape[1:], recipe.initialization,
+                            method_arguments(recipe.method), image_score=recipe.image_score,
+                            remove_illumination=recipe.remove_illumination,
+                            backbone=_backbone_for(recipe.backbone, images))
+        _set_feature_loss_weights(model, recipe.method, recipe.loss_weights, images)
+    else:
+        seen = as_the_network_sees(images, recipe.remove_illumination)
+        model = build_model(recipe.method, images.shape[1:], recipe.initialization,
+                            method_arguments(recipe.method, recipe.loss_weights, seen),
+                            image_score=recipe.image_score,
+                            remove_illumination=recipe.remove_illumination)
+    model.compile(learning_rate=recipe.learning_rate)
+    return model
 
 
 def _backbone_for(backbone, images):
@@ -147,6 +130,7 @@ def _set_feature_loss_weights(model, method, weights, images):
     alpha_and_beta = method_arguments(method, weights, features)
     share = loss_weights.FEATURE_ALPHA_SHARE if weights == "data" else 1.0
     model.alpha, model.beta = (alpha_and_beta[k] * share for k in ("alpha", "beta"))
+
 
 def as_the_network_sees(images, remove_illumination):
     """``images`` (a spread-out sample of at most ``loss_weights.MAX_IMAGES``) with the

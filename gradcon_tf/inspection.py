@@ -23,6 +23,7 @@ from gradcon_tf.backbones import (
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
+from gradcon_tf.recipe import Recipe
 from gradcon_tf.splits import OneClassSplit
 
 #: Share of a normal folder held out to select the epoch and calibrate the threshold ...
@@ -91,31 +92,43 @@ def normal_split(images, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0
     )
 
 
+def folder_recipe(**options):
+    """The recipe of :func:`train_on_normal_folder` and ``gradcon train --normal``: ``options``
+    (:class:`~gradcon_tf.recipe.Recipe` fields), else on the features of ``backbone`` (default
+    EfficientNet-Lite0; ``"none"``: on pixels, from scratch) with alpha and beta scaled to what
+    the autoencoder sees (``loss_weights="data"``), and the epochs and image score of the
+    recipe for what it trains on: 100 and ``"local"`` on features, 20 and ``"mean"`` on pixels
+    (docs/features.md)."""
+    options = {name: value for name, value in options.items() if value is not None}
+    backbone = options.pop("backbone", DEFAULT_BACKBONE)
+    on_features = backbone != NO_BACKBONE
+    defaults = {
+        "loss_weights": "data", "backbone": backbone if on_features else None,
+        "epochs": FEATURE_EPOCHS if on_features else PIXEL_EPOCHS,
+        "image_score": FEATURE_IMAGE_SCORE if on_features else "mean",
+    }
+    return Recipe().replace(**{**defaults, **options})
+
+
 def train_on_normal_folder(
-    folder, epochs=None, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
-    weights="data", backbone=DEFAULT_BACKBONE, image_score=None, on_split=None, **training,
+    folder, image_size=None, validation_fraction=DEFAULT_VALIDATION_FRACTION, seed=0,
+    recipe=None, on_split=None, verbose=1, callbacks=(), **options,
 ):
     """GradCon trained on the normal images of ``folder`` (:func:`load_normal_folder`,
-    :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``,
-    ``weights`` and ``training``'s arguments): the epoch of the lowest held-out loss, the
-    threshold calibrated on the held-out images. As ``gradcon train --normal``: on the features
-    of ``backbone`` (default EfficientNet-Lite0, ``"none"``: on pixels from scratch), alpha and
-    beta scaled to what the autoencoder sees (``weights="data"``, :mod:`loss_weights`), and
-    ``epochs`` and ``image_score`` by default the recipe's: 100 and ``"local"`` on features,
-    20 and ``"mean"`` on pixels (docs/features.md). ``on_split(images, split)``, if given, is
-    called once the folder is read and split, before training."""
+    :func:`normal_split`, then :func:`~gradcon_tf.experiment.train_one_class` with ``seed``):
+    the epoch of the lowest held-out loss, the threshold calibrated on the held-out images.
+    ``recipe``: how (default :func:`folder_recipe` of ``options``, as ``gradcon train
+    --normal``). ``on_split(images, split)``, if given, is called once the folder is read and
+    split, before training."""
     from gradcon_tf import experiment
 
-    on_features = backbone not in (None, NO_BACKBONE)
-    epochs = epochs or (FEATURE_EPOCHS if on_features else PIXEL_EPOCHS)
-    image_score = image_score or (FEATURE_IMAGE_SCORE if on_features else "mean")
+    recipe = recipe.replace(**options) if recipe is not None else folder_recipe(**options)
     images = load_normal_folder(folder, image_size)
     split = normal_split(images, validation_fraction, seed)
     if on_split is not None:
         on_split(images, split)
-    return experiment.train_one_class(
-        split, epochs, seed=seed, weights=weights, image_score=image_score,
-        backbone=backbone if on_features else None, **training)
+    return experiment.train_one_class(split, seed=seed, verbose=verbose, callbacks=callbacks,
+                                      recipe=recipe)
 
 
 # ---------------------------------------------------------------------- evaluation

@@ -23,18 +23,12 @@ from gradcon_tf.backbones import features as feature_extractors
 from gradcon_tf.calibration import Calibrated
 from gradcon_tf.fitting import GuardedFit
 from gradcon_tf.local_score import local_score
+from gradcon_tf.recipe import DEFAULT_LEARNING_RATE, IMAGE_SCORES, INITIALIZATIONS
 from gradcon_tf.saving import SavedState
 
 DEFAULT_ALPHA = 0.03
-DEFAULT_LEARNING_RATE = 1e-3
 #: PyTorch's Adam default, which the authors' release trains with (Keras' default is 1e-7).
 ADAM_EPSILON = 1e-8
-DEFAULT_BATCH_SIZE = 64
-#: How :meth:`GradCon.fit` starts a fresh model (docs/initialisation.md): ``guarded`` (the
-#: default) from PyTorch's draw, as the authors' release, and again from the same draw with the
-#: output bias from data if that start collapses; ``release`` from PyTorch's draw whatever
-#: happens; ``data`` always with the output bias from data.
-INITIALIZATIONS = ("guarded", "release", "data")
 
 
 def _distributed_replica_context():
@@ -64,7 +58,8 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
         weights, SeparableConv2D kernels or frozen layers (:func:`gradients.constrained_kernels`).
         Scoring takes the fast path only for chains of 'valid' Conv2DTranspose, cropping, padding
         and ReLU/sigmoid layers (:func:`gradients.plan_decoder`), else the generic one.
-      initialization: how :meth:`fit` starts a fresh model, one of :data:`INITIALIZATIONS`.
+      initialization: how :meth:`fit` starts a fresh model, one of
+        :data:`gradcon_tf.recipe.INITIALIZATIONS`.
         ``"guarded"`` (default): PyTorch's draw, as the authors' release; if the decoder is dead
         after epoch :data:`gradcon_tf.fitting.GUARD_EPOCH` (:func:`gradcon_tf.collapse.is_collapsed`),
         the weights go back to that draw, the bias before the final sigmoid is set to the logit
@@ -103,7 +98,7 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
     #: Keras models held by the model, serialized in its config.
     _nested_models = ("encoder", "decoder")
     #: The image scores a model can give (``image_score``).
-    IMAGE_SCORES = ("mean", "local")
+    IMAGE_SCORES = IMAGE_SCORES
 
     def __init__(
         self,

@@ -74,6 +74,15 @@ def test_train_then_score_an_idx_file(trained_model, tmp_path):
     np.testing.assert_allclose([float(l.split(",")[1]) for l in lines[1:]], expected, rtol=1e-6)
 
 
+
+def test_score_out_dash_is_stdout(trained_model, tmp_path, capsys, monkeypatch):
+    np.save(tmp_path / "x.npy", load_digits()["test"].images[:3])
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["score", "--model", str(trained_model), "--images", "x.npy", "--out", "-"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("index,score,") and len(lines) == 4
+    assert not (tmp_path / "-").exists()
+
 def test_score_a_folder_and_a_glob_of_pngs(trained_model, tmp_path):
     model = keras.models.load_model(trained_model)
     images = load_digits()["test"].images[:4]

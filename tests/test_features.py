@@ -255,7 +255,7 @@ def test_data_weights_on_features_are_a_share_of_the_features_variance(monkeypat
 
     images = bars(40, "horizontal", 11)
     split = OneClassSplit(images[:30], images[30:], images[:0], np.zeros(0, bool))
-    model = experiment.train_one_class(split, 1, weights="data", verbose=0,
+    model = experiment.train_one_class(split, 1, loss_weights="data", verbose=0,
                                        backbone=lambda channels: small_extractor(channels))
     features = model.extract_features(images[:30]).astype(np.float64)
     variance = np.mean(np.var(features, axis=0))

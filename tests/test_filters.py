@@ -34,7 +34,7 @@ def test_a_model_that_removes_illumination_trains_on_and_weighs_the_filtered_ima
     from gradcon_tf.protocols import OneClassSplit
 
     split = OneClassSplit(normal_images[:64], normal_images[64:], normal_images[:8], np.zeros(8, bool))
-    model = experiment.train_one_class(split, 1, verbose=0, weights="data", remove_illumination=True)
+    model = experiment.train_one_class(split, 1, verbose=0, loss_weights="data", remove_illumination=True)
     filtered = filters.remove_illumination(normal_images[:64]).numpy()
     np.testing.assert_allclose(model.preprocess(normal_images[:4]).numpy(), filtered[:4], atol=1e-6)
     expected = loss_weights.loss_weights("data", filtered)  # the variance the network sees

@@ -45,7 +45,7 @@ def test_train_one_class_and_the_cli_use_the_weights_asked_for():
     rng = np.random.default_rng(1)
     images = (96 + rng.integers(0, 64, size=(24, 28, 28, 1))).astype(np.uint8)  # low contrast
     split = OneClassSplit(images[:16], images[16:], images[16:], np.zeros(8, bool))
-    model = experiment.train_one_class(split, epochs=1, verbose=0, weights="data")
+    model = experiment.train_one_class(split, epochs=1, verbose=0, loss_weights="data")
     expected = loss_weights.loss_weights("data", images[:16])
     assert (model.alpha, model.beta) == pytest.approx((expected["alpha"], expected["beta"]))
     assert model.alpha < 0.03 / 10
@@ -53,4 +53,5 @@ def test_train_one_class_and_the_cli_use_the_weights_asked_for():
     folder = parser.parse_args(["train", "--normal", "good", "--out", "m.keras"])
     labelled = parser.parse_args(["train", "--inlier-class", "0", "--out", "m.keras"])
     chosen = parser.parse_args(["train", "--normal", "g", "--out", "m", "--loss-weights", "paper"])
-    assert [training_options.loss_weights(a) for a in (folder, labelled, chosen)] == ["data", "paper", "paper"]
+    chosen_weights = [training_options.recipe_of(a, "train").loss_weights for a in (folder, labelled, chosen)]
+    assert chosen_weights == ["data", "paper", "paper"]

@@ -14,7 +14,7 @@ DEFAULT_EPOCHS = 60
 
 
 def add_arguments(parser):
-    training_options.add_training_arguments(parser, DEFAULT_EPOCHS)
+    training_options.add_training_arguments(parser, COMMAND, DEFAULT_EPOCHS)
     parser.add_argument("--classes", type=common.classes, help="e.g. 0, 0-9, 1,7 (default: 0)")
     parser.add_argument("--model", help="a .keras file written by gradcon train: evaluate it "
                         "on image folders (no training)")
@@ -62,8 +62,7 @@ def _check_folders(args):
         if getattr(args, option) is None:
             raise UserError(f"evaluating on image folders needs --model, --normal and --abnormal "
                             f"(--{option} is missing)")
-    given = [f"--{dest.replace('_', '-')}" for dest, default
-             in training_options.TRAINING_DEFAULTS.items() if getattr(args, dest) != default]
+    given = training_options.training_only(args, COMMAND)
     if given:
         raise UserError(f"{' '.join(given)}: training options; evaluate --model measures the "
                         "trained model as it is (its threshold included)")
@@ -87,20 +86,21 @@ def run(args):
 
     splits = data.load(args.data)
     common.check_classes(args.classes, splits["train"].labels, "--classes")
+    recipe = training_options.recipe_of(args, COMMAND)
     rows = []
     started = time.perf_counter()
     for inlier in args.classes:
         print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
         split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
-        model = experiment.train_one_class(
-            split, args.epochs, **training_options.training_options(args))
+        model = experiment.train_one_class(split, seed=args.seed, verbose=0 if args.quiet else 1,
+                                           recipe=recipe)
         rows.append((inlier, experiment.evaluate_one_class(model, split)))
-    _print_table(args, rows, len(split.validation))
+    _print_table(args, rows, len(split.validation), recipe.fpr)
     print(f"wall time {time.perf_counter() - started:.1f} s")
     return 0
 
 
-def _print_table(args, rows, held_out):
+def _print_table(args, rows, held_out, fpr):
     import numpy as np
 
     print(f"\nAUROC on {args.data} (one-class protocol, {args.epochs} epochs, seed {args.seed})")
@@ -115,8 +115,8 @@ def _print_table(args, rows, held_out):
         print(f"{'mean':>5}  {means[0]:7.3f}  {means[1]:7.3f}  {means[2]:7.3f}")
     print(
         f"test FPR: the share of the class's test images scoring above the threshold set on its "
-        f"{held_out} held-out training images at --fpr {args.fpr:g}; with n such "
-        f"images it varies around {args.fpr:g} by about sqrt(fpr (1 - fpr) / n), more when the "
+        f"{held_out} held-out training images at --fpr {fpr:g}; with n such "
+        f"images it varies around {fpr:g} by about sqrt(fpr (1 - fpr) / n), more when the "
         f"test images differ from the training ones."
     )
 

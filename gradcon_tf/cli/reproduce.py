@@ -3,6 +3,8 @@ Markdown and PNG report (:func:`gradcon_tf.reproduction.runner.reproduce`)."""
 
 import argparse
 
+from gradcon_tf import recipe
+from gradcon_tf.recipe import DEFAULT_LEARNING_RATE
 from gradcon_tf.cli import common, training_options
 
 COMMAND = "reproduce"
@@ -17,7 +19,6 @@ def add_arguments(parser):
     parser.add_argument("--classes", type=common.classes, default="0-9", help="e.g. 0-9 or 1,7")
     parser.add_argument("--seeds", type=number, default=3, help="number of seeds (0..N-1)")
     parser.add_argument("--epochs", type=number, required=True)
-    parser.add_argument("--batch-size", type=number, default=64, help="training batch size")
     parser.add_argument("--out", required=True, help="results folder (finished runs are kept)")
     parser.add_argument("--progress", type=int, choices=(0, 1, 2), default=1,
                         help="0 quiet, 1 one line or bar per run, 2 Keras' epoch lines")
@@ -25,27 +26,8 @@ def add_arguments(parser):
                         help="shorter budgets to evaluate within each run, e.g. 20,50")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; report the finished runs")
-    parser.add_argument("--method", default="gradcon", choices=("gradcon", "cae", "vae", "vae-grad"),
-                        help="autoencoder of Table 1 (gradcon = CAE + Grad)")
-    parser.add_argument("--init", choices=("guarded", "release", "data"), default="guarded",
-                        help=training_options.INIT_HELP)
     parser.add_argument("--release-init", dest="init", action="store_const", const="release",
                         help="the same as --init release")
-    parser.add_argument(
-        "--redraw-collapsed", action=argparse.BooleanOptionalAction, default=None,
-        help="with --init release or data: start a run again from new initial weights when its "
-        "first epoch leaves a blank reconstruction (default: on with release)",
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=number, default=1, metavar="K",
-        help="model selection among epochs 1, 1+K, ... and the last, as the authors' release "
-        "writes checkpoints (it uses 5)",
-    )
-    parser.add_argument(
-        "--loss-weights", choices=("paper", "data"),
-        help="alpha and beta: the paper's, or scaled to each run's training images' pixel "
-        "variance (default: data for --protocol elpv, else paper)",
-    )
     parser.add_argument(
         "--protocol", choices=protocol_names(), default="one-class",
         help="one-class (MNIST, CIFAR-10), gpnd (Fashion-MNIST, 10-50%% outliers; --seeds are "
@@ -53,8 +35,7 @@ def add_arguments(parser):
         "of the anomaly maps on inlier images with a pasted patch of another class) or elpv "
         "(--data elpv: defective solar cells, pip install elpv-dataset)",
     )
-    training_options.add_learning_rate(parser)
-    training_options.add_small_defect_options(parser)
+    recipe.add_arguments(parser, COMMAND, training_options.argument_type)
     parser.add_argument("--cells", type=_cells, default=None,
                         help="elpv: module types, e.g. mono,poly (default: mono,poly,both)")
     parser.add_argument(
@@ -83,7 +64,6 @@ def check(args):
         elpv.labels_csv_of(args.data)
     else:
         training_options.check_data(args)
-    args.image_score = args.image_score or "mean"
     common.check_output(args, lambda args: files.check_writable(args.out))
 
 
@@ -95,31 +75,28 @@ def run(args):
     reproduce(
         args.data, args.classes, args.seeds, args.epochs, args.out, protocol=args.protocol,
         command=_command(args), report_only=args.report_only, verbose=args.progress,
-        batch_size=args.batch_size, method=args.method, initialization=args.init,
-        redraw_collapsed=args.redraw_collapsed, checkpoint_every=args.checkpoint_every,
-        loss_weights=args.loss_weights, image_score=args.image_score,
-        remove_illumination=args.remove_illumination, learning_rate=args.learning_rate,
-        **options,
+        **recipe.given(args, COMMAND), **options,
     )
     return 0
 
 
 def _command(args):
     """The ``gradcon reproduce`` command the report gives: the options that differ from the
-    defaults, in one order (``--report-only`` and ``--progress`` left out)."""
+    defaults, in the order earlier reports gave them (recipe options declared since then after
+    them); ``--report-only`` and ``--progress`` left out."""
     from gradcon_tf.reproduction import protocols
 
     release = args.init == "release"
     flags = {
-        "--batch-size": args.batch_size != 64 and args.batch_size,
+        "--batch-size": args.batch_size not in (None, 64) and args.batch_size,
         "--milestones": args.milestones and common.ranges(args.milestones),
-        "--method": args.method != "gradcon" and args.method,
-        "--init": not release and args.init != "guarded" and args.init,
+        "--method": args.method not in (None, "gradcon") and args.method,
+        "--init": args.init not in (None, "release", "guarded") and args.init,
         "--loss-weights": args.loss_weights,
         "--cells": args.cells and ",".join(args.cells),
         "--image-size": args.image_size,
-        "--image-score": args.image_score != "mean" and args.image_score,
-        "--learning-rate": args.learning_rate is not None and f"{args.learning_rate:g}",
+        "--image-score": args.image_score not in (None, "mean") and args.image_score,
+        "--learning-rate": args.learning_rate != DEFAULT_LEARNING_RATE and f"{args.learning_rate:g}",
     }
     uses_classes = protocols.get(args.protocol).uses_classes
     classes = f" --classes {common.ranges(args.classes)}" if uses_classes else ""
@@ -129,10 +106,30 @@ def _command(args):
     words += ["--release-init"] if release else []
     words += ["--no-redraw-collapsed"] if release and args.redraw_collapsed is False else []
     words += ["--redraw-collapsed"] if not release and args.redraw_collapsed else []
-    if args.checkpoint_every != 1:
+    if args.checkpoint_every not in (None, 1):
         words.append(f"--checkpoint-every {args.checkpoint_every}")
     if args.remove_illumination:
         words.append("--remove-illumination")
     if args.protocol != "one-class":
         words.append(f"--protocol {args.protocol}")
-    return " ".join(words)
+    return " ".join(words + _later_options(args))
+
+
+#: The recipe options the report's command line gave before options were declared in the recipe.
+_WRITTEN_OUT = ("batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
+                "loss_weights", "image_score", "remove_illumination", "learning_rate")
+
+
+def _later_options(args):
+    """The other recipe options given with values other than their defaults."""
+    words = []
+    for field in recipe.command_fields(COMMAND):
+        value = recipe.given(args, COMMAND).get(field.name)
+        if field.name in _WRITTEN_OUT or value is None or value == field.default:
+            continue
+        flag = field.metadata["flag"]
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            words.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return words

@@ -14,7 +14,7 @@ HELP = "train on a folder of normal images (--normal) or one inlier class, save 
 
 
 def add_arguments(parser):
-    training_options.add_training_arguments(parser, PIXEL_EPOCHS, backbone=True)
+    training_options.add_training_arguments(parser, COMMAND, PIXEL_EPOCHS, backbone=True)
     parser.add_argument("--inlier-class", type=int, help="the normal class of --data")
     parser.add_argument(
         "--normal", metavar="DIR",
@@ -164,7 +164,8 @@ def run(args):
     common.check_classes([args.inlier_class], splits["train"].labels, "--inlier-class")
     split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
     model = experiment.train_one_class(
-        split, args.epochs, callbacks=_callbacks(args), **training_options.training_options(args))
+        split, seed=args.seed, verbose=0 if args.quiet else 1, callbacks=_callbacks(args),
+        recipe=training_options.recipe_of(args, COMMAND))
     model.save(args.out)  # crash-safe: temporary name, then rename
     result = experiment.evaluate_one_class(model, split)
     print(
@@ -198,29 +199,29 @@ def _train_on_normal_folder(args):
             "to select the epoch and calibrate the threshold", flush=True,
         )
 
+    recipe = training_options.recipe_of(args, COMMAND, backbone=_backbone(args))
     model = inspection.train_on_normal_folder(
-        args.normal, args.epochs, args.image_size, args.validation_fraction,
-        backbone=_backbone(args), on_split=announce, callbacks=_callbacks(args),
-        **training_options.training_options(args),
-    )
+        args.normal, args.image_size, args.validation_fraction, seed=args.seed, recipe=recipe,
+        on_split=announce, verbose=0 if args.quiet else 1, callbacks=_callbacks(args))
     model.save(args.out)  # crash-safe: temporary name, then rename
     print(
         f"saved {args.out} (input {'x'.join(map(str, model.image_shape))}, epoch "
         f"{model.selected_epoch} of {args.epochs}, alpha {model.alpha:.3g}, beta {model.beta:.3g}: "
-        f"{training_options.loss_weights(args)} weights; learning rate "
+        f"{recipe.loss_weights} weights; learning rate "
         f"{float(model.optimizer.learning_rate):.3g}; {model.image_score} image score"
         f"{'; illumination removed' if model.remove_illumination else ''}"
         f"{'; on ' + args.backbone + ' features' if model.backbone is not None else ''}); threshold "
-        f"{model.threshold:.6g} (--fpr {args.fpr:g} of the {held_out[0]} held-out images); "
+        f"{model.threshold:.6g} (--fpr {recipe.fpr:g} of the {held_out[0]} held-out images); "
         f"wall time {time.perf_counter() - started:.1f} s"
     )
     return 0
 
 
 def _backbone(args):
-    """train_on_normal_folder's backbone for --backbone (with its layers and weights)."""
-    if args.backbone == NO_BACKBONE or (args.backbone_layers is None
-                                        and args.backbone_weights is None):
+    """The recipe's backbone for --backbone (with its layers and weights): None on pixels."""
+    if args.backbone == NO_BACKBONE:
+        return None
+    if args.backbone_layers is None and args.backbone_weights is None:
         return args.backbone
     from gradcon_tf.backbones import features
 

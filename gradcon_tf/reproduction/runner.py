@@ -6,6 +6,7 @@ several processes may share one folder; rerun the full command at the end to wri
 over all runs.
 """
 
+import dataclasses
 import functools
 import os
 import time
@@ -15,51 +16,24 @@ import numpy as np
 
 from gradcon_tf import _files as files
 from gradcon_tf import experiment
-from gradcon_tf.model import DEFAULT_LEARNING_RATE
+from gradcon_tf.recipe import Recipe
 from gradcon_tf.reproduction import protocols, provenance, report, store, training
 from gradcon_tf.reproduction.protocols import base
 
-#: Options of :func:`reproduce` that choose the training recipe (:func:`recipe_settings`).
-RECIPE_OPTIONS = (
-    "batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
-    "loss_weights", "image_score", "remove_illumination", "learning_rate",
-)
+#: Options of :func:`reproduce` that choose the training recipe: the fields of
+#: :class:`~gradcon_tf.recipe.Recipe` but ``epochs`` (an argument of its own) and ``backbone``.
+RECIPE_OPTIONS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in ("epochs", "backbone"))
 
 
-def recipe_settings(
-    data, epochs, batch_size=64, method="gradcon", initialization="guarded",
-    redraw_collapsed=None, checkpoint_every=1, loss_weights="paper", image_score="mean",
-    remove_illumination=False, learning_rate=None,
-):
-    """The :class:`~.store.Settings` of a recipe. ``method``: the autoencoder of Table 1
-    (``experiment.METHODS``). ``initialization``: ``guarded`` (default), ``release`` or ``data``
-    (``experiment.INITIALIZATIONS``). ``redraw_collapsed``: start a run again from new weights
-    when its first epoch collapses (default: with ``release``). ``checkpoint_every``: select
-    among the epochs the release writes (5), not every epoch. ``loss_weights``: ``paper`` or
-    ``data`` (:mod:`gradcon_tf.loss_weights`; alpha and beta then hold the paper's, which each
-    run scales). ``image_score``, ``remove_illumination``: ``GradCon``'s. ``learning_rate``:
-    Adam's (default the paper's)."""
-    if initialization not in experiment.INITIALIZATIONS:
-        raise ValueError(f"initialization must be one of {experiment.INITIALIZATIONS}")
-    release = initialization == "release"
-    settings = store.Settings(
-        data=data,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        **experiment.method_arguments(method),
-        method=method,
-        output_bias_from_data=initialization == "data",
-        redraw_collapsed=release if redraw_collapsed is None else bool(redraw_collapsed),
-        checkpoint_every=int(checkpoint_every),
-        bias_from_data_on_collapse=initialization == "guarded",
-        loss_weights=loss_weights,
-        image_score=image_score,
-        remove_illumination=bool(remove_illumination),
-        learning_rate=DEFAULT_LEARNING_RATE if learning_rate is None else float(learning_rate),
-    )
-    if settings.redraw_collapsed and initialization == "guarded":
-        raise ValueError("redraw_collapsed applies to the release and data initialisations")
-    return settings
+def recipe_settings(data, epochs, **options):
+    """The :class:`~.store.Settings` of the recipe ``options`` (:data:`RECIPE_OPTIONS`, None:
+    the default) trained ``epochs`` on ``data``. ``redraw_collapsed`` is by default on with
+    ``initialization="release"``; alpha and beta are the method's (``loss_weights="data"``:
+    the paper's, which each run scales)."""
+    if options.get("redraw_collapsed") is None:
+        options["redraw_collapsed"] = options.get("initialization") == "release"
+    recipe = Recipe().replace(epochs=int(epochs), **options)
+    return store.Settings.from_recipe(data, recipe, **experiment.method_arguments(recipe.method))
 
 
 def reproduce(

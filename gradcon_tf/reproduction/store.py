@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from gradcon_tf import _files as files
+from gradcon_tf.recipe import Recipe
 
 RUN_FORMAT = 1
 
@@ -58,6 +59,22 @@ class Settings:
     remove_illumination: bool = False
     #: Adam's learning rate (the paper's 1e-3 unless ``--learning-rate``).
     learning_rate: float = 1e-3
+
+    @classmethod
+    def from_recipe(cls, data, recipe, alpha, beta):
+        """The settings of runs trained with ``recipe`` (the fields both have, by name) on
+        ``data``; ``alpha`` and ``beta``: the method's (each run scales data weights)."""
+        return cls(
+            data=data, alpha=alpha, beta=beta,
+            output_bias_from_data=recipe.initialization == "data",
+            bias_from_data_on_collapse=recipe.initialization == "guarded",
+            **{name: getattr(recipe, name) for name in _shared_with_recipe(cls)},
+        )
+
+    def recipe(self):
+        """The :class:`~gradcon_tf.recipe.Recipe` these settings train with."""
+        return Recipe(initialization=self.initialization,
+                      **{name: getattr(self, name) for name in _shared_with_recipe(self)})
 
     @property
     def initialization(self):
@@ -166,6 +183,12 @@ def recorded_settings(settings, records, keys):
             first = {**LEGACY_SETTINGS, **next(iter(records))["settings"]}
             settings = dataclasses.replace(settings, **{key: first[key]})
     return settings
+
+
+def _shared_with_recipe(settings):
+    """The names of the fields that the settings and a Recipe both have."""
+    names = {f.name for f in dataclasses.fields(Recipe)}
+    return [f.name for f in dataclasses.fields(settings) if f.name in names]
 
 
 def _without(settings, keys):

@@ -37,22 +37,8 @@ def train(split, seed, settings, verbose=1, callbacks=()):
     (:func:`gradcon_tf.experiment.train_one_class`, which seeds the process's random generators
     with ``seed``); the model (its alpha, beta and optimizer) is checked against the settings."""
     started = time.perf_counter()
-    model = experiment.train_one_class(
-        split,
-        settings.epochs,
-        seed=seed,
-        batch_size=settings.batch_size,
-        verbose=verbose,
-        callbacks=callbacks,
-        method=settings.method,
-        initialization=settings.initialization,
-        redraw_collapsed=settings.redraw_collapsed,
-        checkpoint_every=settings.checkpoint_every,
-        weights=settings.loss_weights,
-        image_score=settings.image_score,
-        remove_illumination=settings.remove_illumination,
-        learning_rate=settings.learning_rate,
-    )
+    model = experiment.train_one_class(split, seed=seed, verbose=verbose, callbacks=callbacks,
+                                       recipe=settings.recipe())
     train_seconds = time.perf_counter() - started
     expected = (settings.alpha, settings.beta)
     if settings.loss_weights != "paper":

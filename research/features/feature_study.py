@@ -3,7 +3,7 @@
 For each data set and seed, with the same frozen EfficientNet-Lite0 features (blocks 4 and 10 at
 224 px, 3x3 mean, standardised on the training images: ``GradCon(backbone=...)``):
 
-* ``gradcon``: ``train_one_class(..., backbone="efficientnet_lite0", weights="data")``: Eq. 6
+* ``gradcon``: ``train_one_class(..., backbone="efficientnet_lite0", loss_weights="data")``: Eq. 6
   with data-scaled alpha; scores: GradCon (recon + beta * grad), recon alone, grad alone, each
   layer's cosine, and the local image score (top 1 % of the blurred score map);
 * ``alpha0``: the same autoencoder trained without the constraint (alpha = 0: DFR's recipe);
@@ -11,7 +11,7 @@ For each data set and seed, with the same frozen EfficientNet-Lite0 features (bl
   score = largest distance over the map.
 
 Data: ELPV (``pip install elpv-dataset``; the reproduce protocol's split, AUROC against
-p >= 2/3 and p > 0) and the masked brick proxy (docs/investigations/texture_defects_probe.py;
+p >= 2/3 and p > 0) and the masked brick proxy (research/investigations/texture_defects_probe.py;
 ``pip install scikit-image``; image and pixel AUROC). Each (set, seed, variant) appends one JSON
 line to --out with the commit and the command; runs already there are skipped (resumable).
 
@@ -111,7 +111,7 @@ def run_gradcon(split, extra, seed, epochs, share, learning_rate):
     library_share = getattr(loss_weights, "FEATURE_ALPHA_SHARE", 1.0)
     method = {0.0: "cae"}.get(share, f"alpha{share}")
     experiment.METHODS.setdefault(method, (GradCon, DEFAULT_ALPHA * share / library_share))
-    model = experiment.train_one_class(split, epochs, seed=seed, weights="data",
+    model = experiment.train_one_class(split, epochs, seed=seed, loss_weights="data",
                                        backbone=BACKBONE, method=method, verbose=0,
                                        learning_rate=learning_rate)
     masked = "masks" in extra

@@ -1,7 +1,7 @@
 """Per-scale probe (issue 33: "look for the form where the gradient term adds"): does the gradient
 of one scale's reconstruction loss rank anomalies better than that scale's reconstruction error?
 
-The library's recipe on EfficientNet-Lite0 features (train_one_class(..., weights="data",
+The library's recipe on EfficientNet-Lite0 features (train_one_class(..., loss_weights="data",
 backbone="efficientnet_lite0", image_score="local"), 100 epochs) trains as usual; then, on the
 test images, the feature channels are split by the tap they come from (block_4: the first 40,
 stride 8; block_10: the other 112, stride 16) and for each scale s, per image:
@@ -127,7 +127,7 @@ def main(argv=None):
                 continue
             started = time.perf_counter()
             split, extra = load_set(name, seed)
-            model = experiment.train_one_class(split, args.epochs, seed=seed, weights="data",
+            model = experiment.train_one_class(split, args.epochs, seed=seed, loss_weights="data",
                                                backbone=BACKBONE, image_score="local", verbose=0)
             out = model.score(split.test)
             scores = {"gradcon_local": out["score"], "recon": out["recon"], "grad": out["grad_loss"]}

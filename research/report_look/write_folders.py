@@ -7,7 +7,7 @@ OUT/<set>/train: the normal images to train on (the split's training and validat
 OUT/<set>/test/good; OUT/<set>/test/defects/<type>; OUT/brick/masks/<type>/<stem>_mask.png.
 ELPV: the reproduce protocol's split of mono cells (defective: p > 0), the types by the experts'
 defect probability (p0.33, p0.67, p1.00), no masks. Brick: the texture proxy of
-docs/investigations/texture_defects_probe.py (128 px crops, 4 synthetic defect types, masks).
+research/investigations/texture_defects_probe.py (128 px crops, 4 synthetic defect types, masks).
 """
 
 import argparse

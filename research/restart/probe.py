@@ -10,7 +10,9 @@ the same draw three ways and compare the gradient-alone AUROC:
   references) cleared after epoch k, so that the first epochs' directions, taken while the
   reconstruction is still the mean image, leave the average;
 * ``release-reset<k>``: as ``release``, with the averages cleared after epoch k: whether the
-  release start's score owes to its first epochs' (large) gradients in the average.
+  release start's score owes to its first epochs' (large) gradients in the average;
+* ``release-warmup<k>``: the release start with Adam's learning rate raised linearly from 0
+  over the first k epochs: whether a gentler first epoch spares the draws that collapse.
 
     python research/restart/probe.py --data mnist:../shared/datasets/mnist --classes 5 \
         --seeds 1 --epochs 20 --variants release data data-reset1
@@ -42,18 +44,47 @@ class ClearReferences:
         return Clear()
 
 
-def run(split, epochs, seed, variant):
-    from gradcon_tf import experiment
+class WarmUp:
+    """A Keras callback that raises Adam's learning rate linearly from 0 over the first ``k``
+    epochs (per step), then holds it."""
 
-    start, _, reset = variant.partition("-reset")
-    initialization = "release" if start == "release" else "data"
-    callbacks = [ClearReferences(int(reset))] if reset else []
-    model = experiment.train_one_class(split, epochs, seed=seed, initialization=initialization,
+    def __new__(cls, epochs):
+        import keras
+
+        class Warm(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.rate, self.step = float(self.model.optimizer.learning_rate), 0
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.step += 1
+                share = min(1.0, self.step / (self.params["steps"] * epochs))
+                self.model.optimizer.learning_rate.assign(self.rate * share)
+
+        return Warm()
+
+
+def run(split, epochs, seed, variant):
+    """Train ``variant``: its start (``release`` or ``data``), then modifiers ``reset<k>``
+    (clear Eq. 6's averages after epoch k) and ``warmup<k>`` (learning-rate warm-up over k
+    epochs), e.g. ``data-reset1`` or ``release-warmup1``."""
+    from gradcon_tf import collapse, experiment
+
+    start, *modifiers = variant.split("-")
+    callbacks = []
+    for modifier in modifiers:
+        if modifier.startswith("reset"):
+            callbacks.append(ClearReferences(int(modifier[len("reset"):])))
+        elif modifier.startswith("warmup"):
+            callbacks.append(WarmUp(int(modifier[len("warmup"):])))
+        else:
+            raise ValueError(f"unknown variant {variant!r}")
+    model = experiment.train_one_class(split, epochs, seed=seed, initialization=start,
                                        callbacks=callbacks, verbose=0)
     result = experiment.evaluate_one_class(model, split)
     return {"gradcon": result["score"], "recon": result["recon"], "grad": result["grad_loss"],
             "layers": result["layers"], "selected_epoch": model.selected_epoch,
-            "collapsed_starts": model.collapsed_starts}
+            "collapsed_starts": model.collapsed_starts,
+            "dead": bool(collapse.is_dead(model, split.validation))}
 
 
 def print_table(path):
