@@ -102,9 +102,11 @@ LEGACY_SETTINGS = {
     "learning_rate": 1e-3,
 }
 
-#: Settings that do not change what a finished run's record says, only how it was trained: a
-#: report over finished runs (``report_only``) takes them from the records.
-REPORTED_AS_RECORDED = ("loss_average",)
+#: What a report over finished runs (``report_only``) takes from the records, not from the
+#: command: every setting but the data and the epochs, so that a folder made with an earlier
+#: recipe (Keras' Adam, no redraws, ...) reports the runs it holds, as they were trained.
+REPORTED_AS_RECORDED = tuple(
+    f.name for f in dataclasses.fields(Settings) if f.name not in ("data", "epochs"))
 
 
 def write_json(path, value):
