@@ -15,7 +15,7 @@ monocrystalline split (seed 0; ``pip install elpv-dataset``) at the default 224 
   after warm-up), f32 parity with Keras (largest score difference) and each variant's ELPV test
   AUROC (defective = p >= 2/3) against Keras'.
 
-Writes ``summary.json`` and ``README.md`` to --out, with the commit, the command and the CPU.
+Writes ``features.json`` to --out, with the commit, the command and the CPU.
 """
 
 import argparse
@@ -119,7 +119,7 @@ def main(argv=None):
     import shutil
 
     shutil.rmtree(os.path.join(args.out, "export"))
-    with open(os.path.join(args.out, "summary.json"), "w") as out:
+    with open(os.path.join(args.out, "features.json"), "w") as out:
         json.dump(result, out, indent=2)
     print(json.dumps(result, indent=2))
     return 0

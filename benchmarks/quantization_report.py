@@ -2,7 +2,7 @@
 
 For each inlier class: train GradCon briefly on the one-class split (the paper's protocol), export
 it, score the held-out test split with Keras and with every LiteRT variant, and compare AUROC,
-scores and file sizes. Writes ``report.json`` and ``report.md`` to ``--out``.
+scores and file sizes. Writes ``report.json`` and ``README.md`` to ``--out``.
 
     python -m benchmarks.quantization_report --data mnist:../shared/datasets/mnist --classes 0 1 --epochs 3
 
@@ -165,7 +165,7 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     files.write_text(os.path.join(args.out, "report.json"), json.dumps(report, indent=2))
-    files.write_text(os.path.join(args.out, "report.md"), markdown(report))
+    files.write_text(os.path.join(args.out, "README.md"), markdown(report))
     failed = [t for t in CHECKED if report["max_abs_auroc_diff_vs_f32"][t] > MAX_AUROC_DIFFERENCE]
     if failed:
         print(f"AUROC difference above {MAX_AUROC_DIFFERENCE} for {failed}", file=sys.stderr)

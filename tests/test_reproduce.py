@@ -39,6 +39,8 @@ def test_reproduce_end_to_end_and_resume_after_crash(tmp_path, capsys):
     ]
     assert cli.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
+    assert list(summary)[:2] == ["protocol_id", "headline"] and summary["protocol_id"] == "one-class"
+    assert summary["headline"]["value"] == summary["mean_auroc"] is not None
     for key in (
         "dataset",
         "epochs",

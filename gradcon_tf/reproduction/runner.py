@@ -139,10 +139,12 @@ def _run_all(out, protocol, todo, records, scores, verbose, log):
 
 
 def write_report(out, protocol, records, scores, settings, figures=True, log=print):
-    """Write ``summary.json``, ``README.md`` and, with ``figures``, the protocol's figures (when
-    it has some); returns the summary. Without ``figures`` the report names those already in
+    """Write ``summary.json`` (first its ``protocol_id`` and ``headline``, the keys every results
+    folder shares), ``README.md`` and, with ``figures``, the protocol's figures (when it has
+    some); returns the summary. Without ``figures`` the report names those already in
     ``out``."""
     summary = protocol.summarize(records, settings)
+    summary = {"protocol_id": protocol.name, "headline": protocol.headline(summary), **summary}
     store.write_json(os.path.join(out, "summary.json"), summary)
     shown = protocol.write_figures(out, summary, records, scores, figures, log)
     files.write_text(

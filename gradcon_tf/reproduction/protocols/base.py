@@ -32,7 +32,7 @@ class Protocol:
     evaluates, and how the runs' records are summarised and reported.
 
     A subclass sets :attr:`name` and :attr:`description` and defines :meth:`runs`, :meth:`run`,
-    :meth:`summarize` and :meth:`report`; options of its own (``gradcon reproduce`` passes the
+    :meth:`summarize` and :meth:`report`, and names its :meth:`headline`; options of its own (``gradcon reproduce`` passes the
     ones given) are keyword arguments of its ``__init__``.
     """
 
@@ -72,6 +72,11 @@ class Protocol:
         """The ``summary.json`` dict of the finished runs' records {key: record}, made with
         ``settings``."""
         raise NotImplementedError
+
+    def headline(self, summary):
+        """The one number the folder is read by: ``{"metric": what it is, "value": the number,
+        None while runs are missing}``; a protocol that names none gives None for both."""
+        return {"metric": None, "value": None}
 
     def report(self, summary, figures=()):
         """The :class:`~gradcon_tf.reproduction.report.Report` of ``summary``, naming the

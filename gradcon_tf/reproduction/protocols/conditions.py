@@ -53,6 +53,12 @@ class Conditions(base.Protocol):
                  "test_clean": int(np.sum(inliers))}
         return training.Outcome(trained, sizes, {"conditions": results}, scores)
 
+    def headline(self, summary):
+        means = [level["gradcon"]["mean"] for levels in summary["auroc"].values()
+                 for level in levels.values() if "gradcon" in level]
+        return {"metric": "AUROC of the model's score, mean over challenge types, levels and seeds",
+                "value": float(sum(means) / len(means)) if means and summary["complete"] else None}
+
     def summarize(self, records, settings):
         """AUROC of each score kind and each decoder layer per (challenge, level), mean and std
         over seeds."""

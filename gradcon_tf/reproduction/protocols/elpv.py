@@ -153,6 +153,12 @@ class Elpv(base.Protocol):
         return (f"AUROC (p >= 2/3) GradCon {auroc['gradcon']:.3f}, recon {auroc['recon']:.3f}, "
                 f"grad {auroc['grad']:.3f}, PCA {auroc['pca']:.3f}; best epoch {record['best_epoch']}")
 
+    def headline(self, summary):
+        cells = summary["auroc"].get(">=2/3", {}).get("gradcon", {})
+        means = [cell["mean"] for cell in cells.values()]
+        return {"metric": "image AUROC of the model's score, defective meaning p >= 2/3, mean over "
+                          "seeds and the cell sets", "value": _mean_or_none(means, summary)}
+
     def result_line(self, summary, out):
         return f"report in {out}"
 
@@ -180,3 +186,6 @@ def _defective(scores, criterion):
 def _z(values, reference):
     return (values - np.mean(reference)) / (np.std(reference) + 1e-12)
 
+
+def _mean_or_none(values, summary):
+    return float(sum(values) / len(values)) if values and summary["complete"] else None

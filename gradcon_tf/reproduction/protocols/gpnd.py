@@ -49,6 +49,13 @@ class GPND(base.Protocol):
         results = {"outlier_percentages": {str(p): result for p, result in results.items()}}
         return training.Outcome(trained, sizes, results, scores)
 
+    def headline(self, summary):
+        table = summary["outlier_percentages"]
+        means = [table[p]["gradcon"]["auroc"]["mean"] for p in table if "gradcon" in table[p]]
+        return {"metric": "AUROC of the model's score, mean over the outlier percentages and "
+                          "the (class, fold) runs",
+                "value": float(sum(means) / len(means)) if means and summary["complete"] else None}
+
     def summarize(self, records, settings):
         """AUROC and F1 of each score kind at each outlier percentage, mean and std over the
         (class, fold) runs."""

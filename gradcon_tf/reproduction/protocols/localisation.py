@@ -35,6 +35,11 @@ class Localisation(base.PerClassAndSeed):
                  "test_images": int(np.sum(~split.test_is_anomaly))}
         return training.Outcome(trained, sizes, {"localisation": results}, scores)
 
+    def headline(self, summary):
+        score_map = summary["pixel_auroc"].get("score_map", {})
+        return {"metric": "pixel AUROC of the model's score map, mean over classes and seeds",
+                "value": score_map.get("mean_auroc")}
+
     def summarize(self, records, settings):
         """The pixel AUROC of each map kind and the image-level AUROC of each score kind, per
         class over seeds and as the mean over seeds of the per-seed class means."""

@@ -86,6 +86,10 @@ class OneClass(base.PerClassAndSeed):
             f"best epoch {record['best_epoch']}"
         )
 
+    def headline(self, summary):
+        return {"metric": "image AUROC of the model's score, mean over classes and seeds",
+                "value": summary["mean_auroc"]}
+
     def result_line(self, summary, out):
         if summary["mean_auroc"] is None:
             return None
