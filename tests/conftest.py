@@ -2,20 +2,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-
-def bar_images(n, orientation, seed, size=28, channels=1):
-    """Synthetic one-class data: a bright bar (horizontal or vertical) on a dim noisy background."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0.0, 0.15, size=(n, size, size, channels)).astype(np.float32)
-    for image, start in zip(images, rng.integers(4, size - 8, size=n)):
-        if orientation == "horizontal":
-            image[start : start + 4, 3:-3, :] = rng.uniform(0.7, 1.0)
-        else:
-            image[3:-3, start : start + 4, :] = rng.uniform(0.7, 1.0)
-    return images
+from tests.helpers import bar_images, copy_of, trained_on_bars  # noqa: E402
 
 
 @pytest.fixture
@@ -28,15 +17,14 @@ def anomalous_images():
     return bar_images(96, "vertical", seed=2)
 
 
-def trained_on_bars(model_class=None):
-    """A model (default: the paper's GradCon) trained 3 epochs on 128 horizontal-bar images,
-    seed 0: non-zero reference gradients, seconds to make."""
-    import keras
+@pytest.fixture(scope="session")
+def bars_model():
+    """The paper's GradCon trained once (3 epochs on horizontal bars, seed 0) for the whole
+    session; each test module takes a copy (``trained``), so that none sees another's changes."""
+    return trained_on_bars()
 
-    import gradcon_tf
 
-    keras.utils.set_random_seed(0)
-    model = (model_class or gradcon_tf.GradCon)()
-    model.compile()
-    model.fit(bar_images(128, "horizontal", seed=1), epochs=3, batch_size=32, verbose=0)
-    return model
+@pytest.fixture(scope="module")
+def trained(bars_model):
+    """The module's copy of the session's trained GradCon (:func:`tests.helpers.copy_of`)."""
+    return copy_of(bars_model)

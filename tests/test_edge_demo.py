@@ -2,7 +2,6 @@
 glob / watch inputs, CSV and PNG sheet outputs, one-line usage errors, installs on its own."""
 
 import csv
-import glob
 import math
 import os
 import re

@@ -60,7 +60,7 @@ def elpv_copy(root, seed=0):
     """An ELPV-like copy under ``root`` (labels.csv + images/): horizontal bars on functional
     cells, vertical on defective ones; 40 functional cells per module type and defects of every
     probability. Returns the labels file."""
-    from tests.conftest import bar_images
+    from tests.helpers import bar_images
 
     (root / "images").mkdir()
     rows = [(0.0, kind) for kind in ("mono", "poly") for _ in range(40)]

@@ -17,7 +17,7 @@ from gradcon_tf import GradCon, cli, load_model
 from gradcon_tf.backbones import BackboneError
 from gradcon_tf.backbones import features as feature_extractors
 from gradcon_tf.patch_knn import PatchNearestNeighbour
-from tests.conftest import bar_images
+from tests.helpers import bar_images
 
 IMAGE_SIZE = 48  # images; the backbone works at 32 px: taps of stride 4 (8x8) and 8 (4x4)
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import gradcon_tf
 from gradcon_tf import gradients
-from tests.conftest import bar_images, trained_on_bars
+from tests.helpers import bar_images
 
 
 def per_image_maps(model, images):
@@ -39,11 +39,6 @@ def per_image_maps(model, images):
         grad_maps.append(np.mean(np.maximum(-np.array(layer_maps), 0.0), axis=0))
         all_layer_maps.append(np.stack(layer_maps, axis=-1))
     return np.array(recon_maps), np.array(grad_maps), np.array(all_layer_maps)
-
-
-@pytest.fixture(scope="module")
-def trained():
-    return trained_on_bars()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gradcon_tf
-from tests.conftest import bar_images
+from tests.helpers import bar_images
 
 
 @pytest.fixture(scope="module")

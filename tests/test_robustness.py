@@ -116,23 +116,14 @@ def test_image_check_accepts_exactly_the_documented_inputs(images):
     assert checked.min() >= 0.0 and checked.max() <= 1.0
 
 
-@pytest.fixture(scope="module")
-def small_model():
-    keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradCon()
-    model.compile()
-    model.fit(np.random.default_rng(0).uniform(size=(32, 28, 28, 1)), epochs=1, batch_size=16, verbose=0)
-    return model
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 40), batch_size=st.integers(1, 64), seed=st.integers(0, 2**16))
-def test_scores_are_finite_and_per_sample_for_any_batching(small_model, n, batch_size, seed):
+def test_scores_are_finite_and_per_sample_for_any_batching(trained, n, batch_size, seed):
     images = np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28, 1), dtype=np.uint8)
-    out = small_model.score(images, batch_size=batch_size)
+    out = trained.score(images, batch_size=batch_size)
     assert out["score"].shape == (n,) and out["layer_cosines"].shape == (n, 4)
     assert np.isfinite(out["score"]).all() and (np.abs(out["layer_cosines"]) <= 1 + 1e-6).all()
-    single = small_model.score(images[:1])["score"][0]
+    single = trained.score(images[:1])["score"][0]
     assert out["score"][0] == pytest.approx(single, abs=1e-6)
 
 

@@ -34,14 +34,6 @@ def assert_scores_close(ours, expected, atol=1e-5):
         np.testing.assert_allclose(ours[key], expected[key], atol=atol, err_msg=key)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A GradCon model trained for a few steps on bar images (non-zero reference gradients)."""
-    from tests.conftest import trained_on_bars
-
-    return trained_on_bars()
-
-
 def test_fast_path_equals_batch_of_one_loop(trained, normal_images, anomalous_images):
     images = np.concatenate([normal_images[:6], anomalous_images[:6]])
     assert gradients.plan_decoder(trained.decoder)  # the paper's decoder takes the fast path
@@ -198,7 +190,7 @@ def test_standard_callbacks(normal_images, tmp_path):
 
 @pytest.mark.slow  # 10-30 s; run with `pytest -m slow`
 def test_scores_separate_a_synthetic_one_class_task():
-    from tests.conftest import bar_images
+    from tests.helpers import bar_images
 
     keras.utils.set_random_seed(0)
     model = gradcon_tf.GradCon()

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import gradcon_tf
 from gradcon_tf import experiment, gradients
-from tests.conftest import bar_images, trained_on_bars
+from tests.helpers import bar_images, trained_on_bars
 
 
 def numpy_bce(images, reconstructions):
