@@ -73,7 +73,7 @@ def main(argv=None):
     from gradcon_tf.data import elpv
     from gradcon_tf.experiment import train_one_class
     from gradcon_tf.export import export_model
-    from gradcon_tf.protocols import OneClassSplit
+    from gradcon_tf.splits import OneClassSplit
 
     cells = elpv.load_elpv()
     indices = elpv.elpv_split_indices(cells, "mono", 0, defective=">=2/3")

@@ -138,13 +138,13 @@ def main(argv=None):
     import tensorflow as tf
     from ai_edge_litert import __version__ as litert_version  # noqa: F401
 
-    from gradcon_tf import data, protocols
+    from gradcon_tf import data, splits
 
     datasets = data.load(args.data)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         for inlier_class in args.classes:
-            split = protocols.one_class_split(datasets["train"], datasets["test"], inlier_class, seed=args.seed)
+            split = splits.one_class_split(datasets["train"], datasets["test"], inlier_class, seed=args.seed)
             results.append(run_class(split, inlier_class, args.epochs, args.seed, workdir))
             print(json.dumps({"class": inlier_class, **{t: round(v["auroc"], 5) for t, v in results[-1]["variants"].items()}}))
     tags = results[0]["variants"].keys()

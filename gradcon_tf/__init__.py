@@ -33,7 +33,7 @@ _EXPORTS = {
     "write_inspection_report": "gradcon_tf.inspection_report",
     # data and the paper's protocols
     "load_dataset": "gradcon_tf.data",
-    "one_class_split": "gradcon_tf.protocols",
+    "one_class_split": "gradcon_tf.splits",
 }
 #: names that differ from the defining module's
 _RENAMED = {"load_dataset": "load"}

@@ -111,10 +111,10 @@ def test_the_release_initialization_is_never_restarted(normal_images):
 
 def test_fit_train_one_class_and_gradcon_train_give_the_same_run(tmp_path):
     """The Python path a user takes, the recipe, and the command line: the same weights."""
-    from gradcon_tf import cli, data, protocols
+    from gradcon_tf import cli, data, splits
 
     digits = data.load("digits")
-    split = protocols.one_class_split(digits["train"], digits["test"], 3, seed=0)
+    split = splits.one_class_split(digits["train"], digits["test"], 3, seed=0)
     recipe = experiment.train_one_class(split, 2, seed=0, verbose=0)
     keras.utils.set_random_seed(0)
     model = gradcon_tf.GradCon(input_shape=split.train.shape[1:])

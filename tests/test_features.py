@@ -251,7 +251,7 @@ def test_cli_recipe_defaults_follow_the_backbone(tmp_path):
 def test_data_weights_on_features_are_a_share_of_the_features_variance(monkeypatch):
     """Independent: the features' per-position variance across images in NumPy."""
     from gradcon_tf import experiment, loss_weights
-    from gradcon_tf.protocols import OneClassSplit
+    from gradcon_tf.splits import OneClassSplit
 
     images = bars(40, "horizontal", 11)
     split = OneClassSplit(images[:30], images[30:], images[:0], np.zeros(0, bool))

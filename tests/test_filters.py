@@ -31,7 +31,7 @@ def test_remove_illumination_takes_out_a_light_gradient_and_keeps_the_texture():
 def test_a_model_that_removes_illumination_trains_on_and_weighs_the_filtered_images(normal_images, tmp_path):
     import gradcon_tf
     from gradcon_tf import experiment, loss_weights
-    from gradcon_tf.protocols import OneClassSplit
+    from gradcon_tf.splits import OneClassSplit
 
     split = OneClassSplit(normal_images[:64], normal_images[64:], normal_images[:8], np.zeros(8, bool))
     model = experiment.train_one_class(split, 1, verbose=0, loss_weights="data", remove_illumination=True)

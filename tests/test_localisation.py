@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from gradcon_tf import localisation
+from gradcon_tf.reproduction.protocols import localisation
 
 
 def images(n, seed, value):

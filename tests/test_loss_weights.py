@@ -40,7 +40,7 @@ def test_unknown_choice_is_refused():
 def test_train_one_class_and_the_cli_use_the_weights_asked_for():
     from gradcon_tf import cli, experiment
     from gradcon_tf.cli import training_options
-    from gradcon_tf.protocols import OneClassSplit
+    from gradcon_tf.splits import OneClassSplit
 
     rng = np.random.default_rng(1)
     images = (96 + rng.integers(0, 64, size=(24, 28, 28, 1))).astype(np.uint8)  # low contrast

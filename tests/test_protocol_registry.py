@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from gradcon_tf import cli, metrics
-from gradcon_tf import protocols as splits
+from gradcon_tf import splits
 from gradcon_tf.reproduction import protocols, provenance, report, summary, training
 from gradcon_tf.reproduction.protocols import base
 

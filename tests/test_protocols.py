@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from gradcon_tf import metrics, protocols
+from gradcon_tf import metrics, splits
+from gradcon_tf.reproduction.protocols import conditions, gpnd
 from gradcon_tf.data import LabeledImages, concatenate, cure_tsr
 
 
@@ -27,7 +28,7 @@ def ids(images):
 def test_one_class_split_sizes_and_disjointness():
     train = numbered(np.repeat(np.arange(4), [50, 40, 30, 20]))
     test = numbered(np.repeat(np.arange(4), [12, 9, 8, 7]))
-    split = protocols.one_class_split(train, test, inlier_class=1, seed=3)
+    split = splits.one_class_split(train, test, inlier_class=1, seed=3)
     assert len(split.validation) == 4 and len(split.train) == 36  # 10% of 40 held out
     train_ids, validation_ids = set(ids(split.train)), set(ids(split.validation))
     assert not train_ids & validation_ids
@@ -37,7 +38,7 @@ def test_one_class_split_sizes_and_disjointness():
     assert set(test_ids[~split.test_is_anomaly]) == set(np.flatnonzero(test.labels == 1))
     assert np.all(test.labels[test_ids[split.test_is_anomaly]] != 1)
     assert len(set(test_ids)) == 18  # outliers drawn without replacement
-    again = protocols.one_class_split(train, test, inlier_class=1, seed=3)
+    again = splits.one_class_split(train, test, inlier_class=1, seed=3)
     assert ids(again.test) == ids(split.test)
 
 
@@ -46,18 +47,18 @@ def test_one_class_split_sizes_and_disjointness():
 
 def test_gpnd_folds_are_stratified_and_equal():
     labels = np.repeat(np.arange(3), [100, 52, 7])
-    folds = protocols.gpnd_folds(labels, seed=0)
+    folds = gpnd.gpnd_folds(labels, seed=0)
     for label, n in ((0, 100), (1, 52), (2, 7)):
         sizes = np.bincount(folds[labels == label], minlength=5)
         assert sizes.sum() == n and sizes.max() - sizes.min() <= 1
 
 
-@pytest.mark.parametrize("percentage", protocols.GPND_OUTLIER_PERCENTAGES)
+@pytest.mark.parametrize("percentage", gpnd.GPND_OUTLIER_PERCENTAGES)
 @pytest.mark.parametrize("fold", [0, 3])
 def test_gpnd_split_ratios_sizes_disjointness(fold, percentage):
     # 10 classes of 100 images, as Fashion-MNIST's 7,000 per class scaled down.
     pooled = numbered(np.repeat(np.arange(10), 100))
-    split = protocols.gpnd_split(
+    split = gpnd.gpnd_split(
         pooled, inlier_class=4, fold=fold, outlier_percentage=percentage, seed=1
     )
     assert split.folds["test"] == fold
@@ -78,14 +79,14 @@ def test_gpnd_split_ratios_sizes_disjointness(fold, percentage):
     parts = [set(ids(split.train)), set(ids(split.validation)), set(ids(split.test))]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     # The folds partition the pooled data: the test set comes only from the test fold.
-    folds = protocols.gpnd_folds(pooled.labels, seed=1)
+    folds = gpnd.gpnd_folds(pooled.labels, seed=1)
     assert set(folds[ids(split.test)]) == {fold}
     assert set(folds[ids(split.validation)]) == {split.folds["validation"]}
 
 
 def test_gpnd_too_few_outliers_cuts_inliers():
     pooled = numbered(np.repeat([0, 1], [100, 10]))  # 2 outliers per fold
-    split = protocols.gpnd_split(pooled, 0, fold=2, outlier_percentage=50)
+    split = gpnd.gpnd_split(pooled, 0, fold=2, outlier_percentage=50)
     assert split.test_is_anomaly.sum() == 2 and (~split.test_is_anomaly).sum() == 2
 
 
@@ -93,7 +94,7 @@ def test_gpnd_pools_train_and_test():
     train, test = numbered(np.repeat(np.arange(2), 30)), numbered(np.repeat(np.arange(2), 20))
     pooled = concatenate(train, test)
     assert len(pooled) == 100
-    split = protocols.gpnd_split(pooled, 1, fold=0, outlier_percentage=20)
+    split = gpnd.gpnd_split(pooled, 1, fold=0, outlier_percentage=20)
     assert len(split.train) == 30  # 60% of 50
 
 
@@ -103,7 +104,7 @@ def test_gpnd_evaluate_threshold_from_validation():
     val_scores = rng.normal(labels * 2.0, 1.0)
     test_labels = rng.random(300) < 0.3
     test_scores = rng.normal(test_labels * 2.0, 1.0)
-    result = protocols.gpnd_evaluate(val_scores, labels, test_scores, test_labels)
+    result = gpnd.gpnd_evaluate(val_scores, labels, test_scores, test_labels)
     # The threshold maximises the inlier-F1 on validation over every candidate.
     candidates = np.concatenate([[val_scores.min() - 1], val_scores])
     best = max(f1_score(~labels, val_scores <= t) for t in candidates)
@@ -152,7 +153,7 @@ def test_abnormal_condition_split_pairs_clean_and_challenged():
     rng = np.random.default_rng(0)
     clean_train = rng.integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
     clean_test = rng.integers(0, 256, (10, 28, 28, 3), dtype=np.uint8)
-    split = protocols.abnormal_condition_split(clean_train, clean_test, "haze", 4, seed=2)
+    split = conditions.abnormal_condition_split(clean_train, clean_test, "haze", 4, seed=2)
     assert len(split.train) == 36 and len(split.validation) == 4
     assert split.test_is_anomaly.sum() == 10 and len(split.test) == 20
     inliers = split.test[~split.test_is_anomaly]
@@ -169,11 +170,11 @@ def test_cure_tsr_split(tmp_path):
     write_cure_tsr(tmp_path / "Real_Test", n_signs=4)
     train = cure_tsr.load_cure_tsr(tmp_path / "Real_Train")
     test = cure_tsr.load_cure_tsr(tmp_path / "Real_Test")
-    split = protocols.cure_tsr_split(train, test, "snow", 3)
+    split = conditions.cure_tsr_split(train, test, "snow", 3)
     assert len(split.train) + len(split.validation) == 10 and len(split.validation) == 1
     assert split.test_is_anomaly.sum() == 4 and (~split.test_is_anomaly).sum() == 4
     with pytest.raises(ValueError, match="no test images of rain"):
-        protocols.cure_tsr_split(train, test, "rain", 3)
+        conditions.cure_tsr_split(train, test, "rain", 3)
 
 
 @pytest.mark.slow  # kept out of the default run for its time
@@ -182,7 +183,7 @@ def test_gpnd_experiment_end_to_end_on_digits():
     F1 (inliers positive, threshold best on validation) recomputed here with scikit-learn."""
     from sklearn.metrics import f1_score, roc_auc_score
 
-    from gradcon_tf import data, experiment, gpnd
+    from gradcon_tf import data, experiment
 
     splits = data.load("digits")
     pooled = concatenate(splits["train"], splits["test"])

@@ -328,10 +328,11 @@ def test_guarded_is_the_recorded_default(tmp_path):
 
 
 def _digits_split(inlier, seed):
-    from gradcon_tf import data, protocols
+    from gradcon_tf import data
+    from gradcon_tf.splits import one_class_split
 
     splits = data.load("digits")
-    return protocols.one_class_split(splits["train"], splits["test"], inlier, seed=seed)
+    return one_class_split(splits["train"], splits["test"], inlier, seed=seed)
 
 
 def test_summary_mean_and_std_over_seeds():

@@ -82,7 +82,8 @@ def _check_folders(args):
 def run(args):
     if args.model:
         return _evaluate_folders(args)
-    from gradcon_tf import data, experiment, protocols
+    from gradcon_tf import data, experiment
+    from gradcon_tf.splits import one_class_split
 
     splits = data.load(args.data)
     common.check_classes(args.classes, splits["train"].labels, "--classes")
@@ -91,7 +92,7 @@ def run(args):
     started = time.perf_counter()
     for inlier in args.classes:
         print(f"inlier class {inlier}: training {args.epochs} epochs", flush=True)
-        split = protocols.one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
+        split = one_class_split(splits["train"], splits["test"], inlier, seed=args.seed)
         model = experiment.train_one_class(split, seed=args.seed, verbose=0 if args.quiet else 1,
                                            recipe=recipe)
         rows.append((inlier, experiment.evaluate_one_class(model, split)))

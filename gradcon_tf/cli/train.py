@@ -156,13 +156,14 @@ def _check_training_size(args, size, count, channels):
 def run(args):
     if args.normal:
         return _train_on_normal_folder(args)
-    from gradcon_tf import data, experiment, protocols
+    from gradcon_tf import data, experiment
+    from gradcon_tf.splits import one_class_split
 
     splits = data.load(args.data)
     if args.input_shape is not None:
         splits = {k: v.resized(args.input_shape) for k, v in splits.items() if k in ("train", "test")}
     common.check_classes([args.inlier_class], splits["train"].labels, "--inlier-class")
-    split = protocols.one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
+    split = one_class_split(splits["train"], splits["test"], args.inlier_class, args.seed)
     model = experiment.train_one_class(
         split, seed=args.seed, verbose=0 if args.quiet else 1, callbacks=_callbacks(args),
         recipe=training_options.recipe_of(args, COMMAND))

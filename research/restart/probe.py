@@ -12,7 +12,10 @@ the same draw three ways and compare the gradient-alone AUROC:
 * ``release-reset<k>``: as ``release``, with the averages cleared after epoch k: whether the
   release start's score owes to its first epochs' (large) gradients in the average;
 * ``release-warmup<k>``: the release start with Adam's learning rate raised linearly from 0
-  over the first k epochs: whether a gentler first epoch spares the draws that collapse.
+  over the first k epochs: whether a gentler first epoch spares the draws that collapse;
+* ``release-prime``: Eq. 6's averages first set to the mean reconstruction gradient at the drawn
+  weights over one epoch of batches (no update, counted as that many steps), then the mean-image
+  start: whether the release start's first directions, given to the restart, recover its score.
 
     python research/restart/probe.py --data mnist:../shared/datasets/mnist --classes 5 \
         --seeds 1 --epochs 20 --variants release data data-reset1
@@ -63,6 +66,40 @@ class WarmUp:
         return Warm()
 
 
+class PrimeFromDraw:
+    """A Keras callback for a ``release`` start: at the start of training, Eq. 6's running
+    averages are set to the mean reconstruction-loss gradient of the decoder kernels over one
+    epoch of batches of ``images`` *at the drawn weights* (no update), counted as that many
+    steps, and only then is the output bias set from the data (the mean-image start)."""
+
+    def __new__(cls, images, batch_size=64):
+        import keras
+        import tensorflow as tf
+
+        from gradcon_tf import gradients
+
+        class Prime(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                model = self.model
+                kernels = [k.value for k in model.constrained_kernels]
+                sums, steps = [tf.zeros_like(k) for k in kernels], 0
+                for start in range(0, len(images), batch_size):
+                    batch = model.preprocess(tf.convert_to_tensor(images[start:start + batch_size]))
+                    with tf.GradientTape(watch_accessed_variables=False) as tape:
+                        tape.watch(kernels)
+                        latents, _ = model.encode(batch)
+                        loss = tf.reduce_mean(gradients.per_sample_reconstruction_error(
+                            batch, model.decoder(latents), model.reconstruction_loss))
+                    sums = [s + g for s, g in zip(sums, tape.gradient(loss, kernels))]
+                    steps += 1
+                for reference, total in zip(model.reference_gradients, sums):
+                    reference.assign(total / steps)
+                model.reference_count.assign(steps)
+                model.initialize_output_bias(images)
+
+        return Prime()
+
+
 def run(split, epochs, seed, variant):
     """Train ``variant``: its start (``release`` or ``data``), then modifiers ``reset<k>``
     (clear Eq. 6's averages after epoch k) and ``warmup<k>`` (learning-rate warm-up over k
@@ -76,6 +113,8 @@ def run(split, epochs, seed, variant):
             callbacks.append(ClearReferences(int(modifier[len("reset"):])))
         elif modifier.startswith("warmup"):
             callbacks.append(WarmUp(int(modifier[len("warmup"):])))
+        elif modifier == "prime":
+            callbacks.append(PrimeFromDraw(split.train))
         else:
             raise ValueError(f"unknown variant {variant!r}")
     model = experiment.train_one_class(split, epochs, seed=seed, initialization=start,

@@ -5,7 +5,7 @@ call on it."""
 import dataclasses
 
 from gradcon_tf import data as datasets
-from gradcon_tf.protocols import one_class_split
+from gradcon_tf.splits import one_class_split
 from gradcon_tf.reproduction import report
 
 
@@ -111,7 +111,7 @@ class PerClassAndSeed(Protocol):
         return {(c, s): {"inlier_class": c, "seed": s} for s in seeds for c in classes}
 
     def split(self, loaded, key):
-        """The one-class split (:func:`gradcon_tf.protocols.one_class_split`) of run ``key``."""
+        """The one-class split (:func:`gradcon_tf.splits.one_class_split`) of run ``key``."""
         inlier, seed = key
         return one_class_split(
             loaded["train"], loaded["test"], inlier, seed=seed,

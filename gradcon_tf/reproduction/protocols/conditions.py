@@ -1,15 +1,126 @@
-"""The abnormal-conditions protocol (CURE-TSR, Fig. 4 and Table 2): one model per seed trained on
-challenge-free images, AUROC per challenge type and level (:mod:`gradcon_tf.conditions`)."""
+"""The abnormal-condition experiment (CURE-TSR, Fig. 4 and Table 2): its splits, its evaluation
+and its protocol.
+
+Clean images are the inliers, the same images under a challenge (type, level) the outliers: one
+model per seed trained on challenge-free images (10% held out for validation), evaluated on each
+challenge type at each level. The training and validation images depend only on the seed, so one
+model serves every (challenge, level). Challenges are synthesised on any dataset's images
+(:mod:`gradcon_tf.data.challenges`) or read from the real CURE-TSR folders (``cure_tsr:DIR`` with
+``DIR/Real_Train`` and ``DIR/Real_Test``).
+"""
+
+import os
 
 import numpy as np
 
-from gradcon_tf import conditions, protocols
+from gradcon_tf import data as datasets
+from gradcon_tf import evaluation
+from gradcon_tf.data import challenges, cure_tsr
 from gradcon_tf.evaluation import score_kinds
 from gradcon_tf.reproduction import provenance, report, summary as summaries
 from gradcon_tf.reproduction import training
 from gradcon_tf.reproduction.protocols import base, register
 from gradcon_tf.reproduction.report import format_mean
+from gradcon_tf.splits import OneClassSplit
 
+def abnormal_condition_split(
+    clean_train, clean_test, challenge, level, seed=0, validation_fraction=0.1
+):
+    """The CURE-TSR protocol on synthetic challenges: clean images are the inliers.
+
+    Train on ``clean_train`` (images, any labels ignored) with ``validation_fraction`` held out;
+    test = every ``clean_test`` image (inlier) plus the same images under ``challenge`` at
+    ``level`` (outliers), made by :func:`gradcon_tf.data.challenges.apply_challenge`.
+    """
+    from gradcon_tf.data.challenges import apply_challenge
+
+    challenged = apply_challenge(clean_test, challenge, level, seed=seed)
+    return _clean_vs_challenged(clean_train, clean_test, challenged, seed, validation_fraction)
+
+
+def cure_tsr_split(train, test, challenge, level, seed=0, validation_fraction=0.1):
+    """The paper's CURE-TSR protocol on the real data (:class:`gradcon_tf.data.cure_tsr.CureTSR`).
+
+    Train on the challenge-free training images; test on the challenge-free test images
+    (inliers) and the test images of ``challenge`` at ``level`` (outliers).
+    """
+    clean_test = test.challenge_free()
+    challenged = test.condition(challenge, level)
+    if len(challenged) == 0:
+        raise ValueError(f"no test images of {challenge} at level {level}.")
+    return _clean_vs_challenged(
+        train.challenge_free().images,
+        clean_test.images,
+        challenged.images,
+        seed,
+        validation_fraction,
+    )
+
+
+def _clean_vs_challenged(clean_train, clean_test, challenged, seed, validation_fraction):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clean_train))
+    n_validation = max(1, int(round(validation_fraction * len(clean_train))))
+    test = np.concatenate([clean_test, challenged])
+    is_anomaly = np.concatenate([np.zeros(len(clean_test), bool), np.ones(len(challenged), bool)])
+    shuffle = rng.permutation(len(test))
+    return OneClassSplit(
+        train=clean_train[order[n_validation:]],
+        validation=clean_train[order[:n_validation]],
+        test=test[shuffle],
+        test_is_anomaly=is_anomaly[shuffle],
+    )
+
+
+# ---------------------------------------------------------------------- one model per seed
+
+SYNTHESISED = "synthesised"
+REAL = "CURE-TSR"
+
+
+def source(data):
+    """Where the challenged images of the dataset spec ``data`` come from."""
+    return REAL if data.partition(":")[0] == "cure_tsr" else SYNTHESISED
+
+
+def load_conditions(data, names=None, levels=None):
+    """The clean train and test data of ``data``: images (synthesised) or CureTSR (real)."""
+    if source(data) == REAL:
+        root = data.partition(":")[2]
+        return {
+            part: cure_tsr.load_cure_tsr(os.path.join(root, folder), challenges=names,
+                                         levels=levels, sequences=(1,))
+            for part, folder in (("train", "Real_Train"), ("test", "Real_Test"))
+        }
+    splits = datasets.load(data)
+    return {"train": splits["train"].images, "test": splits["test"].images}
+
+
+def condition_splits(loaded, data, seed, names=None, levels=None, validation_fraction=0.1):
+    """Yield ((challenge, level), OneClassSplit), the paper's 8 challenges at levels 1..5 by
+    default, one at a time (the test sets of all conditions together would be large)."""
+    make = cure_tsr_split if source(data) == REAL else abnormal_condition_split
+    for name in names or cure_tsr.PAPER_CHALLENGES:
+        for level in levels or challenges.LEVELS:
+            yield (name, level), make(
+                loaded["train"], loaded["test"], name, level, seed=seed,
+                validation_fraction=validation_fraction,
+            )
+
+
+def evaluate_conditions(model, splits):
+    """{challenge: {level: :func:`gradcon_tf.evaluation.evaluate` of its test set}} over the
+    ((challenge, level), split) pairs of ``splits``."""
+    results = {}
+    for (name, level), split in splits:
+        scores = model.score(split.test)
+        results.setdefault(name, {})[str(level)] = evaluation.evaluate(
+            scores, split.test_is_anomaly
+        )
+    return results
+
+
+# ---------------------------------------------------------------------- the protocol
 
 @register
 class Conditions(base.Protocol):
@@ -29,23 +140,23 @@ class Conditions(base.Protocol):
         self.challenges, self.levels = challenges, levels
 
     def runs(self):
-        source = conditions.source(self.request.data)
-        return {s: {"challenges": source, "seed": s} for s in self.request.seeds}
+        kind = source(self.request.data)
+        return {s: {"challenges": kind, "seed": s} for s in self.request.seeds}
 
     def load(self):
-        return conditions.load(self.request.data, self.challenges, self.levels)
+        return load_conditions(self.request.data, self.challenges, self.levels)
 
     def run(self, loaded, seed, train):
         settings = self.request.settings
-        splits = conditions.condition_splits(
+        splits = condition_splits(
             loaded, settings.data, seed, self.challenges, self.levels, settings.validation_fraction
         )
         first = next(splits)
         split = first[1]
         trained = train(split, seed)
-        results = conditions.evaluate_conditions(trained.model, [first, *splits])
+        results = evaluate_conditions(trained.model, [first, *splits])
         inliers = ~split.test_is_anomaly
-        clean = protocols.OneClassSplit(
+        clean = OneClassSplit(
             split.train, split.validation, split.test[inliers], split.test_is_anomaly[inliers]
         )
         scores = {f"clean_{k}": v for k, v in training.stored_scores(trained.model, clean).items()}

@@ -9,7 +9,8 @@ it is (``labels.csv`` beside the ``images/`` folder).
 
 import numpy as np
 
-from gradcon_tf import metrics, pca_baseline, protocols
+from gradcon_tf import metrics, pca_baseline
+from gradcon_tf.splits import OneClassSplit
 from gradcon_tf.data import elpv
 from gradcon_tf.reproduction import provenance, report, summary as summaries
 from gradcon_tf.reproduction import training
@@ -70,7 +71,7 @@ class Elpv(base.Protocol):
         # The widest test set (defective = p > 0); the narrower one is a subset of it.
         indices = elpv.elpv_split_indices(loaded, cells, seed, defective=">0")
         images = loaded.images
-        split = protocols.OneClassSplit(
+        split = OneClassSplit(
             images[indices.train], images[indices.validation], images[indices.test],
             indices.test_is_anomaly,
         )

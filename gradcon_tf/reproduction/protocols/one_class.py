@@ -1,5 +1,5 @@
 """The one-class protocol (MNIST, CIFAR-10; Table 1, Table 2, Fig. 5): one model per (inlier
-class, seed), AUROC of each score on the test split (:func:`gradcon_tf.protocols.one_class_split`),
+class, seed), AUROC of each score on the test split (:func:`gradcon_tf.splits.one_class_split`),
 optionally at shorter epoch budgets within the same run (milestones)."""
 
 import os
