@@ -143,12 +143,18 @@ def as_the_network_sees(images, remove_illumination):
 
 
 def initialization_record(model):
-    """What a run record says of the start: ``{"draw", "output_bias_from_data", "collapsed"}``."""
-    return {
+    """What a run record says of the start: ``{"draw", "output_bias_from_data", "collapsed"}``,
+    and for a guarded restart ``"restarted_run"``: its epochs, first and last reconstruction
+    loss and whether it collapsed too (``GradCon.fit``)."""
+    record = {
         "draw": len(model.collapsed_starts),
         "output_bias_from_data": model.starts_from_mean_image,
         "collapsed": list(model.collapsed_starts),
     }
+    for restart in getattr(getattr(model, "history", None), "restarts", None) or []:
+        record["restarted_run"] = {k: v for k, v in restart["restarted_run"].items()
+                                   if k != "summary"}
+    return record
 
 
 def evaluate_one_class(model, split):

@@ -83,13 +83,10 @@ class GuardedFit:
         )
         watch = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH, stop=False)
         history = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], watch]})
-        if watch.collapsed_at is not None:
-            logger.warning(
-                "GradCon: the restart from the mean image collapsed too (after epoch %d); it "
-                "trained to the end. Try another seed, or initialization='release'.",
-                watch.collapsed_at,
-            )
-        history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history}]
+        restarted = _restarted_run(history.history, watch.collapsed_at)
+        logger.warning("GradCon: %s", restarted["summary"])
+        history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history,
+                             "restarted_run": restarted}]
         return history
 
     def _fit_on_features(self, x, y, kwargs):
@@ -209,3 +206,24 @@ class GuardedFit:
             return data
         return preprocessing.check_images(data, self.image_shape, name)
 
+
+def _restarted_run(logs, collapsed_at):
+    """What the run restarted from the mean image did, for the log and ``History.restarts``:
+    ``{"epochs", "recon_loss": [first, last], "collapsed_at", "summary"}`` (the validation
+    reconstruction loss when there is validation data, else the training one)."""
+    key = "val_recon_loss" if logs.get("val_recon_loss") else "recon_loss"
+    losses = [float(v) for v in logs.get(key, [])]
+    first_last = [losses[0], losses[-1]] if losses else []
+    where = "validation" if key.startswith("val") else "training"
+    if collapsed_at is not None:
+        summary = (f"the restart from the mean image collapsed too (after epoch {collapsed_at}); "
+                   "it trained to the end. Try another seed, or initialization='release'.")
+    else:
+        summary = (f"the restart from the mean image trained {len(losses)} epochs"
+                   + (f" ({where} reconstruction loss {first_last[0]:.4g} -> {first_last[1]:.4g})"
+                      if losses else "")
+                   + ". A restarted run's gradient term can rank anomalies less well than a start "
+                   "that did not collapse (docs/initialisation.md): check the gradient-alone "
+                   "AUROC, or compare with another seed.")
+    return {"epochs": len(losses), "recon_loss": first_last, "collapsed_at": collapsed_at,
+            "summary": summary}

@@ -74,6 +74,12 @@ def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, b
     assert "collapsed after epoch 2" in caplog.text
     assert len(history.restarts) == 1 and history.restarts[0]["after_epoch"] == 2
     assert len(history.restarts[0]["history"]["loss"]) == 2  # the abandoned run
+    restarted = history.restarts[0]["restarted_run"]
+    losses = history.history["val_recon_loss"]
+    assert restarted["epochs"] == 3 and restarted["collapsed_at"] is None
+    assert restarted["recon_loss"] == [losses[0], losses[-1]]
+    assert f"restart from the mean image trained 3 epochs (validation reconstruction loss " \
+           f"{losses[0]:.4g} -> {losses[-1]:.4g})" in caplog.text
     assert len(history.history["loss"]) == 3  # then the full budget
     assert model.selected_epoch == best.best_epoch
     assert not collapse.is_dead(model, normal_images)

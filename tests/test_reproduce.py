@@ -304,14 +304,19 @@ def test_the_guarded_default_trains_as_the_release_unless_the_first_epoch_is_bla
     monkeypatch.setattr(experiment, "build_model", first_run_blank)
     rescued = run("guarded")
     monkeypatch.setattr(experiment, "build_model", original)
-    assert experiment.initialization_record(rescued) == {
+    record = experiment.initialization_record(rescued)
+    restarted = record.pop("restarted_run")
+    assert record == {
         "draw": 1, "output_bias_from_data": True, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]
     }
+    losses = rescued.history.history["val_recon_loss"]
+    assert restarted == {"epochs": len(losses), "recon_loss": [losses[0], losses[-1]],
+                         "collapsed_at": None}
     assert val_loss(rescued) == val_loss(run("data"))
 
 
 @pytest.mark.slow  # kept out of the default run for its time
-def test_guarded_is_the_recorded_default(tmp_path):
+def test_guarded_is_the_recorded_default(tmp_path, capsys):
     out = str(tmp_path / "out")
     argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "1",
             "--progress", "0", "--out", out]
@@ -323,8 +328,12 @@ def test_guarded_is_the_recorded_default(tmp_path):
     summary = read_json(os.path.join(out, "summary.json"))
     assert summary["hyperparameters"]["initialization"] == "guarded"
     assert summary["command"].endswith(f"--out {out}")
+    capsys.readouterr()
     assert cli.main(argv[:-2] + ["--out", out, "--init", "data", "--report-only"]) == 0
-    assert read_json(os.path.join(out, "summary.json"))["mean_auroc"] is None  # another recipe
+    reported = read_json(os.path.join(out, "summary.json"))  # the runs, as they were trained
+    assert reported["mean_auroc"] == summary["mean_auroc"] is not None
+    assert reported["hyperparameters"]["initialization"] == "guarded"
+    assert "trained with output_bias_from_data False (asked: True)" in capsys.readouterr().out
 
 
 def _digits_split(inlier, seed):

@@ -73,6 +73,10 @@ def reproduce(
             )
         except ValueError as error:
             raise ValueError(f"{out}: {error}") from None
+        asked, recorded = request.settings.as_dict(), settings.as_dict()
+        differ = [f"{k} {recorded[k]!r} (asked: {asked[k]!r})" for k in asked if asked[k] != recorded[k]]
+        if differ:
+            log(f"the finished runs were trained with {', '.join(differ)}: reported as recorded")
     else:
         _run_all(out, chosen, todo, records, scores, verbose, log)
     summary = write_report(out, chosen, records, scores, settings, figures=True, log=log)
