@@ -13,6 +13,8 @@ the same draw three ways and compare the gradient-alone AUROC:
   release start's score owes to its first epochs' (large) gradients in the average;
 * ``release-warmup<k>``: the release start with Adam's learning rate raised linearly from 0
   over the first k epochs: whether a gentler first epoch spares the draws that collapse;
+* ``guarded-keep``: the guarded start, the restart (if any) beginning with the averages the
+  abandoned run reached instead of zeros;
 * ``release-prime``: Eq. 6's averages first set to the mean reconstruction gradient at the drawn
   weights over one epoch of batches (no update, counted as that many steps), then the mean-image
   start: whether the release start's first directions, given to the restart, recover its score.
@@ -100,6 +102,32 @@ class PrimeFromDraw:
         return Prime()
 
 
+class KeepAbandonedAverages:
+    """A Keras callback for a ``guarded`` start: when the guard restarts a dead start, the
+    restarted run begins with the running averages the abandoned run had reached (its first
+    epochs' directions) instead of zeros."""
+
+    def __new__(cls):
+        import keras
+
+        class Keep(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if getattr(self, "kept", None) is not None:  # the restart's second fit
+                    references, count = self.kept
+                    for reference, value in zip(self.model.reference_gradients, references):
+                        reference.assign(value)
+                    self.model.reference_count.assign(count)
+                    self.kept = None
+
+            def on_train_end(self, logs=None):
+                if not getattr(self, "done", False):  # the first fit: keep what it averaged
+                    self.done = True
+                    self.kept = ([r.numpy() for r in self.model.reference_gradients],
+                                 self.model.reference_count.numpy())
+
+        return Keep()
+
+
 def run(split, epochs, seed, variant):
     """Train ``variant``: its start (``release`` or ``data``), then modifiers ``reset<k>``
     (clear Eq. 6's averages after epoch k) and ``warmup<k>`` (learning-rate warm-up over k
@@ -115,6 +143,8 @@ def run(split, epochs, seed, variant):
             callbacks.append(WarmUp(int(modifier[len("warmup"):])))
         elif modifier == "prime":
             callbacks.append(PrimeFromDraw(split.train))
+        elif modifier == "keep":
+            callbacks.append(KeepAbandonedAverages())
         else:
             raise ValueError(f"unknown variant {variant!r}")
     model = experiment.train_one_class(split, epochs, seed=seed, initialization=start,
@@ -139,7 +169,8 @@ def print_table(path):
         for variant in variants:
             found = [r for r in records if (r["class"], r["seed"], r["epochs"]) == run
                      and r["variant"] == variant]
-            cells.append(f"{found[0]['grad']:.3f} ({found[0]['gradcon']:.3f})" if found else "")
+            dead = " dead" if found and found[0].get("dead") else ""  # recorded since release-warmup
+            cells.append(f"{found[0]['grad']:.3f} ({found[0]['gradcon']:.3f}){dead}" if found else "")
         print(f"| {run[0]} | {run[1]} | {run[2]} | " + " | ".join(cells) + " |")
 
 
