@@ -32,13 +32,15 @@ ALL = ("train", "evaluate", "reproduce")
 
 
 def _option(default, check=None, expected=None, flag=None, commands=(), help=None,
-            command_default=False, **argparse_kw):
+            command_default=False, checked_elsewhere=False, **argparse_kw):
     """A recipe field: ``default``; ``check(value)`` or membership in ``choices`` must hold
     (else a ValueError saying ``expected``); the flag, help and argparse arguments of the
     ``commands`` that take it. ``command_default``: the option's default depends on the command
-    or its data (its argparse default is then None: not given)."""
+    or its data (its argparse default is then None: not given). ``checked_elsewhere``: the
+    ``choices`` are the command line's; the code that uses the value checks it."""
     metadata = {"check": check, "expected": expected, "flag": flag, "commands": commands,
-                "help": help, "command_default": command_default, "argparse": argparse_kw}
+                "help": help, "command_default": command_default,
+                "checked_elsewhere": checked_elsewhere, "argparse": argparse_kw}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -69,7 +71,8 @@ class Recipe:
         "false-positive rate of the threshold")
     method: str = _option(
         "gradcon", flag="--method", commands=("reproduce",), choices=METHODS,
-        help="autoencoder of Table 1 (gradcon = CAE + Grad)")
+        help="autoencoder of Table 1 (gradcon = CAE + Grad)",
+        checked_elsewhere=True)  # experiment.METHODS, which a study may extend
     initialization: str = _option(
         "guarded", flag="--init", commands=ALL, choices=INITIALIZATIONS,
         help="guarded: PyTorch's draw as the release, trained again from it with "
@@ -110,7 +113,7 @@ class Recipe:
         for field in dataclasses.fields(self):
             value, meta = getattr(self, field.name), field.metadata
             choices = meta.get("argparse", {}).get("choices")
-            if choices is not None and value not in choices:
+            if choices is not None and not meta["checked_elsewhere"] and value not in choices:
                 raise ValueError(f"{field.name} must be one of {choices}, got {value!r}")
             if meta.get("check") is not None and not _holds(meta["check"], value):
                 raise ValueError(f"{field.name} must be {meta['expected']}, got {value!r}")

@@ -40,13 +40,15 @@ def test_every_option_with_a_flag_reaches_the_recipe_of_each_command_that_takes_
 
 def test_the_recipe_checks_its_values():
     for bad in ({"batch_size": 0}, {"fpr": 1.0}, {"initialization": "zeros"}, {"epochs": 2.5},
-                {"learning_rate": float("nan")}, {"image_score": "max"}, {"method": "ae"}):
+                {"learning_rate": float("nan")}, {"image_score": "max"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Recipe(**bad)
     with pytest.raises(ValueError, match="redraw_collapsed"):
         Recipe(redraw_collapsed=True)  # the guarded start restarts instead
     with pytest.raises(TypeError):
         Recipe().replace(not_an_option=1)
+    with pytest.raises(ValueError, match="unknown method"):  # experiment.METHODS checks it
+        runner.recipe_settings("digits", 1, method="ae")
     assert Recipe().replace(epochs=None, batch_size=16) == Recipe(batch_size=16)
 
 

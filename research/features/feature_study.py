@@ -65,7 +65,7 @@ def load_set(name, seed):
     """(OneClassSplit, extra) for a data set: extra holds ELPV's defect probabilities or the
     proxy's masks."""
     from gradcon_tf.data import elpv
-    from gradcon_tf.protocols import OneClassSplit
+    from gradcon_tf.splits import OneClassSplit
 
     if name.startswith("elpv-"):
         cells = elpv_cells()
