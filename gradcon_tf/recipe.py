@@ -155,7 +155,8 @@ def add_arguments(parser, command, argument_type):
 
 
 def given(args, command):
-    """{field name: value} of the recipe options given in ``command``'s parsed ``args``."""
+    """{field name: value} of the recipe options in ``command``'s parsed ``args``, given or
+    defaulted; those left to the command (None) left out."""
     values = {f.name: getattr(args, _dest(f)) for f in command_fields(command)}
     return {name: value for name, value in values.items() if value is not None}
 
