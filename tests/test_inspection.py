@@ -327,6 +327,7 @@ def test_bad_inputs_are_one_line_before_tensorflow_loads(folders, tmp_path):
         (evaluate + [defects, "--classes", "1"], "--classes"),
         (evaluate + [defects, "--epochs", "5", "--loss-weights", "data", "--learning-rate", "1e-4"],
          "--epochs --loss-weights --learning-rate: training options"),
+        (evaluate + [defects, "--loss-weights", "paper"], "--loss-weights: training options"),
     ]
     program = (
         "import contextlib, io, json, sys; from gradcon_tf import cli\n"

@@ -39,9 +39,11 @@ def training_only(args, command):
     """The options given that only training reads (not --batch-size, which scoring reads too)."""
     given = [f"--{name}" for name in ("epochs",) if getattr(args, name) is not None]
     given += ["--seed"] if args.seed != 0 else []
-    values = recipe.given(args, command)
+    values = recipe.given(args, command)  # an option left to the command is None: not given
+    unset = {f.name: None if f.metadata["command_default"] else f.default
+             for f in recipe.command_fields(command)}
     given += [f.metadata["flag"] for f in recipe.command_fields(command)
-              if f.name != "batch_size" and values.get(f.name, f.default) != f.default]
+              if f.name != "batch_size" and values.get(f.name) != unset[f.name]]
     return given
 
 
