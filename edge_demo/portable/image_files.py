@@ -223,9 +223,9 @@ class ImageReader:
     def notes(self):
         """The lines to print once the files are read: the resized ones (a note, as expected
         for a model trained at another size) and the converted ones (a warning)."""
-        lines = []
-        if self.resized.note():
-            lines.append(f"{self.prog}: note: {self.resized.note()}")
+        lines, resized = [], self.resized.note()
+        if resized:
+            lines.append(f"{self.prog}: note: {resized}")
         if self.converted:
             lines.append(
                 f"{self.prog}: warning: {len(self.converted)} of {self.read_count} images are not "
