@@ -40,7 +40,7 @@ def build_model(method, input_shape, initialization="guarded", weights=None, **o
     """The model of Table 1 named ``method``, for images shaped ``input_shape``, started as
     ``initialization`` says (:data:`gradcon_tf.recipe.INITIALIZATIONS`); ``weights``: its
     alpha and beta (default :func:`method_arguments`); ``options``: ``GradCon``'s
-    ``image_score`` and ``remove_illumination``."""
+    ``image_score``, ``remove_illumination``, ``restart_averages``, ``backbone``."""
     model_class = METHODS[method][0]
     weights = weights if weights is not None else method_arguments(method)
     return model_class(input_shape=input_shape, initialization=initialization, **weights, **options)
@@ -103,6 +103,7 @@ def _compiled_model(recipe, images):
         model = build_model(recipe.method, images.shape[1:], recipe.initialization,
                             method_arguments(recipe.method), image_score=recipe.image_score,
                             remove_illumination=recipe.remove_illumination,
+                            restart_averages=recipe.restart_averages,
                             backbone=_backbone_for(recipe.backbone, images))
         _set_feature_loss_weights(model, recipe.method, recipe.loss_weights, images)
     else:
@@ -110,7 +111,8 @@ def _compiled_model(recipe, images):
         model = build_model(recipe.method, images.shape[1:], recipe.initialization,
                             method_arguments(recipe.method, recipe.loss_weights, seen),
                             image_score=recipe.image_score,
-                            remove_illumination=recipe.remove_illumination)
+                            remove_illumination=recipe.remove_illumination,
+                            restart_averages=recipe.restart_averages)
     model.compile(learning_rate=recipe.learning_rate)
     return model
 

@@ -29,8 +29,9 @@ class GuardedFit:
         A fresh model starts as ``initialization`` says. With ``"guarded"``, a start whose
         decoder is dead after epoch :data:`GUARD_EPOCH` (or the last, if fewer; judged on
         ``validation_data``, else on training images) is trained again in place: the initial
-        weights and optimizer state come back, the output bias is set from ``x`` and ``fit``
-        runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
+        weights and optimizer state come back, the output bias is set from ``x``, Eq. 6's
+        running averages go on from the abandoned run's (``restart_averages="kept"``, the
+        default) or from zero (``"cleared"``) and ``fit`` runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
         returned History's ``restarts`` holds the abandoned run's history (empty otherwise);
         callbacks see a second ``on_train_begin``.
 
@@ -64,7 +65,8 @@ class GuardedFit:
 
     def _fit_guarded(self, x, y, kwargs, images):
         """``fit`` from the release's draw; if the decoder is dead after :data:`GUARD_EPOCH`,
-        again from the same draw and optimizer state with the output bias from ``x``."""
+        again from the same draw and optimizer state with the output bias from ``x`` and Eq. 6's
+        averages as ``restart_averages`` says."""
         start = self._training_state()
         guard = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH)
         abandoned = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], guard]})
@@ -73,10 +75,14 @@ class GuardedFit:
             return abandoned
         logger.warning(
             "GradCon: the decoder collapsed after epoch %d (%s); training again from the same "
-            "initial weights with the output bias from the data (docs/initialisation.md).",
-            guard.collapsed_at, guard.reason,
+            "initial weights with the output bias from the data, the running gradient averages "
+            "%s (docs/initialisation.md).", guard.collapsed_at, guard.reason,
+            "kept from the abandoned run" if self.restart_averages == "kept" else "cleared",
         )
+        averages = self._eq6_averages()
         self._restore_training_state(start)
+        if self.restart_averages == "kept":
+            self._set_eq6_averages(averages)
         self.initialize_output_bias(x, name="x")
         self.collapsed_starts.append(
             {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
@@ -162,6 +168,16 @@ class GuardedFit:
             with self.distribute_strategy.scope():  # as fit() would build it
                 self.optimizer.build(self.trainable_variables)
         return self.get_weights(), [v.numpy() for v in self.optimizer.variables]
+
+    def _eq6_averages(self):
+        """Eq. 6's running averages and their step count, as NumPy values."""
+        return [r.numpy() for r in self.reference_gradients], self.reference_count.numpy()
+
+    def _set_eq6_averages(self, averages):
+        references, count = averages
+        for reference, value in zip(self.reference_gradients, references):
+            reference.assign(value)
+        self.reference_count.assign(count)
 
     def _restore_training_state(self, state):
         weights, optimizer_values = state

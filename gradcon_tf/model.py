@@ -23,7 +23,12 @@ from gradcon_tf.backbones import features as feature_extractors
 from gradcon_tf.calibration import Calibrated
 from gradcon_tf.fitting import GuardedFit
 from gradcon_tf.local_score import local_score
-from gradcon_tf.recipe import DEFAULT_LEARNING_RATE, IMAGE_SCORES, INITIALIZATIONS
+from gradcon_tf.recipe import (
+    DEFAULT_LEARNING_RATE,
+    IMAGE_SCORES,
+    INITIALIZATIONS,
+    RESTART_AVERAGES,
+)
 from gradcon_tf.saving import SavedState
 
 DEFAULT_ALPHA = 0.03
@@ -66,6 +71,10 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
         of the mean training intensity (training starts from the mean image) and training
         starts again, for the full ``epochs``. ``"release"``: PyTorch's draw whatever happens.
         ``"data"``: always the output bias from data.
+      restart_averages: Eq. 6's running averages at a guarded restart, one of
+        :data:`gradcon_tf.recipe.RESTART_AVERAGES`: ``"kept"`` (default) goes on from those the
+        abandoned run reached, whose first steps anchor the reference directions as a healthy
+        start's do (research/restart/); ``"cleared"`` starts them from zero.
       output_bias_from_data: the argument ``initialization`` replaced (True: ``"data"``, False:
         ``"release"``); configs of models saved before it hold it.
       image_score: the image's anomaly score, one of :data:`IMAGE_SCORES`. ``"mean"`` (default,
@@ -108,6 +117,7 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
         encoder=None,
         decoder=None,
         initialization="guarded",
+        restart_averages="kept",
         working_size=None,
         output_bias_from_data=None,
         image_score="mean",
@@ -127,6 +137,11 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
                 f"initialization must be one of {INITIALIZATIONS}, got {initialization!r}."
             )
         self.initialization = initialization
+        if restart_averages not in RESTART_AVERAGES:
+            raise ValueError(
+                f"restart_averages must be one of {RESTART_AVERAGES}, got {restart_averages!r}."
+            )
+        self.restart_averages = restart_averages
         self.image_shape = tuple(int(d) for d in input_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}.")
@@ -214,6 +229,7 @@ class GradCon(GuardedFit, Calibrated, SavedState, keras.Model):
             alpha=self.alpha,
             beta=self.beta,
             initialization=self.initialization,
+            restart_averages=self.restart_averages,
             image_score=self.image_score,
             remove_illumination=self.remove_illumination,
         )

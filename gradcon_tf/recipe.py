@@ -20,6 +20,9 @@ DEFAULT_LEARNING_RATE = 1e-3
 #: bias from data if that start collapses; ``release`` from PyTorch's draw whatever happens;
 #: ``data`` always with the output bias from data.
 INITIALIZATIONS = ("guarded", "release", "data")
+#: Eq. 6's running averages at a guarded restart (``GradCon(restart_averages=...)``): ``kept``
+#: from the abandoned run (the default), or ``cleared``.
+RESTART_AVERAGES = ("kept", "cleared")
 #: The autoencoders of Table 1 (gradcon = CAE + Grad; ``experiment.METHODS``).
 METHODS = ("gradcon", "cae", "vae", "vae-grad")
 #: The image scores (``GradCon.image_score``).
@@ -56,7 +59,8 @@ def _positive_number(value):
 class Recipe:
     """How one model trains. ``epochs``: training epochs; ``batch_size``; ``fpr``: the
     false-positive rate the threshold is calibrated at; ``method``: the autoencoder of Table 1;
-    ``initialization``: how ``fit`` starts (:data:`INITIALIZATIONS`); ``redraw_collapsed``: with
+    ``initialization``: how ``fit`` starts (:data:`INITIALIZATIONS`); ``restart_averages``: Eq. 6's
+    averages at a guarded restart (:data:`RESTART_AVERAGES`); ``redraw_collapsed``: with
     ``release`` or ``data``, new initial weights when the first epoch collapses;
     ``checkpoint_every``: model selection among epochs 1, 1 + k, ... and the last;
     ``loss_weights``: alpha and beta, ``paper`` or ``data``; ``image_score``,
@@ -78,6 +82,10 @@ class Recipe:
         help="guarded: PyTorch's draw as the release, trained again from it with "
         "the output bias from data when the decoder is dead after epoch 2; release: PyTorch's "
         "draw whatever happens; data: always the output bias from data (docs/initialisation.md)")
+    restart_averages: str = _option(
+        "kept", flag="--restart-averages", commands=ALL, choices=RESTART_AVERAGES,
+        help="with --init guarded, Eq. 6's running averages when a dead start trains again: "
+        "kept from the abandoned run (default; research/restart/) or cleared to zero")
     redraw_collapsed: bool = _option(
         False, lambda v: isinstance(v, bool), "True or False", "--redraw-collapsed",
         ("reproduce",), "with --init release or data: start a run again from new initial "

@@ -52,10 +52,29 @@ def test_dead_means_saturated_and_blind_to_the_input(normal_images, transform, d
     assert collapse.is_collapsed(statistics) is dead
 
 
-def _guarded_fit(images, bias, epochs=3, **kwargs):
+class _StartsAndEnds(keras.callbacks.Callback):
+    """The trainable weights, Eq. 6's averages and their count at each fit's start and end."""
+
+    def __init__(self):
+        super().__init__()
+        self.starts, self.ends = [], []
+
+    def _state(self):
+        return {"weights": [w.numpy().copy() for w in self.model.trainable_weights],
+                "averages": [r.numpy().copy() for r in self.model.reference_gradients],
+                "count": int(self.model.reference_count.numpy())}
+
+    def on_train_begin(self, logs=None):
+        self.starts.append(self._state())
+
+    def on_train_end(self, logs=None):
+        self.ends.append(self._state())
+
+
+def _guarded_fit(images, bias, epochs=3, restart_averages="kept", **kwargs):
     """A guarded GradCon whose output bias starts at ``bias`` (-30: saturated black), fitted."""
     keras.utils.set_random_seed(0)
-    model = gradcon_tf.GradCon()
+    model = gradcon_tf.GradCon(restart_averages=restart_averages)
     model.compile()
     networks.sigmoid_output_bias(model.decoder).assign([bias])
     history = model.fit(images, epochs=epochs, batch_size=32, verbose=0, **kwargs)
@@ -64,10 +83,10 @@ def _guarded_fit(images, bias, epochs=3, **kwargs):
 
 @pytest.mark.parametrize("bias", [-30.0, pytest.param(30.0, marks=pytest.mark.slow)])  # black, white
 def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, bias, caplog):
-    best = callbacks.KeepBestWeights()
+    best, seen = callbacks.KeepBestWeights(), _StartsAndEnds()
     with caplog.at_level(logging.WARNING, logger="gradcon_tf"):
         model, history = _guarded_fit(
-            normal_images, bias, validation_data=normal_images[:48], callbacks=[best]
+            normal_images, bias, validation_data=normal_images[:48], callbacks=[best, seen]
         )
     assert model.collapsed_starts == [{"draw": 0, "blank_after_epoch": 2}]  # judged after epoch 2
     assert model.starts_from_mean_image
@@ -83,13 +102,36 @@ def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, b
     assert len(history.history["loss"]) == 3  # then the full budget
     assert model.selected_epoch == best.best_epoch
     assert not collapse.is_dead(model, normal_images)
-    # The restart is the run that starts from the same draw with the bias from data.
+    # The restart starts from the same draw with the bias from data, Eq. 6's averages going on
+    # from those the abandoned run reached.
+    keras.utils.set_random_seed(0)
+    data = gradcon_tf.GradCon(initialization="data")
+    data.compile()
+    data_start = _StartsAndEnds()
+    data.fit(normal_images, epochs=1, batch_size=32, verbose=0, callbacks=[data_start])
+    (abandoned_start, restart), (abandoned_end, _) = seen.starts, seen.ends
+    assert not any(np.any(a) for a in abandoned_start["averages"])
+    for kept, reached in zip(restart["averages"], abandoned_end["averages"]):
+        np.testing.assert_array_equal(kept, reached)
+    assert restart["count"] == abandoned_end["count"] > 0
+    for ours, theirs in zip(restart["weights"], data_start.starts[0]["weights"]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_restart_with_cleared_averages_is_the_data_run_number_for_number(normal_images):
+    model, history = _guarded_fit(normal_images, -30.0, restart_averages="cleared",
+                                  validation_data=normal_images[:48])
+    assert model.collapsed_starts == [{"draw": 0, "blank_after_epoch": 2}]
     keras.utils.set_random_seed(0)
     data = gradcon_tf.GradCon(initialization="data")
     data.compile()
     expected = data.fit(normal_images, validation_data=normal_images[:48], epochs=3,
                         batch_size=32, verbose=0)
     assert history.history["val_loss"] == expected.history["val_loss"]
+    restored = gradcon_tf.GradCon.from_config(model.get_config())
+    assert restored.restart_averages == "cleared"
+    with pytest.raises(ValueError, match="restart_averages"):
+        gradcon_tf.GradCon(restart_averages="zeros")
 
 
 @pytest.mark.slow  # kept out of the default run for its time

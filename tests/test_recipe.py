@@ -14,7 +14,7 @@ OTHER_VALUES = {
     "initialization": ("data", "data"), "redraw_collapsed": (None, True),
     "checkpoint_every": ("5", 5), "loss_weights": ("data", "data"),
     "image_score": ("local", "local"), "remove_illumination": (None, True),
-    "learning_rate": ("3e-4", 3e-4),
+    "learning_rate": ("3e-4", 3e-4), "restart_averages": ("cleared", "cleared"),
 }
 REQUIRED = {
     "train": ["--normal", "good", "--out", "m.keras"],
@@ -40,7 +40,8 @@ def test_every_option_with_a_flag_reaches_the_recipe_of_each_command_that_takes_
 
 def test_the_recipe_checks_its_values():
     for bad in ({"batch_size": 0}, {"fpr": 1.0}, {"initialization": "zeros"}, {"epochs": 2.5},
-                {"learning_rate": float("nan")}, {"image_score": "max"}):
+                {"learning_rate": float("nan")}, {"image_score": "max"},
+                {"restart_averages": "zeros"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Recipe(**bad)
     with pytest.raises(ValueError, match="redraw_collapsed"):
@@ -55,7 +56,8 @@ def test_the_recipe_checks_its_values():
 def test_the_settings_record_the_recipe_and_give_it_back():
     chosen = Recipe(epochs=7, batch_size=32, method="cae", initialization="release",
                     redraw_collapsed=True, checkpoint_every=5, loss_weights="data",
-                    image_score="local", remove_illumination=True, learning_rate=3e-4)
+                    image_score="local", remove_illumination=True, learning_rate=3e-4,
+                    restart_averages="cleared")
     settings = runner.recipe_settings("digits", 7, **{
         name: getattr(chosen, name) for name in runner.RECIPE_OPTIONS if name != "fpr"})
     assert settings.recipe() == chosen
@@ -65,7 +67,7 @@ def test_the_settings_record_the_recipe_and_give_it_back():
         "data", "epochs", "batch_size", "alpha", "beta", "validation_fraction", "method",
         "optimizer", "output_bias_from_data", "redraw_collapsed", "checkpoint_every",
         "bias_from_data_on_collapse", "loss_average", "loss_weights", "image_score",
-        "remove_illumination", "learning_rate"]
+        "remove_illumination", "learning_rate", "restart_averages"]
     assert runner.recipe_settings("digits", 3, initialization="release").redraw_collapsed
     assert not runner.recipe_settings("digits", 3).redraw_collapsed
     assert store.Settings.from_recipe("x", Recipe(), 0.03, 0.12).initialization == "guarded"

@@ -59,6 +59,10 @@ class Settings:
     remove_illumination: bool = False
     #: Adam's learning rate (the paper's 1e-3 unless ``--learning-rate``).
     learning_rate: float = 1e-3
+    #: Eq. 6's running averages at a guarded restart: ``"kept"`` from the abandoned run, or
+    #: ``"cleared"`` (records made before this field). Compared only for runs the guard
+    #: restarted (:data:`ONLY_IF_RESTARTED`): the others trained the same either way.
+    restart_averages: str = "kept"
 
     @classmethod
     def from_recipe(cls, data, recipe, alpha, beta):
@@ -100,7 +104,12 @@ LEGACY_SETTINGS = {
     "image_score": "mean",
     "remove_illumination": False,
     "learning_rate": 1e-3,
+    "restart_averages": "cleared",
 }
+
+#: Settings that act only after a guarded restart: a run the guard did not restart matches
+#: every value of them.
+ONLY_IF_RESTARTED = ("restart_averages",)
 
 #: What a report over finished runs (``report_only``) takes from the records, not from the
 #: command: every setting but the data and the epochs, so that a folder made with an earlier
@@ -153,8 +162,8 @@ def load_finished_run(out, run, settings, milestones=(), ignore=(), arrays=ONE_C
             isinstance(record, dict)
             and record.get("complete") is True
             and record.get("format") == RUN_FORMAT
-            and _without({**LEGACY_SETTINGS, **record.get("settings", {})}, ignore)
-            == _without(settings.as_dict(), ignore)
+            and _compared(_recorded(record), record, ignore)
+            == _compared(settings.as_dict(), record, ignore)
             and all(record.get(key) == value for key, value in run.items())
             and {str(m) for m in milestones if m < settings.epochs}
             <= set(record.get("milestones", {}))
@@ -176,15 +185,34 @@ def load_finished_run(out, run, settings, milestones=(), ignore=(), arrays=ONE_C
 
 
 def recorded_settings(settings, records, keys):
-    """``settings`` with ``keys`` taken from the records (which must agree on them)."""
+    """``settings`` with ``keys`` taken from the records (which must agree on them; on
+    :data:`ONLY_IF_RESTARTED`, the records of restarted runs)."""
     for key in keys:
-        values = {str({**LEGACY_SETTINGS, **r["settings"]}[key]) for r in records}
+        counted = [r for r in records if key not in ONLY_IF_RESTARTED or _restarted(r)]
+        values = {str(_recorded(r)[key]) for r in counted}
         if len(values) > 1:
             raise ValueError(f"the finished runs differ in {key} ({sorted(values)})")
         if values:
-            first = {**LEGACY_SETTINGS, **next(iter(records))["settings"]}
-            settings = dataclasses.replace(settings, **{key: first[key]})
+            settings = dataclasses.replace(settings, **{key: _recorded(counted[0])[key]})
     return settings
+
+
+def _recorded(record):
+    """The settings a record was made with, legacy values filled in."""
+    return {**LEGACY_SETTINGS, **record.get("settings", {})}
+
+
+def _restarted(record):
+    """Whether the record's run was restarted by the guard (``--init guarded``)."""
+    initialization = record.get("initialization") or {}
+    return bool(_recorded(record)["bias_from_data_on_collapse"] and initialization.get("collapsed"))
+
+
+def _compared(settings, record, ignore):
+    """``settings`` as compared with ``record``'s: without ``ignore``, nor
+    :data:`ONLY_IF_RESTARTED` for a run the guard did not restart."""
+    skipped = (*ignore, *(() if _restarted(record) else ONLY_IF_RESTARTED))
+    return _without(settings, skipped)
 
 
 def _shared_with_recipe(settings):

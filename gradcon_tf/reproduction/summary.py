@@ -86,6 +86,8 @@ def hyperparameters(settings):
         "output_bias_from_data": settings.output_bias_from_data,
         "redraw_collapsed": settings.redraw_collapsed,
         "initialization": settings.initialization,
+        **({"restart_averages": settings.restart_averages}
+           if settings.restart_averages != "kept" else {}),
         "loss_average": settings.loss_average,
         "learning_rate": settings.learning_rate,
         "adam_epsilon": ADAM_EPSILON,
