@@ -1,6 +1,5 @@
 """Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
-``StopOnCollapse`` (GradCon.fit's guarded start; ``experiment.train_one_class`` redraws collapsed
-starts with it); model selection by validation loss: ``KeepBestWeights``; progress over
+``StopOnCollapse`` (GradCon.fit's guarded start); model selection by validation loss: ``KeepBestWeights``; progress over
 epochs: ``EpochProgress``."""
 
 import math

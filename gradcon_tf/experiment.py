@@ -4,16 +4,11 @@ import keras
 import numpy as np
 
 from gradcon_tf import evaluation, filters, loss_weights, preprocessing
-from gradcon_tf.callbacks import EpochProgress, KeepBestWeights, StopOnCollapse
+from gradcon_tf.callbacks import EpochProgress, KeepBestWeights
 from gradcon_tf.model import DEFAULT_ALPHA, GradCon
 from gradcon_tf.recipe import METHODS as METHOD_NAMES
 from gradcon_tf.recipe import Recipe
 from gradcon_tf.vae import GradConVAE
-
-#: Initial weights drawn at most this many times when collapsed starts are redrawn.
-MAX_INITIALIZATION_DRAWS = 5
-#: Draw k > 0 of a run with seed s seeds everything with s + k * INITIALIZATION_SEED_STRIDE.
-INITIALIZATION_SEED_STRIDE = 10_000
 
 #: The data weights of a model on features measure at most this many images' features.
 FEATURE_SAMPLE = 512
@@ -63,35 +58,21 @@ def train_one_class(split, epochs=None, seed=0, verbose=1, callbacks=(), recipe=
     shows one progress bar over epochs (one line per epoch off a terminal), 2 Keras' per-epoch
     lines, 0 nothing.
 
-    ``redraw_collapsed`` (``release`` or ``data`` only): when the first epoch leaves a dead
-    decoder (:class:`~gradcon_tf.callbacks.StopOnCollapse`), start again from new weights (draw
-    k seeds everything with ``seed + k * INITIALIZATION_SEED_STRIDE``), at most
-    ``MAX_INITIALIZATION_DRAWS`` draws; the last trains to the end whatever happens.
     ``loss_weights="data"`` scales alpha and beta to the training images' pixel variance
     (:mod:`gradcon_tf.loss_weights`; the filtered images with ``remove_illumination``), or with a
     ``backbone`` to the standardised features, times ``loss_weights.FEATURE_ALPHA_SHARE``.
 
     Global state: ``seed`` seeds the process's random generators (Python, NumPy, TensorFlow:
-    ``keras.utils.set_random_seed``) before each draw; a redrawn start clears Keras' session
-    before the next draw (clearing it after the run is the caller's).
+    ``keras.utils.set_random_seed``); clearing Keras' session after the run is the caller's.
     """
     recipe = (recipe or Recipe()).replace(epochs=epochs, **options)
     if verbose == 1:
         callbacks, verbose = [EpochProgress(), *callbacks], 0
-    draws = MAX_INITIALIZATION_DRAWS if recipe.redraw_collapsed else 1
-    collapsed = []
-    for draw in range(draws):
-        keras.utils.set_random_seed(seed + draw * INITIALIZATION_SEED_STRIDE)
-        model = _compiled_model(recipe, split.train)
-        model.collapsed_starts = list(collapsed)
-        guard = [StopOnCollapse(split.validation, epoch=1)] if draw + 1 < draws else []
-        model.fit(split.train, validation_data=split.validation, epochs=recipe.epochs,
-                  batch_size=recipe.batch_size, verbose=verbose,
-                  callbacks=[KeepBestWeights(every=recipe.checkpoint_every), *guard, *callbacks])
-        if not guard or guard[0].collapsed_at is None:
-            break
-        collapsed.append({"draw": draw, "blank_after_epoch": guard[0].collapsed_at})
-        keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = _compiled_model(recipe, split.train)
+    model.fit(split.train, validation_data=split.validation, epochs=recipe.epochs,
+              batch_size=recipe.batch_size, verbose=verbose,
+              callbacks=[KeepBestWeights(every=recipe.checkpoint_every), *callbacks])
     model.calibrate(split.validation, fpr=recipe.fpr)
     return model
 

@@ -31,9 +31,10 @@ class GuardedFit:
         ``validation_data``, else on training images) is trained again in place: the initial
         weights and optimizer state come back, the output bias is set from ``x``, Eq. 6's
         running averages go on from the abandoned run's (``restart_averages="kept"``, the
-        default) or from zero (``"cleared"``) and ``fit`` runs again for ``epochs``. The log says so, ``collapsed_starts`` records it and the
-        returned History's ``restarts`` holds the abandoned run's history (empty otherwise);
-        callbacks see a second ``on_train_begin``.
+        default) or from zero (``"cleared"``) and ``fit`` runs again for ``epochs``. The log
+        says so, ``collapsed_starts`` records it and the returned History's ``restarts`` holds
+        the abandoned run's history (empty otherwise); callbacks see a second
+        ``on_train_begin``.
 
         A :class:`gradcon_tf.callbacks.StopOnNonFiniteLoss` guard is added unless the callbacks
         already hold one (or Keras' ``TerminateOnNaN``). Empty ``x`` is a ValueError.

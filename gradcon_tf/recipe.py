@@ -8,7 +8,6 @@ records the recipe in its settings (:mod:`gradcon_tf.reproduction.store`). No Te
 the command line reads it before TensorFlow loads.
 """
 
-import argparse
 import dataclasses
 import math
 
@@ -59,10 +58,8 @@ def _positive_number(value):
 class Recipe:
     """How one model trains. ``epochs``: training epochs; ``batch_size``; ``fpr``: the
     false-positive rate the threshold is calibrated at; ``method``: the autoencoder of Table 1;
-    ``initialization``: how ``fit`` starts (:data:`INITIALIZATIONS`); ``restart_averages``: Eq. 6's
-    averages at a guarded restart (:data:`RESTART_AVERAGES`); ``redraw_collapsed``: with
-    ``release`` or ``data``, new initial weights when the first epoch collapses;
-    ``checkpoint_every``: model selection among epochs 1, 1 + k, ... and the last;
+    ``initialization``: how ``fit`` starts (:data:`INITIALIZATIONS`); ``restart_averages``:
+    Eq. 6's averages at a guarded restart (:data:`RESTART_AVERAGES`); ``checkpoint_every``: model selection among epochs 1, 1 + k, ... and the last;
     ``loss_weights``: alpha and beta, ``paper`` or ``data``; ``image_score``,
     ``remove_illumination`` and ``backbone``: ``GradCon``'s; ``learning_rate``: Adam's."""
 
@@ -86,11 +83,6 @@ class Recipe:
         "kept", flag="--restart-averages", commands=ALL, choices=RESTART_AVERAGES,
         help="with --init guarded, Eq. 6's running averages when a dead start trains again: "
         "kept from the abandoned run (default; research/restart/) or cleared to zero")
-    redraw_collapsed: bool = _option(
-        False, lambda v: isinstance(v, bool), "True or False", "--redraw-collapsed",
-        ("reproduce",), "with --init release or data: start a run again from new initial "
-        "weights when its first epoch leaves a blank reconstruction (default: on with release)",
-        command_default=True, action=argparse.BooleanOptionalAction)
     checkpoint_every: int = _option(
         1, _positive_int, "a positive integer", "--checkpoint-every", ("reproduce",),
         "model selection among epochs 1, 1+K, ... and the last, as the authors' release writes "
@@ -125,8 +117,6 @@ class Recipe:
                 raise ValueError(f"{field.name} must be one of {choices}, got {value!r}")
             if meta.get("check") is not None and not _holds(meta["check"], value):
                 raise ValueError(f"{field.name} must be {meta['expected']}, got {value!r}")
-        if self.redraw_collapsed and self.initialization == "guarded":
-            raise ValueError("redraw_collapsed applies to the release and data initialisations")
 
     def replace(self, **changes):
         """This recipe with ``changes`` (checked); None values leave a field as it is."""

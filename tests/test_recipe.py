@@ -11,7 +11,7 @@ from gradcon_tf.reproduction import runner, store
 #: A value other than the default, as typed on the command line and as the recipe holds it.
 OTHER_VALUES = {
     "batch_size": ("32", 32), "fpr": ("0.1", 0.1), "method": ("cae", "cae"),
-    "initialization": ("data", "data"), "redraw_collapsed": (None, True),
+    "initialization": ("data", "data"),
     "checkpoint_every": ("5", 5), "loss_weights": ("data", "data"),
     "image_score": ("local", "local"), "remove_illumination": (None, True),
     "learning_rate": ("3e-4", 3e-4), "restart_averages": ("cleared", "cleared"),
@@ -31,8 +31,7 @@ def test_every_option_with_a_flag_reaches_the_recipe_of_each_command_that_takes_
         for field in recipe.command_fields(command):
             typed, value = OTHER_VALUES[field.name]
             flag = field.metadata["flag"]
-            extra = ["--init", "data"] if field.name == "redraw_collapsed" else []  # not guarded
-            args = parser.parse_args([command, *required, *extra, flag, *([typed] if typed else [])])
+            args = parser.parse_args([command, *required, flag, *([typed] if typed else [])])
             assert getattr(recipe.from_args(args, command), field.name) == value, (command, flag)
         untouched = recipe.from_args(parser.parse_args([command, *required]), command)
         assert untouched == Recipe(), command
@@ -44,8 +43,6 @@ def test_the_recipe_checks_its_values():
                 {"restart_averages": "zeros"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Recipe(**bad)
-    with pytest.raises(ValueError, match="redraw_collapsed"):
-        Recipe(redraw_collapsed=True)  # the guarded start restarts instead
     with pytest.raises(TypeError):
         Recipe().replace(not_an_option=1)
     with pytest.raises(ValueError, match="unknown method"):  # experiment.METHODS checks it
@@ -55,7 +52,7 @@ def test_the_recipe_checks_its_values():
 
 def test_the_settings_record_the_recipe_and_give_it_back():
     chosen = Recipe(epochs=7, batch_size=32, method="cae", initialization="release",
-                    redraw_collapsed=True, checkpoint_every=5, loss_weights="data",
+                    checkpoint_every=5, loss_weights="data",
                     image_score="local", remove_illumination=True, learning_rate=3e-4,
                     restart_averages="cleared")
     settings = runner.recipe_settings("digits", 7, **{
@@ -68,6 +65,5 @@ def test_the_settings_record_the_recipe_and_give_it_back():
         "optimizer", "output_bias_from_data", "redraw_collapsed", "checkpoint_every",
         "bias_from_data_on_collapse", "loss_average", "loss_weights", "image_score",
         "remove_illumination", "learning_rate", "restart_averages"]
-    assert runner.recipe_settings("digits", 3, initialization="release").redraw_collapsed
-    assert not runner.recipe_settings("digits", 3).redraw_collapsed
+    assert not runner.recipe_settings("digits", 3, initialization="release").redraw_collapsed
     assert store.Settings.from_recipe("x", Recipe(), 0.03, 0.12).initialization == "guarded"

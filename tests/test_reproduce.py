@@ -251,62 +251,41 @@ def test_release_init_is_recorded(tmp_path):
     run = read_json(os.path.join(out, "runs", "class3-seed0.json"))
     assert summary["command"].endswith("--release-init")
     assert run["settings"]["output_bias_from_data"] is False
-    assert run["settings"]["redraw_collapsed"] is True  # the default with the release's init
+    assert run["settings"]["redraw_collapsed"] is False  # recorded; only old folders redrew
     assert summary["hyperparameters"]["output_bias_from_data"] is False
-    assert summary["hyperparameters"]["redraw_collapsed"] is True
+    assert summary["hyperparameters"]["redraw_collapsed"] is False
     assert summary["hyperparameters"]["optimizer"] == "CorrectedEpsilonAdam"
 
 
 @pytest.mark.slow  # 10-20 s; run with `pytest -m slow`
-def test_a_collapsed_start_is_redrawn_and_recorded(tmp_path, monkeypatch):
-    """Draw 0 is forced blank; the run must equal a run seeded with draw 1's seed."""
+def test_the_release_init_trains_a_blank_start_to_the_end(tmp_path, monkeypatch):
+    """--release-init: the release's start whatever happens (the guarded default restarts it)."""
     from gradcon_tf import experiment, networks
 
     built = []
     original = experiment.build_model
 
-    def first_draw_blank(*args, **kwargs):
+    def blank(*args, **kwargs):
         model = original(*args, **kwargs)
-        if not built:  # a bias this low stays blank through the first epoch
-            networks.sigmoid_output_bias(model.decoder).assign([-30.0])
+        networks.sigmoid_output_bias(model.decoder).assign([-30.0])  # blank through epoch 2
         built.append(model)
         return model
 
-    monkeypatch.setattr(experiment, "build_model", first_draw_blank)
-    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "2",
-            "--progress", "0", "--milestones", "1", "--release-init"]
-    redrawn = str(tmp_path / "redrawn")
-    assert cli.main(argv + ["--out", redrawn]) == 0
-    run = read_json(os.path.join(redrawn, "runs", "class3-seed0.json"))
-    assert len(built) == 2
-    assert run["initialization"] == {
-        "draw": 1, "output_bias_from_data": False, "collapsed": [{"draw": 0, "blank_after_epoch": 1}]
-    }
-    assert run["settings"]["redraw_collapsed"] is True
-    assert run["milestones"]["1"]["best_epoch"] == 1 and len(run["val_loss"]) == 2
-    summary = read_json(os.path.join(redrawn, "summary.json"))
-    assert summary["redrawn_runs"] == {"class3-seed0": run["initialization"]}
-    with open(os.path.join(redrawn, "README.md")) as handle:
-        assert "Collapsed starts redrawn: 1 of 1 runs (class3-seed0: trained draw 1)." in handle.read()
-
-    split = _digits_split(3, seed=0)
-    direct = experiment.train_one_class(
-        split, 2, seed=experiment.INITIALIZATION_SEED_STRIDE, verbose=0, initialization="release"
-    )
-    assert experiment.initialization_record(direct) == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
-    direct_val_loss = [float(v) for v in direct.history.history["val_loss"]]
-    np.testing.assert_allclose(run["val_loss"], direct_val_loss, rtol=1e-5)
-
-    built.clear()
-
-    kept = str(tmp_path / "kept")  # without redrawing, the blank draw trains to the end
-    assert cli.main(argv + ["--out", kept, "--no-redraw-collapsed"]) == 0
-    run = read_json(os.path.join(kept, "runs", "class3-seed0.json"))
-    summary = read_json(os.path.join(kept, "summary.json"))
-    assert run["initialization"] == {"draw": 0, "output_bias_from_data": False, "collapsed": []}
-    assert run["settings"]["redraw_collapsed"] is False
-    assert summary["command"].endswith("--release-init --no-redraw-collapsed")
-    assert run["val_loss"] != direct_val_loss  # the blank draw itself trained
+    monkeypatch.setattr(experiment, "build_model", blank)
+    argv = ["reproduce", "--data", "digits", "--classes", "3", "--seeds", "1", "--epochs", "3",
+            "--progress", "0", "--milestones", "1"]
+    runs = {}
+    for name, extra in (("release", ["--release-init"]), ("guarded", [])):
+        assert cli.main(argv + ["--out", str(tmp_path / name), *extra]) == 0
+        runs[name] = read_json(os.path.join(tmp_path / name, "runs", "class3-seed0.json"))
+    assert len(built) == 2  # one model each: no run draws new weights
+    assert runs["release"]["initialization"] == {
+        "draw": 0, "output_bias_from_data": False, "collapsed": []}
+    assert runs["release"]["blank"] and len(runs["release"]["val_loss"]) == 3
+    assert runs["guarded"]["initialization"]["collapsed"] == [{"draw": 0, "blank_after_epoch": 2}]
+    assert not runs["guarded"]["blank"]
+    summary = read_json(os.path.join(tmp_path / "release", "summary.json"))
+    assert summary["redrawn_runs"] == {} and summary["command"].endswith("--release-init")
 
 
 @pytest.mark.slow  # 10-30 s; run with `pytest -m slow`

@@ -104,8 +104,6 @@ def _command(args):
              f"--seeds {args.seeds} --epochs {args.epochs} --out {args.out}"]
     words += [f"{flag} {value}" for flag, value in flags.items() if value]
     words += ["--release-init"] if release else []
-    words += ["--no-redraw-collapsed"] if release and args.redraw_collapsed is False else []
-    words += ["--redraw-collapsed"] if not release and args.redraw_collapsed else []
     if args.checkpoint_every not in (None, 1):
         words.append(f"--checkpoint-every {args.checkpoint_every}")
     if args.remove_illumination:
@@ -116,7 +114,7 @@ def _command(args):
 
 
 #: The recipe options the report's command line gave before options were declared in the recipe.
-_WRITTEN_OUT = ("batch_size", "method", "initialization", "redraw_collapsed", "checkpoint_every",
+_WRITTEN_OUT = ("batch_size", "method", "initialization", "checkpoint_every",
                 "loss_weights", "image_score", "remove_illumination", "learning_rate")
 
 

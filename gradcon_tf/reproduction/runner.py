@@ -27,11 +27,8 @@ RECIPE_OPTIONS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not 
 
 def recipe_settings(data, epochs, **options):
     """The :class:`~.store.Settings` of the recipe ``options`` (:data:`RECIPE_OPTIONS`, None:
-    the default) trained ``epochs`` on ``data``. ``redraw_collapsed`` is by default on with
-    ``initialization="release"``; alpha and beta are the method's (``loss_weights="data"``:
-    the paper's, which each run scales)."""
-    if options.get("redraw_collapsed") is None:
-        options["redraw_collapsed"] = options.get("initialization") == "release"
+    the default) trained ``epochs`` on ``data``; alpha and beta are the method's
+    (``loss_weights="data"``: the paper's, which each run scales)."""
     recipe = Recipe().replace(epochs=int(epochs), **options)
     return store.Settings.from_recipe(data, recipe, **experiment.method_arguments(recipe.method))
 
