@@ -17,9 +17,7 @@ import warnings
 import numpy as np
 
 from gradcon_tf import metrics
-from gradcon_tf.backbones import (
-    DEFAULT_BACKBONE, FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE, PIXEL_EPOCHS,
-)
+from gradcon_tf.backbones import DEFAULT_BACKBONE, NO_BACKBONE, recipe_defaults
 from gradcon_tf.data import anomaly_folders
 from gradcon_tf.data.base import DataFileError
 from gradcon_tf.evaluation import SCORE_KINDS, score_kinds
@@ -102,11 +100,8 @@ def folder_recipe(**options):
     options = {name: value for name, value in options.items() if value is not None}
     backbone = options.pop("backbone", DEFAULT_BACKBONE)
     on_features = backbone != NO_BACKBONE
-    defaults = {
-        "loss_weights": "data", "backbone": backbone if on_features else None,
-        "epochs": FEATURE_EPOCHS if on_features else PIXEL_EPOCHS,
-        "image_score": FEATURE_IMAGE_SCORE if on_features else "mean",
-    }
+    defaults = {"loss_weights": "data", "backbone": backbone if on_features else None,
+                **recipe_defaults(on_features)}
     return Recipe().replace(**{**defaults, **options})
 
 

@@ -24,10 +24,7 @@ from gradcon_tf.calibration import Calibrated
 from gradcon_tf.fitting import GuardedFit
 from gradcon_tf.local_score import local_score
 from gradcon_tf.recipe import (
-    DEFAULT_LEARNING_RATE,
-    IMAGE_SCORES,
-    INITIALIZATIONS,
-    RESTART_AVERAGES,
+    DEFAULT_LEARNING_RATE, IMAGE_SCORES, INITIALIZATIONS, RESTART_AVERAGES,
 )
 from gradcon_tf.saving import SavedState
 

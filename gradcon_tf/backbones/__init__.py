@@ -24,5 +24,13 @@ MIN_IMAGE_SIDE = 32
 SIZE_MULTIPLE = 16
 
 
+def recipe_defaults(on_features, pixel_epochs=PIXEL_EPOCHS):
+    """The epochs and image score of the recipe for what the autoencoder trains on: a
+    backbone's features, else pixels (``pixel_epochs``: the command's)."""
+    if on_features:
+        return {"epochs": FEATURE_EPOCHS, "image_score": FEATURE_IMAGE_SCORE}
+    return {"epochs": pixel_epochs, "image_score": "mean"}
+
+
 class BackboneError(ValueError):
     """A backbone that cannot be built as asked (unknown name, wrong weights, bad size)."""

@@ -2,7 +2,7 @@
 choice between a labelled dataset and image folders."""
 
 from gradcon_tf import recipe
-from gradcon_tf.backbones import FEATURE_EPOCHS, FEATURE_IMAGE_SCORE, NO_BACKBONE
+from gradcon_tf.backbones import FEATURE_EPOCHS, NO_BACKBONE, recipe_defaults
 from gradcon_tf.cli import common
 from gradcon_tf.cli.common import UserError
 
@@ -50,10 +50,11 @@ def training_only(args, command):
 def fill_recipe_defaults(args):
     """--epochs and --image-score not given: the command's, or the recipe on features."""
     on_features = getattr(args, "backbone", None) not in (None, NO_BACKBONE)
+    defaults = recipe_defaults(on_features, args.default_epochs)
     if args.epochs is None:
-        args.epochs = FEATURE_EPOCHS if on_features else args.default_epochs
+        args.epochs = defaults["epochs"]
     if args.image_score is None:
-        args.image_score = FEATURE_IMAGE_SCORE if on_features else "mean"
+        args.image_score = defaults["image_score"]
 
 
 def recipe_of(args, command, **defaults):
