@@ -90,7 +90,7 @@ class GuardedFit:
         )
         watch = gradcon_callbacks.StopOnCollapse(images, epoch=GUARD_EPOCH, stop=False)
         history = self._fit_once(x, y, {**kwargs, "callbacks": [*kwargs["callbacks"], watch]})
-        restarted = _restarted_run(history.history, watch.collapsed_at)
+        restarted = _restarted_run(history.history, watch.collapsed_at, self.restart_averages)
         logger.warning("GradCon: %s", restarted["summary"])
         history.restarts = [{"after_epoch": guard.collapsed_at, "history": abandoned.history,
                              "restarted_run": restarted}]
@@ -224,7 +224,7 @@ class GuardedFit:
         return preprocessing.check_images(data, self.image_shape, name)
 
 
-def _restarted_run(logs, collapsed_at):
+def _restarted_run(logs, collapsed_at, restart_averages):
     """What the run restarted from the mean image did, for the log and ``History.restarts``:
     ``{"epochs", "recon_loss": [first, last], "collapsed_at", "summary"}`` (the validation
     reconstruction loss when there is validation data, else the training one)."""
@@ -238,9 +238,10 @@ def _restarted_run(logs, collapsed_at):
     else:
         summary = (f"the restart from the mean image trained {len(losses)} epochs"
                    + (f" ({where} reconstruction loss {first_last[0]:.4g} -> {first_last[1]:.4g})"
-                      if losses else "")
-                   + ". A restarted run's gradient term can rank anomalies less well than a start "
-                   "that did not collapse (docs/initialisation.md): check the gradient-alone "
-                   "AUROC, or compare with another seed.")
+                      if losses else "") + ".")
+        if restart_averages == "cleared":
+            summary += (" With the averages cleared, a restarted run's gradient term can rank "
+                        "anomalies less well than a start that did not collapse "
+                        "(docs/initialisation.md): check the gradient-alone AUROC.")
     return {"epochs": len(losses), "recon_loss": first_last, "collapsed_at": collapsed_at,
             "summary": summary}

@@ -98,7 +98,9 @@ def test_fit_restarts_a_dead_start_in_place_from_the_mean_image(normal_images, b
     assert restarted["epochs"] == 3 and restarted["collapsed_at"] is None
     assert restarted["recon_loss"] == [losses[0], losses[-1]]
     assert f"restart from the mean image trained 3 epochs (validation reconstruction loss " \
-           f"{losses[0]:.4g} -> {losses[-1]:.4g})" in caplog.text
+           f"{losses[0]:.4g} -> {losses[-1]:.4g})." in caplog.text
+    assert "averages kept from the abandoned run" in caplog.text
+    assert "With the averages cleared" not in caplog.text
     assert len(history.history["loss"]) == 3  # then the full budget
     assert model.selected_epoch == best.best_epoch
     assert not collapse.is_dead(model, normal_images)
@@ -128,6 +130,7 @@ def test_a_restart_with_cleared_averages_is_the_data_run_number_for_number(norma
     expected = data.fit(normal_images, validation_data=normal_images[:48], epochs=3,
                         batch_size=32, verbose=0)
     assert history.history["val_loss"] == expected.history["val_loss"]
+    assert "With the averages cleared" in history.restarts[0]["restarted_run"]["summary"]
     restored = gradcon_tf.GradCon.from_config(model.get_config())
     assert restored.restart_averages == "cleared"
     with pytest.raises(ValueError, match="restart_averages"):

@@ -39,9 +39,9 @@ class Settings:
     optimizer: str = "CorrectedEpsilonAdam"
     #: False: the release's initialisation of the output bias (``--release-init``).
     output_bias_from_data: bool = True
-    #: Start again from new weights when the first epoch leaves a blank reconstruction
-    #: (``experiment.train_one_class``); ``--redraw-collapsed``, on by default with
-    #: ``--release-init``.
+    #: Whether a collapsed start was started again from new weights: what ``--release-init``
+    #: did until 2026-12-06 (``--redraw-collapsed``); kept so that those runs report as
+    #: recorded. Runs since never redraw.
     redraw_collapsed: bool = False
     #: Model selection among the epochs 1, 1 + k, ... and the last, as the release writes its
     #: checkpoints (``--checkpoint-every 5``); 1: every epoch (``callbacks.KeepBestWeights``).
