@@ -1,6 +1,6 @@
 """Training guards: ``StopOnNonFiniteLoss`` (GradCon.fit adds it by itself) and
-``StopOnCollapse`` (GradCon.fit's guarded start); model selection by validation loss: ``KeepBestWeights``; progress over
-epochs: ``EpochProgress``."""
+``StopOnCollapse`` (GradCon.fit's guarded start); model selection by validation loss:
+``KeepBestWeights``; progress over epochs: ``EpochProgress``."""
 
 import math
 import sys

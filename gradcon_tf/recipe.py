@@ -59,7 +59,8 @@ class Recipe:
     """How one model trains. ``epochs``: training epochs; ``batch_size``; ``fpr``: the
     false-positive rate the threshold is calibrated at; ``method``: the autoencoder of Table 1;
     ``initialization``: how ``fit`` starts (:data:`INITIALIZATIONS`); ``restart_averages``:
-    Eq. 6's averages at a guarded restart (:data:`RESTART_AVERAGES`); ``checkpoint_every``: model selection among epochs 1, 1 + k, ... and the last;
+    Eq. 6's averages at a guarded restart (:data:`RESTART_AVERAGES`); ``checkpoint_every``:
+    model selection among epochs 1, 1 + k, ... and the last;
     ``loss_weights``: alpha and beta, ``paper`` or ``data``; ``image_score``,
     ``remove_illumination`` and ``backbone``: ``GradCon``'s; ``learning_rate``: Adam's."""
 

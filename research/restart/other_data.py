@@ -9,7 +9,7 @@ restarted trains again with ``"cleared"`` (a run it did not restart is the same 
 run appends one JSON line to --out (commit, command, CPU; resumable).
 
     python research/restart/other_data.py --data mnist:../shared/datasets/mnist \
-        --sets inverted thin-bright --classes 0-9 --epochs 50 --out research/restart/other_data.jsonl
+        --sets inverted thin-bright --epochs 50 --out research/restart/other_data.jsonl
     python research/restart/other_data.py --table research/restart/other_data.jsonl
 """
 
@@ -118,7 +118,8 @@ def table(path):
         records = [json.loads(line) for line in handle]
     runs = {}
     for r in records:
-        runs.setdefault((r["set"], r["epochs"], r["class"], r["seed"]), {})[r["restart_averages"]] = r
+        key = (r["set"], r["epochs"], r["class"], r["seed"])
+        runs.setdefault(key, {})[r["restart_averages"]] = r
     print("| set | epochs | class | restarted | grad: cleared | grad: kept | GradCon: cleared | "
           "GradCon: kept |\n|---|---|---|---|---|---|---|---|")
     pairs = {}
