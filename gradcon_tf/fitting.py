@@ -80,10 +80,10 @@ class GuardedFit:
             "%s (docs/initialisation.md).", guard.collapsed_at, guard.reason,
             "kept from the abandoned run" if self.restart_averages == "kept" else "cleared",
         )
-        averages = self._eq6_averages()
+        kept = self._eq6_averages() if self.restart_averages == "kept" else None
         self._restore_training_state(start)
-        if self.restart_averages == "kept":
-            self._set_eq6_averages(averages)
+        if kept is not None:
+            self._set_eq6_averages(kept)
         self.initialize_output_bias(x, name="x")
         self.collapsed_starts.append(
             {"draw": len(self.collapsed_starts), "blank_after_epoch": guard.collapsed_at}
